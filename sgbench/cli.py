@@ -1,0 +1,203 @@
+"""The command line: each command parses its arguments, makes one library call, prints the result.
+
+Errors a user can cause end in one line on stderr and a non-zero exit (2 for wrong names and values).
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .alloc import tune_allocator
+from .errors import UsageError, UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="sgbench: benchmark surrogate-gradient methods for spiking neural networks.")
+bench_app = typer.Typer(no_args_is_help=True, help="Speed benchmarks that print numbers.")
+app.add_typer(bench_app, name="bench")
+err = Console(stderr=True)
+out = Console()
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn UserError into one line on stderr and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(exc.code) from None
+
+    return wrapper
+
+
+class ProgressReporter:
+    """A rich progress bar on a terminal, one plain line per epoch otherwise (both on stderr)."""
+
+    def __init__(self, label: str):
+        self.label, self.bar, self.task, self.epochs = label, None, None, 0
+
+    def start(self, epochs: int) -> None:
+        self.epochs = epochs
+        if err.is_terminal:
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
+                                console=err, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=epochs, info="")
+
+    def epoch(self, entry: dict[str, Any]) -> None:
+        test = entry.get("test_top1")
+        info = f"train loss {entry['train_loss']:.4f}  test top-1 {test:.2f}%" \
+            if test is not None else "diverged (non-finite loss)"
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, info=info)
+        else:
+            err.print(f"{self.label} epoch {entry['epoch']}/{self.epochs}  {info}  "
+                      f"({entry['epoch_time_s']:.1f}s)", highlight=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@app.command("run")
+@user_errors
+def run_cmd(
+    method: str = typer.Option(..., "--method", "-m", help="Method name or path to a .py file."),
+    task: str = typer.Option(..., "--task", "-t", help="Task name or path to a .yaml file."),
+    T: Optional[int] = typer.Option(None, "--T", help="Timesteps (default: the task's)."),
+    seed: int = typer.Option(0, "--seed"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override train.epochs."),
+    param: list[str] = typer.Option([], "--param", help="Method parameter key=value."),
+    override: list[str] = typer.Option([], "-o", "--override", help="Task key=value."),
+    protocol: str = typer.Option("controlled", "--protocol", help="controlled or paper."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    out_dir: Path = typer.Option(Path("results/runs"), "--out", help="Folder for the record."),
+    json_out: bool = typer.Option(False, "--json", help="Print the record as JSON on stdout."),
+) -> None:
+    """Train and measure one method on one task; write its record."""
+    from .record import print_json
+    from .train import RunRequest, run
+
+    if T is not None and T < 1:
+        raise UsageError(f"--T must be >= 1, got {T}")
+    request = RunRequest(method=method, task=task, T=T, seed=seed, epochs=epochs, params=param,
+                         overrides=override, protocol=protocol, device=device, out_dir=out_dir)
+    record, path = run(request, ProgressReporter(f"{Path(method).stem} on {task}"))
+    if json_out:
+        print_json(record)
+    else:
+        m = record["metrics"]
+        best = f" (best {m['top1_best']:.2f}% at epoch {m['top1_best_epoch']})" \
+            if m["top1"] is not None else ""
+        top1 = f"{m['top1']:.2f}%" if m["top1"] is not None else "—"
+        out.print(f"status {record['status']}  top-1 {top1}{best}  "
+                  f"wall {record['cost']['wall_s']:.1f}s", highlight=False)
+    err.print(f"record: {path}", highlight=False, soft_wrap=True)
+    if record["status"] == "interrupted":
+        raise typer.Exit(130)
+
+
+@app.command("list")
+@user_errors
+def list_cmd(
+    what: str = typer.Argument(..., help="methods or tasks"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """List registered methods (name, kinds, fidelity, citation) or tasks."""
+    from .config import describe_task, task_names
+    from .record import print_json
+    from .registry import all_methods
+
+    if what == "methods":
+        rows = [cls.describe() for cls in all_methods()]
+        columns = ["name", "kinds", "fidelity", "citation"]
+    elif what == "tasks":
+        rows = [describe_task(name) for name in task_names()]
+        columns = ["name", "version", "dataset", "arch", "T", "citation"]
+    else:
+        raise UsageError(f"list takes 'methods' or 'tasks', got '{what}'")
+    if json_out:
+        print_json(rows)
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(", ".join(v) if isinstance(v, list) else str(v)
+                        for v in (row[c] for c in columns)))
+    out.print(table)
+
+
+@app.command("compare")
+@user_errors
+def compare_cmd(
+    runs: Path = typer.Option(Path("results/runs"), "--runs", help="Folder of run records."),
+    task: Optional[str] = typer.Option(None, "--task"),
+    fmt: str = typer.Option("table", "--format", help="table, md, csv or json."),
+) -> None:
+    """Leaderboard rows: mean ± std of final-epoch top-1 and n, per configuration."""
+    from .compare import render, summarize
+    from .record import load_records
+
+    records, problems = load_records(runs)
+    for problem in problems:
+        err.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
+    typer.echo(render(summarize(records, task), fmt))
+
+
+@app.command("env")
+@user_errors
+def env_cmd(device: str = typer.Option("auto", "--device")) -> None:
+    """What a record would store about this machine and its software."""
+    from .record import capture_env, print_json
+    from .train import pick_device
+
+    print_json(capture_env(pick_device(device), "torch"))
+
+
+@bench_app.command("neuron")
+@user_errors
+def bench_neuron_cmd(
+    T: int = typer.Option(4, "--T"),
+    neurons: int = typer.Option(2_000_000, "--neurons", help="Neurons per timestep."),
+    repeats: int = typer.Option(15, "--repeats"),
+    device: str = typer.Option("cpu", "--device"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Forward+backward time: sgbench's engine vs SpikingJelly's LIFNode vs a plain autograd loop."""
+    from .bench import bench_neuron
+    from .record import capture_env, print_json
+    from .train import pick_device
+
+    if T < 1 or neurons < 1 or repeats < 1:
+        raise UsageError("--T, --neurons and --repeats must be >= 1")
+    dev = pick_device(device)
+    result = bench_neuron(T=T, neurons=neurons, repeats=repeats, device=str(dev))
+    result["env"] = capture_env(dev, "torch")
+    if json_out:
+        print_json(result)
+        return
+    table = Table("candidate", "median (ms)", "min (ms)", "time / sgbench",
+                  title=f"forward+backward, T={T}, {neurons:,} neurons/step, {result['surrogate']}, "
+                        f"{result['env']['device_name']}")
+    for row in result["results"]:
+        table.add_row(row["candidate"], f"{row['median_s'] * 1e3:.1f}", f"{row['min_s'] * 1e3:.1f}",
+                      f"{row['time_vs_sgbench']:.2f}x")
+    out.print(table)
+
+
+def main() -> None:
+    tune_allocator()
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Task configuration: versioned YAML files with ``include:``, ``-o key=value`` overrides and the
+``paper`` protocol overlay. Unknown keys are errors, with the closest known names.
+
+Resolution order: schema defaults < included files < the task file < the method's paper recipe
+(``--protocol paper``) < ``-o`` overrides < ``--T`` / ``--epochs``.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.resources
+import json
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UsageError, UserError
+from .method import coerce, did_you_mean, split_assignment
+
+TASK_PACKAGE = "sgbench.tasks"
+PROTOCOLS = ("controlled", "paper")
+
+# Every key a task may set, with its default. ``data`` and ``model`` also take the keyword
+# arguments of their dataset and architecture builders (checked when those are built).
+DEFAULTS: dict[str, Any] = {
+    "name": None, "version": None, "description": "", "citation": "", "T": 4,
+    "data": {"dataset": None, "encoding": "direct"},
+    "model": {"arch": None},
+    "neuron": {"charge": "tau", "tau": 2.0, "decay_input": True, "decay": 0.5,
+               "learnable_decay": False, "v_threshold": 1.0, "reset": "hard", "v_reset": 0.0,
+               "detach_reset": False, "backend": "torch"},
+    "train": {"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "momentum": 0.9,
+              "weight_decay": 0.0, "schedule": "cosine", "loss": "ce", "label_smoothing": 0.0},
+    "eval": {"batch_size": 256},
+}
+OPEN_SECTIONS = ("data", "model")  # sections whose extra keys are builder arguments
+
+
+def task_names() -> list[str]:
+    root = importlib.resources.files(TASK_PACKAGE)
+    return sorted(p.name[:-5] for p in root.iterdir()
+                  if p.name.endswith(".yaml") and not p.name.startswith("_"))
+
+
+def _task_file(name: str) -> Traversable | Path:
+    if name.endswith((".yaml", ".yml")):
+        path = Path(name)
+        if not path.is_file():
+            raise UsageError(f"task file not found: {name}")
+        return path
+    candidate = importlib.resources.files(TASK_PACKAGE) / f"{name}.yaml"
+    if not candidate.is_file():
+        raise UsageError(f"unknown task '{name}'{did_you_mean(name, task_names())} "
+                         f"(see `sgbench list tasks`)")
+    return candidate
+
+
+def _read_yaml(path: Traversable | Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"malformed task YAML in {path}{where}: "
+                        f"{getattr(exc, 'problem', None) or exc}") from exc
+    if not isinstance(data, dict):
+        raise UserError(f"task file {path} must hold a mapping, not {type(data).__name__}")
+    return data
+
+
+def _load_with_includes(path: Traversable | Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    if str(path) in seen:
+        raise UserError(f"include cycle: {' -> '.join(seen + (str(path),))}")
+    data = _read_yaml(path)
+    includes = data.pop("include", [])
+    merged: dict[str, Any] = {}
+    for name in [includes] if isinstance(includes, str) else includes:
+        merged = deep_merge(merged, _load_with_includes(path.parent / name, seen + (str(path),)))
+    return deep_merge(merged, data)
+
+
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def nest(dotted: dict[str, Any]) -> dict[str, Any]:
+    """{'train.epochs': 5} -> {'train': {'epochs': 5}}."""
+    out: dict[str, Any] = {}
+    for key, value in dotted.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def _apply_override(config: dict[str, Any], item: str) -> None:
+    key, text = split_assignment(item, "-o")
+    node, parts = config, key.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        if not isinstance(node.get(part), dict):
+            raise UsageError(f"unknown -o key '{key}'{did_you_mean(part, node)}")
+        node = node[part]
+    leaf = parts[-1]
+    section = parts[0] if len(parts) > 1 else None
+    if leaf not in node and section not in OPEN_SECTIONS:
+        raise UsageError(f"unknown -o key '{key}'{did_you_mean(leaf, node)}; "
+                         f"known keys here: {', '.join(node)}")
+    node[leaf] = coerce(text, node.get(leaf), f"-o {key}")
+
+
+def validate(config: dict[str, Any], source: str) -> None:
+    for key, value in config.items():
+        if key not in DEFAULTS:
+            raise UserError(f"{source}: unknown key '{key}'{did_you_mean(key, DEFAULTS)}")
+        if isinstance(DEFAULTS[key], dict):
+            if not isinstance(value, dict):
+                raise UserError(f"{source}: '{key}' must be a mapping")
+            if key not in OPEN_SECTIONS:
+                for sub in value:
+                    if sub not in DEFAULTS[key]:
+                        raise UserError(f"{source}: unknown key '{key}.{sub}'"
+                                        f"{did_you_mean(sub, DEFAULTS[key])}")
+    for required in ("name", "version"):
+        if config.get(required) is None:
+            raise UserError(f"{source}: the task must set '{required}'")
+    for section, key in (("data", "dataset"), ("model", "arch")):
+        if not config[section].get(key):
+            raise UserError(f"{source}: the task must set '{section}.{key}'")
+    if not isinstance(config["T"], int) or config["T"] < 1:
+        raise UsageError(f"T must be an integer >= 1, got {config['T']!r}")
+
+
+def resolve_task(name: str, *, T: int | None = None, epochs: int | None = None,
+                 overrides: list[str] = (), protocol: str = "controlled",
+                 paper_recipe: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fully resolved configuration of one run of task ``name``."""
+    if protocol not in PROTOCOLS:
+        raise UsageError(f"--protocol must be one of {', '.join(PROTOCOLS)}; got '{protocol}'")
+    path = _task_file(name)
+    task = _load_with_includes(path)
+    validate(deep_merge(DEFAULTS, task), str(path))
+    config = deep_merge(DEFAULTS, task)
+    if protocol == "paper" and paper_recipe:
+        config = deep_merge(config, nest(paper_recipe))
+        validate(config, "paper recipe")
+    for item in overrides:
+        _apply_override(config, item)
+    if T is not None:
+        config["T"] = T
+    if epochs is not None:
+        config["train"]["epochs"] = epochs
+    validate(config, "overrides")
+    if config["train"]["epochs"] < 1:
+        raise UsageError(f"epochs must be >= 1, got {config['train']['epochs']}")
+    return config
+
+
+def config_sha256(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def describe_task(name: str) -> dict[str, Any]:
+    config = resolve_task(name)
+    return {"name": name, "version": config["version"], "dataset": config["data"]["dataset"],
+            "arch": config["model"]["arch"], "T": config["T"],
+            "description": config["description"], "citation": config["citation"]}

@@ -1,0 +1,154 @@
+"""The method plugin contract (DESIGN section 4).
+
+A method is one class in one file. It declares its citation, kinds, fidelity and a ``Params``
+dataclass with the paper's defaults, and gives each neuron layer a ``LayerRule`` (threshold and
+surrogate parameters per timestep). Optional hooks: ``on_epoch_start``, ``on_train_batch_end``
+and ``aux_loss``. ``paper_recipe`` is the task overlay applied under ``--protocol paper``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import yaml
+from torch import nn
+
+from .errors import UsageError
+from .neuron.node import SpikingNeuron
+from .neuron.rules import FixedRule, LayerRule
+from .neuron.shapes import get_shape
+
+KINDS = ("fixed", "scheduled", "learnable", "adaptive", "asymmetric", "threshold")
+FIDELITIES = ("official-code", "paper", "reconstruction")
+
+
+@dataclass
+class LayerContext:
+    """What a method may know about one neuron layer when it builds that layer's rule."""
+
+    index: int  # 0-based, in forward order
+    count: int  # number of neuron layers in the model
+    neuron: SpikingNeuron
+    norm: nn.Module | None  # the normalisation layer feeding the neuron, if any
+
+
+class Method:
+    """Base class of every surrogate-gradient method."""
+
+    name: ClassVar[str] = ""  # set by the registry: the file stem or entry-point name
+    citation: ClassVar[str] = ""
+    kinds: ClassVar[tuple[str, ...]] = ()
+    fidelity: ClassVar[str] = "paper"
+    paper_recipe: ClassVar[dict[str, Any]] = {}
+
+    @dataclass
+    class Params:
+        pass
+
+    def __init__(self, params: Any | None = None):
+        self.params = params if params is not None else self.Params()
+
+    # -- the one thing every method must say --------------------------------------------------
+    def layer_rule(self, ctx: LayerContext) -> LayerRule:
+        raise NotImplementedError
+
+    # -- optional hooks -----------------------------------------------------------------------
+    def on_epoch_start(self, model: nn.Module, epoch: int, epochs: int) -> None:
+        """Called before each training epoch (0-based) for schedules."""
+
+    def on_train_batch_end(self, model: nn.Module, step: int) -> None:
+        """Called after each optimiser step."""
+
+    def aux_loss(self, model: nn.Module) -> torch.Tensor | None:
+        """An auxiliary loss added to the task loss (e.g. potential-distribution regularisers)."""
+        return None
+
+    # -- engine side --------------------------------------------------------------------------
+    def attach(self, model: nn.Module) -> None:
+        """Give every engine neuron of ``model`` this method's rule, in forward order."""
+        layers = _neurons_with_norms(model)
+        if not layers:
+            raise UsageError("the model has no sgbench spiking neurons to attach a method to")
+        for index, (neuron, norm) in enumerate(layers):
+            neuron.rule = self.layer_rule(LayerContext(index, len(layers), neuron, norm))
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {"name": cls.name, "kinds": list(cls.kinds), "fidelity": cls.fidelity,
+                "citation": cls.citation}
+
+
+class FixedSurrogate(Method):
+    """A fixed surrogate shape with the neuron's own threshold: the classic baselines."""
+
+    shape: ClassVar[str] = ""
+    kinds = ("fixed",)
+
+    def shape_params(self) -> list[float]:
+        """The shape's parameter vector; by default the Params fields named like the shape's."""
+        return [float(getattr(self.params, name)) for name in get_shape(self.shape).params]
+
+    def layer_rule(self, ctx: LayerContext) -> LayerRule:
+        return FixedRule(self.shape, self.shape_params())
+
+
+def _neurons_with_norms(model: nn.Module) -> list[tuple[SpikingNeuron, nn.Module | None]]:
+    """Each engine neuron with the last normalisation layer registered before it."""
+    out, last_norm = [], None
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._NormBase):
+            last_norm = module
+        elif isinstance(module, SpikingNeuron):
+            out.append((module, last_norm))
+    return out
+
+
+def parse_params(method_cls: type[Method], assignments: list[str]) -> Any:
+    """Build ``method_cls.Params`` from ``key=value`` strings; unknown keys are usage errors."""
+    fields = {f.name: f for f in dataclasses.fields(method_cls.Params)}
+    values: dict[str, Any] = {}
+    for item in assignments:
+        key, value = split_assignment(item, "--param")
+        if key not in fields:
+            raise UsageError(f"unknown --param '{key}' for method '{method_cls.name}'"
+                             f"{did_you_mean(key, fields)}; its parameters: "
+                             f"{', '.join(fields) or 'none'}")
+        default = getattr(method_cls.Params(), key)
+        values[key] = coerce(value, default, f"--param {key}")
+    return method_cls.Params(**values)
+
+
+def split_assignment(item: str, flag: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise UsageError(f"{flag} expects key=value, got '{item}'")
+    key, value = item.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def coerce(text: str, like: Any, what: str) -> Any:
+    """Parse ``text`` as YAML and check it has the type of the default ``like``."""
+    try:
+        value = yaml.safe_load(text) if text != "" else ""
+    except yaml.YAMLError:
+        value = text
+    if like is None or isinstance(like, str):
+        return value if like is None else str(value)
+    if isinstance(like, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(like, (int, float)) and isinstance(value, (int, float)) \
+            and not isinstance(value, bool):
+        if isinstance(like, int) and not isinstance(value, int):
+            raise UsageError(f"{what} must be an integer, got '{text}'")
+        return type(like)(value)
+    elif isinstance(like, (list, tuple)) and isinstance(value, list):
+        return value
+    raise UsageError(f"{what} must be of type {type(like).__name__}, got '{text}'")
+
+
+def did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

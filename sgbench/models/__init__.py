@@ -1,0 +1,59 @@
+"""Architectures built from SpikingJelly layers and the engine's neuron, in multi-step mode."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from spikingjelly.activation_based import functional, layer
+from torch import nn
+
+from ..data import check_kwargs
+from ..errors import UserError
+from ..method import did_you_mean
+from ..neuron.node import SpikingNeuron
+
+NeuronFactory = Callable[[], nn.Module]
+
+
+class SpikingClassifier(nn.Module):
+    """Runs ``body`` on [T, B, ...] input; the logits are averaged over T."""
+
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+        functional.set_step_mode(self, "m")
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        return self.body(x_seq).mean(0)
+
+
+def convnet(in_shape: tuple[int, ...], num_classes: int, neuron: NeuronFactory,
+            channels: list[int] = (16, 32), pool: int = 2) -> nn.Module:
+    """Plain spiking CNN: [conv3x3 - BN - neuron] per entry of ``channels``, avg-pool, linear."""
+    c, h, w = in_shape
+    blocks: list[nn.Module] = []
+    for out_c in channels:
+        blocks += [layer.Conv2d(c, out_c, 3, padding=1, bias=False), layer.BatchNorm2d(out_c),
+                   neuron()]
+        c = out_c
+    blocks += [layer.AvgPool2d(pool), layer.Flatten(),
+               layer.Linear(c * (h // pool) * (w // pool), num_classes)]
+    return SpikingClassifier(nn.Sequential(*blocks))
+
+
+ARCHS: dict[str, Callable[..., nn.Module]] = {"convnet": convnet}
+
+
+def build_model(section: dict[str, Any], neuron_section: dict[str, Any],
+                in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    arch = section["arch"]
+    if arch not in ARCHS:
+        raise UserError(f"unknown architecture '{arch}'{did_you_mean(arch, ARCHS)}")
+    options = {k: v for k, v in section.items() if k != "arch"}
+    check_kwargs(ARCHS[arch], options, f"model ({arch})", skip=3)
+    SpikingNeuron(**neuron_section)  # validate the neuron options once, before building
+
+    def neuron() -> nn.Module:
+        return SpikingNeuron(**neuron_section)
+
+    return ARCHS[arch](in_shape, num_classes, neuron, **options)

@@ -1,0 +1,168 @@
+"""The reference (torch) backend of the neuron engine: charge, fire, reset with an analytic BPTT.
+
+Dynamics per layer and timestep t (DESIGN section 3):
+
+    H[t] = k * V[t-1] + c * X[t] + b                       charge
+    S[t] = (H[t] >= theta[t])                              fire, exact
+    V[t] = H[t] * (1 - S[t]) + v_reset * S[t]              hard reset
+    V[t] = H[t] - theta[t] * S[t]                          soft reset
+
+Backward replaces dS/dH by the shape's g(H - theta[t]; p[t]). The sequence function saves only H
+(S is recomputed from it), runs the BPTT recursion by hand, and returns gradients for the input,
+the initial potential, the decay k, the thresholds and the shape parameters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .shapes import Shape
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class Dynamics:
+    """Constants of one neuron layer besides the decay k (which may be a learnable tensor)."""
+
+    c: float = 1.0  # input gain
+    b: float = 0.0  # constant drive (hard reset to v_reset != 0 under tau charge)
+    hard_reset: bool = True
+    v_reset: float = 0.0
+    detach_reset: bool = False
+
+
+def charge(x: Tensor, v: Tensor, k: float | Tensor, dyn: Dynamics, out: Tensor | None = None
+           ) -> Tensor:
+    """H = k * V + c * X + b, with k a constant or a (learnable) scalar tensor."""
+    if isinstance(k, float) and k + dyn.c == 1.0:  # decay_input LIF: H = V + c (X - V)
+        h = torch.lerp(v, x, dyn.c, out=out)
+        return h.add_(dyn.b) if dyn.b else h
+    cx = x if dyn.c == 1.0 else x * dyn.c
+    if isinstance(k, float):
+        h = torch.add(cx, v, alpha=k, out=out)
+    else:
+        h = torch.addcmul(cx, v, k, out=out)
+    return h.add_(dyn.b) if dyn.b else h
+
+
+def fire_reset(h: Tensor, theta: Tensor, dyn: Dynamics, out: Tensor | None = None
+               ) -> tuple[Tensor, Tensor]:
+    """Exact forward of fire and reset for one step; returns (spike as float, new potential).
+
+    Masks are made as floats by the comparison itself: boolean masks are several times slower
+    on CPU.
+    """
+    s = torch.ge(h, theta, out=torch.empty_like(h) if out is None else out)
+    if not dyn.hard_reset:
+        return s, torch.addcmul(h, s, theta, value=-1.0)  # H - theta S
+    v = torch.addcmul(h, h, s, value=-1.0)  # H (1 - S)
+    return s, (v.add_(s, alpha=dyn.v_reset) if dyn.v_reset else v)
+
+
+@dataclass
+class StepGrads:
+    h: Tensor  # dL/dH[t]
+    theta: Tensor | None  # dL/dtheta[t], scalar
+    p: list[Tensor] | None  # dL/dp[t], one scalar per shape parameter
+
+
+def step_backward(h, theta, p, grad_s, grad_v, shape: Shape, dyn: Dynamics,
+                  need_theta: bool, need_p: bool) -> StepGrads:
+    """Gradients of one fire-and-reset step given dL/dS[t] (grad_s) and dL/dV[t] (grad_v)."""
+    x = h - theta
+    sg = shape.grad(x, *p)
+    if grad_v is None:
+        gs, gh = grad_s, grad_s * sg
+    else:
+        gs = grad_s  # total dL/dS: through the reset too, unless it is detached
+        if not dyn.detach_reset:  # dV/dS = v_reset - H (hard) or -theta (soft)
+            if not dyn.hard_reset:
+                gs = torch.addcmul(grad_s, grad_v, -theta)
+            elif dyn.v_reset == 0.0:
+                gs = torch.addcmul(grad_s, grad_v, h, value=-1.0)
+            else:
+                gs = torch.addcmul(grad_s, grad_v, dyn.v_reset - h)
+        through_reset = grad_v * torch.lt(x, 0.0, out=torch.empty_like(x)) if dyn.hard_reset \
+            else grad_v
+        gh = torch.addcmul(through_reset, gs, sg)
+    g_theta = g_p = None
+    if need_theta:
+        g_theta = -(gs * sg).sum()
+        if grad_v is not None and not dyn.hard_reset:
+            g_theta = g_theta - (grad_v * torch.ge(x, 0.0, out=torch.empty_like(x))).sum()
+    if need_p:
+        g_p = shape.param_grads(x, p, gs)
+    return StepGrads(gh, g_theta, g_p)
+
+
+def _params_at(p: Tensor, t: int) -> tuple[Tensor, ...]:
+    return tuple(p[t].unbind(0))
+
+
+class SequenceFn(torch.autograd.Function):
+    """Charge, fire and reset over all T steps in one call (``sequence`` mode)."""
+
+    @staticmethod
+    def forward(ctx, x_seq, v0, k, theta, p, shape: Shape, dyn: Dynamics):
+        """x_seq [T, ...]; v0 like x_seq[0]; k float or scalar tensor; theta [T]; p [T, P]."""
+        h_seq = torch.empty_like(x_seq)
+        s_seq = torch.empty_like(x_seq)
+        v = v0
+        for t in range(x_seq.shape[0]):
+            h = charge(x_seq[t], v, k, dyn, out=h_seq[t])
+            _, v = fire_reset(h, theta[t], dyn, out=s_seq[t])
+        learnable_k = torch.is_tensor(k)
+        ctx.save_for_backward(h_seq, v0, k if learnable_k else None, theta, p)
+        ctx.shape, ctx.dyn, ctx.k_const = shape, dyn, None if learnable_k else k
+        ctx.mark_non_differentiable(h_seq)
+        return s_seq, v, h_seq
+
+    @staticmethod
+    def backward(ctx, grad_s, grad_v, _grad_h):
+        h_seq, v0, k, theta, p = ctx.saved_tensors
+        k = ctx.k_const if k is None else k
+        shape, dyn = ctx.shape, ctx.dyn
+        need_v0, need_k, need_theta, need_p = (ctx.needs_input_grad[i] for i in (1, 2, 3, 4))
+        T = h_seq.shape[0]
+        grad_x = torch.empty_like(h_seq)
+        g_theta = torch.zeros_like(theta) if need_theta else None
+        g_p = torch.zeros_like(p) if need_p else None
+        g_k = torch.zeros((), dtype=h_seq.dtype, device=h_seq.device) if need_k else None
+        gv = grad_v
+        for t in range(T - 1, -1, -1):
+            g = step_backward(h_seq[t], theta[t], _params_at(p, t), grad_s[t], gv, shape, dyn,
+                              need_theta, need_p)
+            torch.mul(g.h, dyn.c, out=grad_x[t])
+            carried = grad_x[t] if isinstance(k, float) and k == dyn.c else g.h * k
+            if need_theta:
+                g_theta[t] = g.theta
+            if need_p:
+                g_p[t] = torch.stack(g.p)
+            if need_k:
+                v_prev = v0 if t == 0 else fire_reset(h_seq[t - 1], theta[t - 1], dyn)[1]
+                g_k += (g.h * v_prev).sum()
+            gv = carried
+        return grad_x, (gv if need_v0 else None), g_k, g_theta, g_p, None, None
+
+
+class FireResetFn(torch.autograd.Function):
+    """Fire and reset for one step (``stepwise`` mode and single-step use)."""
+
+    @staticmethod
+    def forward(ctx, h, theta, p, shape: Shape, dyn: Dynamics):
+        s, v = fire_reset(h, theta, dyn)
+        ctx.save_for_backward(h, theta, p)
+        ctx.shape, ctx.dyn = shape, dyn
+        return s, v
+
+    @staticmethod
+    def backward(ctx, grad_s, grad_v):
+        h, theta, p = ctx.saved_tensors
+        need_theta, need_p = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        if grad_s is None:
+            grad_s = torch.zeros_like(h)
+        g = step_backward(h, theta, tuple(p.unbind(0)), grad_s, grad_v, ctx.shape, ctx.dyn,
+                          need_theta, need_p)
+        return g.h, g.theta, (torch.stack(g.p) if need_p else None), None, None

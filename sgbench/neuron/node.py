@@ -1,0 +1,169 @@
+"""The spiking-neuron module: one engine for every method, usable inside SpikingJelly models.
+
+It subclasses SpikingJelly's ``MemoryModule``, so ``functional.reset_net`` and
+``functional.set_step_mode`` apply to it, and takes ``[T, B, ...]`` input in multi-step mode.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from spikingjelly.activation_based import base
+from torch import nn
+
+from ..errors import UserError
+from .engine import Dynamics, FireResetFn, SequenceFn, charge
+from .rules import FixedRule, LayerRule
+
+Tensor = torch.Tensor
+CHARGES = ("tau", "mul", "if")
+RESETS = ("hard", "soft")
+BACKENDS = ("torch",)
+
+
+class SpikingNeuron(base.MemoryModule):
+    """Charge (tau | mul | if), exact fire against theta[t], hard or soft reset.
+
+    - ``tau``: SpikingJelly's LIF, H = V + (X - (V - v_reset)) / tau (decay_input) or
+      H = V - (V - v_reset) / tau + X.
+    - ``mul``: iterative LIF (Wu et al. 2019), H = k V + X, k fixed or learnable as sigmoid(w).
+    - ``if``: H = V + X.
+
+    The surrogate, threshold and its parameters come from ``rule`` (set by a method).
+    """
+
+    def __init__(self, charge: str = "tau", tau: float = 2.0, decay_input: bool = True,
+                 decay: float = 0.5, learnable_decay: bool = False, v_threshold: float = 1.0,
+                 reset: str = "hard", v_reset: float = 0.0, detach_reset: bool = False,
+                 step_mode: str = "m", backend: str = "torch", rule: LayerRule | None = None):
+        super().__init__()
+        _check_choice("neuron.charge", charge, CHARGES)
+        _check_choice("neuron.reset", reset, RESETS)
+        _check_choice("neuron.backend", backend, BACKENDS)
+        if charge == "tau" and tau <= 1.0:
+            raise UserError(f"neuron.tau must be > 1 for the tau charge, got {tau}")
+        if charge == "mul" and not 0.0 < decay < 1.0:
+            raise UserError(f"neuron.decay must lie in (0, 1), got {decay}")
+        self.charge, self.tau, self.decay_input = charge, float(tau), bool(decay_input)
+        self.v_threshold, self.reset_mode = float(v_threshold), reset
+        self.v_reset, self.detach_reset, self.backend = float(v_reset), bool(detach_reset), backend
+        self.step_mode = step_mode
+        self.w = None
+        if charge == "mul" and learnable_decay:
+            self.w = nn.Parameter(torch.tensor(math.log(decay / (1.0 - decay))))
+        self._decay = decay
+        self.rule = rule if rule is not None else FixedRule("sigmoid", [4.0])
+        self.observe = False  # when True, per-timestep statistics of the last forward go to .stats
+        self.stats: dict[str, Tensor] | None = None
+        self.register_memory("v", 0.0)
+        self.register_memory("t", 0)
+
+    def supported_step_mode(self):
+        return ("s", "m")
+
+    # -- constants of the dynamics -----------------------------------------------------------
+    def decay_factor(self) -> float | Tensor:
+        """k in H = k V + c X + b (a tensor when learnable)."""
+        if self.charge == "tau":
+            return 1.0 - 1.0 / self.tau
+        if self.charge == "if":
+            return 1.0
+        return torch.sigmoid(self.w) if self.w is not None else float(self._decay)
+
+    @property
+    def dynamics(self) -> Dynamics:
+        hard = self.reset_mode == "hard"
+        c, b = 1.0, 0.0
+        if self.charge == "tau":
+            c = 1.0 / self.tau if self.decay_input else 1.0
+            b = self.v_reset / self.tau if hard else 0.0
+        return Dynamics(c=c, b=b, hard_reset=hard, v_reset=self.v_reset if hard else 0.0,
+                        detach_reset=self.detach_reset)
+
+    # -- forward -----------------------------------------------------------------------------
+    def multi_step_forward(self, x_seq: Tensor) -> Tensor:
+        x = _state_dtype(x_seq)
+        T, k, dyn, shape = x.shape[0], self._k_like(x), self.dynamics, self.rule.shape
+        v0 = self._initial_v(x[0])
+        if self.rule.mode == "sequence":
+            theta, p = (a.to(x.dtype) for a in self.rule.sequence(self, T))
+            s, v, h = SequenceFn.apply(x, v0, k, theta, p, shape, dyn)
+        else:
+            s, v, h, theta, p = self._stepwise(x, v0, k, dyn)
+        self.v = v
+        if self.observe:
+            self._observe(h.detach(), s.detach(), theta.detach(), p.detach(), append=False)
+        return s.to(x_seq.dtype)
+
+    def _stepwise(self, x, v, k, dyn):
+        spikes, hs, thetas, ps = [], [], [], []
+        for t in range(x.shape[0]):
+            h = charge(x[t], v, k, dyn)
+            theta_t, p_t = (a.to(x.dtype) for a in self.rule.step(self, t, h))
+            s, v = FireResetFn.apply(h, theta_t, p_t, self.rule.shape, dyn)
+            spikes.append(s), hs.append(h), thetas.append(theta_t), ps.append(p_t)
+        return torch.stack(spikes), v, torch.stack(hs), torch.stack(thetas), torch.stack(ps)
+
+    def single_step_forward(self, x_in: Tensor) -> Tensor:
+        x, t = _state_dtype(x_in), self.t
+        k, dyn = self._k_like(x), self.dynamics
+        h = charge(x, self._initial_v(x), k, dyn)
+        if self.rule.mode == "sequence":
+            theta, p = self.rule.sequence(self, t + 1)
+            theta_t, p_t = theta[t].to(x.dtype), p[t].to(x.dtype)
+        else:
+            theta_t, p_t = (a.to(x.dtype) for a in self.rule.step(self, t, h))
+        s, self.v = FireResetFn.apply(h, theta_t, p_t, self.rule.shape, dyn)
+        self.t = t + 1
+        if self.observe:
+            self._observe(h.detach()[None], s.detach()[None], theta_t.detach()[None],
+                          p_t.detach()[None], append=t > 0)
+        return s.to(x_in.dtype)
+
+    def _k_like(self, x: Tensor) -> float | Tensor:
+        k = self.decay_factor()
+        return k.to(x.dtype) if torch.is_tensor(k) else k
+
+    def _initial_v(self, x0: Tensor) -> Tensor:
+        v = self.v
+        return torch.full_like(x0, float(v)) if not torch.is_tensor(v) else v
+
+    # -- observability -----------------------------------------------------------------------
+    @torch.no_grad()
+    def _observe(self, h, s, theta, p, append: bool):
+        """Per-timestep spike rate, mean/std of H, theta, p, and share of H in the support."""
+        T = h.shape[0]
+        flat_h, flat_s = h.reshape(T, -1), s.reshape(T, -1)
+        inside = []
+        for t in range(T):
+            lo, hi = self.rule.shape.support(*p[t].unbind(0))
+            x = flat_h[t] - theta[t]
+            inside.append(((x >= lo) & (x <= hi)).float().mean())
+        stats = {"spike_rate": flat_s.float().mean(1), "h_mean": flat_h.mean(1),
+                 "h_std": flat_h.std(1) if flat_h.shape[1] > 1 else torch.zeros(T),
+                 "theta": theta.reshape(T), "p": p.reshape(T, -1),
+                 "in_support": torch.stack(inside)}
+        stats = {name: value.float().cpu() for name, value in stats.items()}
+        if append and self.stats is not None:
+            stats = {name: torch.cat([self.stats[name], value]) for name, value in stats.items()}
+        self.stats = stats
+
+    def extra_repr(self) -> str:
+        return (f"charge={self.charge}, v_threshold={self.v_threshold}, reset={self.reset_mode}, "
+                f"detach_reset={self.detach_reset}, backend={self.backend}, "
+                f"step_mode={self.step_mode}")
+
+
+def _state_dtype(x: Tensor) -> Tensor:
+    """The neuron state is kept in fp32 when the input is half precision."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UserError(f"{what} must be one of {', '.join(choices)}; got '{value}'")
+
+
+def neurons(model: nn.Module) -> list[SpikingNeuron]:
+    """The engine's neurons of a model, in forward (registration) order."""
+    return [m for m in model.modules() if isinstance(m, SpikingNeuron)]

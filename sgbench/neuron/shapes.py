@@ -1,0 +1,152 @@
+"""Built-in surrogate shapes.
+
+A shape is the stand-in derivative ``g(x; p)`` of the Heaviside spike, where ``x = H - theta`` is
+the pre-spike potential measured from the threshold in use (so every shape is centred on the real
+threshold) and ``p`` is a vector of shape parameters. Each shape also has a primitive ``F(x; p)``
+with ``F' = g``: the backward pass treats the spike as ``F`` when it differentiates the shape
+parameters, ``dS/dp := dF/dp`` (the usual way learnable surrogates receive gradients).
+
+All functions broadcast: ``x`` is any tensor, each parameter is a scalar tensor or a tensor that
+broadcasts against ``x``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One surrogate family: its parameter names, derivative, primitive and support."""
+
+    name: str
+    params: tuple[str, ...]
+    grad: Callable[..., Tensor]  # g(x, *p)
+    primitive: Callable[..., Tensor]  # F(x, *p), F' = g
+    support: Callable[..., tuple[float | Tensor, float | Tensor]]  # (lo, hi) of x where g > 0
+    doc: str = ""
+
+    def param_grads(self, x: Tensor, p: tuple[Tensor, ...], weight: Tensor) -> list[Tensor]:
+        """sum(weight * dF/dp_i) for each parameter, by autograd through the primitive.
+
+        The spike is treated as F(x; p) when differentiating p; x itself is held fixed.
+        """
+        leaves = [q.detach().requires_grad_(True) for q in p]
+        with torch.enable_grad():
+            f = self.primitive(x.detach(), *leaves)
+            return list(torch.autograd.grad(f, leaves, weight, allow_unused=True,
+                                            materialize_grads=True))
+
+
+def _between(x: Tensor, lo, hi) -> Tensor:
+    return ((x >= lo) & (x <= hi)).to(x.dtype)
+
+
+# -- asymmetric rectangle: STBP (Wu et al. 2018, Eq. 9) and AdaLi's lightweight rectangle --------
+def _rect_grad(x, left, right, area_left, area_right):
+    """area_left/left on [-left, 0), area_right/right on [0, right], 0 elsewhere."""
+    neg = ((x >= -left) & (x < 0)).to(x.dtype)
+    pos = ((x >= 0) & (x <= right)).to(x.dtype)
+    return neg * (area_left / left) + pos * (area_right / right)
+
+
+def _rect_primitive(x, left, right, area_left, area_right):
+    lo = area_left * (torch.clamp(x, min=-left, max=0) + left) / left
+    hi = area_right * torch.clamp(x, min=0, max=right) / right
+    return lo + hi
+
+
+# -- asymmetric triangle: Esser et al. 2016 (PNAS), max(0, 1 - |x|) -----------------------------
+def _tri_grad(x, left, right, height):
+    up = torch.clamp(1 + x / left, min=0) * (x < 0).to(x.dtype)
+    down = torch.clamp(1 - x / right, min=0) * (x >= 0).to(x.dtype)
+    return height * (up + down)
+
+
+def _tri_primitive(x, left, right, height):
+    xl = torch.clamp(x, min=-left, max=0)
+    xr = torch.clamp(x, min=0, max=right)
+    return height * ((xl + left) ** 2 / (2 * left) + xr - xr**2 / (2 * right))
+
+
+# -- clipped ramp: the A2SG family g = max(0, slope*x + bias) on [-left, right] ----------------
+def _ramp_grad(x, left, right, slope, bias):
+    return torch.clamp(slope * x + bias, min=0) * _between(x, -left, right)
+
+
+def _ramp_primitive(x, left, right, slope, bias):
+    """Integral of g from -left to x. Requires slope >= 0 (a rising ramp, as in every A2SG preset)."""
+    inf = torch.full_like(torch.as_tensor(slope, dtype=x.dtype), math.inf)
+    zero = torch.where(slope > 0, -bias / torch.where(slope > 0, slope, 1.0),
+                       torch.where(bias > 0, -inf, inf))  # where the ramp crosses zero
+    start = torch.clamp(torch.clamp(zero, max=right), min=-left)
+    upper = torch.maximum(torch.clamp(x, min=-left, max=right), start)
+    return slope * (upper**2 - start**2) / 2 + bias * (upper - start)
+
+
+def _ramp_support(left, right, slope, bias):
+    return -left, right
+
+
+# -- sigmoid: SpikingJelly's Sigmoid surrogate, g = alpha*s(alpha x)(1 - s(alpha x)) ------------
+def _sigmoid_grad(x, alpha):
+    s = (x * alpha).sigmoid_()
+    return torch.addcmul(s, s, s, value=-1.0).mul_(alpha)
+
+
+def _sigmoid_primitive(x, alpha):
+    return torch.sigmoid(alpha * x)
+
+
+# -- atan: Fang et al. 2021 (PLIF), g = alpha / (2 (1 + (pi/2 alpha x)^2)) -----------------------
+def _atan_grad(x, alpha):
+    return (x * (math.pi / 2 * alpha)).square_().add_(1).reciprocal_().mul_(alpha / 2)
+
+
+def _atan_primitive(x, alpha):
+    return torch.atan(math.pi / 2 * alpha * x) / math.pi + 0.5
+
+
+# -- SuperSpike: Zenke & Ganguli 2018, Eq. 10, g = 1 / (1 + beta |x|)^2 ------------------------
+def _superspike_grad(x, beta):
+    return (x.abs() * beta).add_(1).square_().reciprocal_()
+
+
+def _superspike_primitive(x, beta):
+    return x / (1 + beta * x.abs())
+
+
+def _unbounded(*_):
+    return -math.inf, math.inf
+
+
+SHAPES: dict[str, Shape] = {
+    s.name: s
+    for s in [
+        Shape("rect", ("left", "right", "area_left", "area_right"), _rect_grad, _rect_primitive,
+              lambda left, right, *_: (-left, right), "asymmetric rectangle"),
+        Shape("triangle", ("left", "right", "height"), _tri_grad, _tri_primitive,
+              lambda left, right, *_: (-left, right), "asymmetric triangle"),
+        Shape("ramp", ("left", "right", "slope", "bias"), _ramp_grad, _ramp_primitive,
+              _ramp_support, "clipped ramp max(0, slope*x + bias) on [-left, right]"),
+        Shape("sigmoid", ("alpha",), _sigmoid_grad, _sigmoid_primitive, _unbounded,
+              "derivative of sigmoid(alpha x)"),
+        Shape("atan", ("alpha",), _atan_grad, _atan_primitive, _unbounded,
+              "derivative of atan(pi/2 alpha x)/pi"),
+        Shape("superspike", ("beta",), _superspike_grad, _superspike_primitive, _unbounded,
+              "fast-sigmoid derivative 1/(1+beta|x|)^2"),
+    ]
+}
+
+
+def get_shape(name: str) -> Shape:
+    from ..errors import UserError
+
+    if name not in SHAPES:
+        raise UserError(f"unknown surrogate shape '{name}'; built-in shapes: {', '.join(SHAPES)}")
+    return SHAPES[name]

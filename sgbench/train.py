@@ -1,0 +1,245 @@
+"""The one training runner: resolve, build, train and test per epoch, write the record."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from spikingjelly.activation_based import functional
+from torch import nn
+from torch.utils.data import DataLoader
+
+from . import record as rec
+from .config import config_sha256, resolve_task
+from .data import build_data, encode
+from .errors import UsageError, UserError
+from .method import Method, parse_params
+from .models import build_model
+from .neuron.node import neurons
+from .registry import load_method, method_source_sha256
+
+
+@dataclass
+class RunRequest:
+    method: str
+    task: str
+    T: int | None = None
+    seed: int = 0
+    epochs: int | None = None
+    params: list[str] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)
+    protocol: str = "controlled"
+    device: str = "auto"
+    out_dir: Path = Path("results/runs")
+
+
+class Reporter(Protocol):
+    def start(self, epochs: int) -> None: ...
+    def epoch(self, entry: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
+
+
+class SilentReporter:
+    def start(self, epochs): ...
+    def epoch(self, entry): ...
+    def close(self): ...
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise UsageError(f"--device must be auto, cpu or cuda; got '{name}'")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_optimizer(model: nn.Module, train: dict[str, Any]) -> torch.optim.Optimizer:
+    params, lr, wd = model.parameters(), train["lr"], train["weight_decay"]
+    if train["optimizer"] == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if train["optimizer"] == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    if train["optimizer"] == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=train["momentum"], weight_decay=wd)
+    raise UserError(f"train.optimizer must be adam, adamw or sgd; got '{train['optimizer']}'")
+
+
+def make_schedule(optimizer, train: dict[str, Any]):
+    if train["schedule"] == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=train["epochs"])
+    if train["schedule"] == "constant":
+        return None
+    raise UserError(f"train.schedule must be cosine or constant; got '{train['schedule']}'")
+
+
+def make_loss(train: dict[str, Any]) -> nn.Module:
+    if train["loss"] != "ce":
+        raise UserError(f"train.loss must be ce; got '{train['loss']}'")
+    return nn.CrossEntropyLoss(label_smoothing=train["label_smoothing"])
+
+
+@dataclass
+class EpochResult:
+    loss: float
+    top1: float
+    samples: int
+    compute_s: float
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_epoch(model, method: Method, loader, optimizer, loss_fn, T: int, encoding: str,
+                device: torch.device) -> EpochResult:
+    """One pass over the training data. compute_s excludes the time spent loading batches."""
+    model.train()
+    total_loss, correct, samples, compute = 0.0, 0, 0, 0.0
+    for step, (x, y) in enumerate(loader):
+        x, y = x.to(device), y.to(device)
+        _sync(device)
+        start = time.perf_counter()
+        logits = model(encode(x, T, encoding))
+        loss = loss_fn(logits, y)
+        aux = method.aux_loss(model)
+        if aux is not None:
+            loss = loss + aux
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        functional.reset_net(model)
+        method.on_train_batch_end(model, step)
+        _sync(device)
+        compute += time.perf_counter() - start
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            return EpochResult(loss_value, float("nan"), samples, compute)
+        total_loss += loss_value * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        samples += len(y)
+    return EpochResult(total_loss / samples, 100.0 * correct / samples, samples, compute)
+
+
+@torch.no_grad()
+def evaluate(model, loader, loss_fn, T: int, encoding: str, device) -> tuple[float, float]:
+    model.eval()
+    total_loss, correct, samples = 0.0, 0, 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        logits = model(encode(x, T, encoding))
+        functional.reset_net(model)
+        total_loss += loss_fn(logits, y).item() * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        samples += len(y)
+    return total_loss / samples, 100.0 * correct / samples
+
+
+def _summary(history: list[dict[str, Any]]) -> dict[str, Any]:
+    tested = [h for h in history if h.get("test_top1") is not None]
+    if not tested:
+        return {"top1": None, "top1_best": None, "top1_best_epoch": None, "test_loss": None}
+    best = max(tested, key=lambda h: h["test_top1"])
+    return {"top1": tested[-1]["test_top1"], "top1_best": best["test_top1"],
+            "top1_best_epoch": best["epoch"], "test_loss": tested[-1]["test_loss"]}
+
+
+def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, Any], Path]:
+    """Train and test one (method, task, T, seed, protocol); returns the record and its path."""
+    reporter = reporter or SilentReporter()
+    wall_start = time.perf_counter()
+    if req.T is not None and req.T < 1:
+        raise UsageError(f"--T must be >= 1, got {req.T}")
+    method_cls = load_method(req.method)
+    params = parse_params(method_cls, req.params)
+    cfg = resolve_task(req.task, T=req.T, epochs=req.epochs, overrides=req.overrides,
+                       protocol=req.protocol, paper_recipe=method_cls.paper_recipe)
+    device = pick_device(req.device)
+    out_dir = rec.ensure_writable(Path(req.out_dir))
+
+    seed_everything(req.seed)
+    data = build_data(cfg["data"])
+    model = build_model(cfg["model"], cfg["neuron"], data.input_shape, data.num_classes)
+    method = method_cls(params)
+    method.attach(model)
+    model.to(device)
+    train_cfg, T, encoding = cfg["train"], cfg["T"], cfg["data"]["encoding"]
+    optimizer = make_optimizer(model, train_cfg)
+    schedule = make_schedule(optimizer, train_cfg)
+    loss_fn = make_loss(train_cfg)
+    train_loader = DataLoader(data.train, batch_size=train_cfg["batch_size"], shuffle=True,
+                              generator=torch.Generator().manual_seed(req.seed))
+    test_loader = DataLoader(data.test, batch_size=cfg["eval"]["batch_size"])
+
+    history: list[dict[str, Any]] = []
+    status, compute_s, samples = "ok", 0.0, 0
+    reporter.start(train_cfg["epochs"])
+    try:
+        for epoch in range(train_cfg["epochs"]):
+            epoch_start = time.perf_counter()
+            method.on_epoch_start(model, epoch, train_cfg["epochs"])
+            lr = optimizer.param_groups[0]["lr"]
+            result = train_epoch(model, method, train_loader, optimizer, loss_fn, T, encoding,
+                                 device)
+            compute_s, samples = compute_s + result.compute_s, samples + result.samples
+            entry = {"epoch": epoch + 1, "lr": lr, "train_loss": result.loss,
+                     "train_top1": result.top1}
+            if not math.isfinite(result.loss):
+                status = "diverged"
+                entry.update(train_loss=None, train_top1=None, test_loss=None, test_top1=None)
+            else:
+                entry["test_loss"], entry["test_top1"] = evaluate(model, test_loader, loss_fn, T,
+                                                                  encoding, device)
+            entry["epoch_time_s"] = time.perf_counter() - epoch_start
+            history.append(entry)
+            reporter.epoch(entry)
+            if status == "diverged":
+                break
+            if schedule is not None:
+                schedule.step()
+    except KeyboardInterrupt:
+        status = "interrupted"
+    finally:
+        reporter.close()
+
+    record = {
+        "schema": rec.SCHEMA,
+        "run_id": rec.new_run_id(cfg["name"], method_cls.name, T, req.seed, req.protocol),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "status": status,
+        "method": {"name": method_cls.name, "params": dataclasses.asdict(params),
+                   "fidelity": method_cls.fidelity, "kinds": list(method_cls.kinds),
+                   "citation": method_cls.citation,
+                   "source_sha256": method_source_sha256(method_cls)},
+        "task": {"name": cfg["name"], "version": cfg["version"], "config": cfg,
+                 "sha256": config_sha256(cfg)},
+        "T": T,
+        "seed": req.seed,
+        "protocol": req.protocol,
+        "data": data.meta,
+        "model": {"arch": cfg["model"]["arch"],
+                  "parameters": sum(p.numel() for p in model.parameters()),
+                  "neuron_layers": len(neurons(model))},
+        "metrics": _summary(history),
+        "history": history,
+        "cost": {"wall_s": time.perf_counter() - wall_start,
+                 "train_compute_s": compute_s,
+                 "train_samples_per_s": samples / compute_s if compute_s > 0 else None,
+                 "epochs_completed": len(history)},
+        "env": rec.capture_env(device, cfg["neuron"]["backend"]),
+    }
+    return record, rec.write_record(record, out_dir)
