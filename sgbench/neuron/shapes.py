@@ -47,6 +47,12 @@ def _between(x: Tensor, lo, hi) -> Tensor:
     return ((x >= lo) & (x <= hi)).to(x.dtype)
 
 
+def _clip(x: Tensor, lo, hi) -> Tensor:
+    """clamp(x, lo, hi) for tensor or number bounds, differentiable in the bounds too."""
+    return torch.minimum(torch.maximum(x, torch.as_tensor(lo, dtype=x.dtype)),
+                         torch.as_tensor(hi, dtype=x.dtype))
+
+
 # -- asymmetric rectangle: STBP (Wu et al. 2018, Eq. 9) and AdaLi's lightweight rectangle --------
 def _rect_grad(x, left, right, area_left, area_right):
     """area_left/left on [-left, 0), area_right/right on [0, right], 0 elsewhere."""
@@ -56,8 +62,8 @@ def _rect_grad(x, left, right, area_left, area_right):
 
 
 def _rect_primitive(x, left, right, area_left, area_right):
-    lo = area_left * (torch.clamp(x, min=-left, max=0) + left) / left
-    hi = area_right * torch.clamp(x, min=0, max=right) / right
+    lo = area_left * (_clip(x, -left, 0.0) + left) / left
+    hi = area_right * _clip(x, 0.0, right) / right
     return lo + hi
 
 
@@ -69,8 +75,8 @@ def _tri_grad(x, left, right, height):
 
 
 def _tri_primitive(x, left, right, height):
-    xl = torch.clamp(x, min=-left, max=0)
-    xr = torch.clamp(x, min=0, max=right)
+    xl = _clip(x, -left, 0.0)
+    xr = _clip(x, 0.0, right)
     return height * ((xl + left) ** 2 / (2 * left) + xr - xr**2 / (2 * right))
 
 
@@ -81,11 +87,12 @@ def _ramp_grad(x, left, right, slope, bias):
 
 def _ramp_primitive(x, left, right, slope, bias):
     """Integral of g from -left to x. Requires slope >= 0 (a rising ramp, as in every A2SG preset)."""
-    inf = torch.full_like(torch.as_tensor(slope, dtype=x.dtype), math.inf)
+    slope, bias = torch.as_tensor(slope, dtype=x.dtype), torch.as_tensor(bias, dtype=x.dtype)
+    inf = torch.full_like(slope, math.inf)
     zero = torch.where(slope > 0, -bias / torch.where(slope > 0, slope, 1.0),
                        torch.where(bias > 0, -inf, inf))  # where the ramp crosses zero
-    start = torch.clamp(torch.clamp(zero, max=right), min=-left)
-    upper = torch.maximum(torch.clamp(x, min=-left, max=right), start)
+    start = _clip(zero, -left, right)
+    upper = torch.maximum(_clip(x, -left, right), start)
     return slope * (upper**2 - start**2) / 2 + bias * (upper - start)
 
 

@@ -1,0 +1,76 @@
+"""The command line as a user meets it (Typer's test runner drives the real app)."""
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from sgbench.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_run_json_prints_the_record_and_compare_aggregates(tmp_path):
+    for seed in (0, 1):
+        result = invoke("run", "--method", "sigmoid", "--task", "synthetic", "--seed", str(seed),
+                        "--out", str(tmp_path), "--json")
+        assert result.exit_code == 0, result.output
+    result = invoke("compare", "--runs", str(tmp_path), "--format", "json")
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert len(rows) == 1 and rows[0]["n"] == 2 and rows[0]["seeds"] == [0, 1]
+    scores = [json.loads(p.read_text())["metrics"]["top1"] for p in tmp_path.glob("*.json")]
+    assert rows[0]["top1_mean"] == pytest.approx(sum(scores) / 2)
+    for fmt in ("table", "md", "csv"):
+        out = invoke("compare", "--runs", str(tmp_path), "--format", fmt).stdout
+        assert "sigmoid" in out and "synthetic" in out
+
+
+def test_json_output_is_only_the_record(tmp_path):
+    result = runner.invoke(app, ["run", "-m", "atan", "-t", "synthetic", "--out", str(tmp_path),
+                                 "--json"])
+    record = json.loads(result.stdout)
+    assert record["status"] == "ok" and record["method"]["name"] == "atan"
+
+
+@pytest.mark.parametrize("args,code,needle", [
+    (["run", "--method", "atnn", "--task", "digits", "--T", "4"], 2, "did you mean 'atan'"),
+    (["run", "--method", "atan", "--task", "digits", "--T", "0"], 2, "--T must be >= 1"),
+    (["list", "things"], 2, "methods"),
+    (["compare", "--runs", "/nonexistent/folder"], 1, "no such folder"),
+    (["compare", "--format", "xml", "--runs", "."], 2, "--format"),
+])
+def test_user_errors_are_one_line_and_non_zero(args, code, needle, tmp_path):
+    result = invoke(*args)
+    assert result.exit_code == code
+    assert needle in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_list_methods_and_tasks():
+    methods = json.loads(invoke("list", "methods", "--json").stdout)
+    assert {"atan", "rect"} <= {m["name"] for m in methods}
+    assert all(m["citation"] and m["fidelity"] for m in methods)
+    tasks = json.loads(invoke("list", "tasks", "--json").stdout)
+    assert {"digits", "synthetic"} <= {t["name"] for t in tasks}
+
+
+def test_env_reports_versions_but_no_hostname():
+    import socket
+
+    env = json.loads(invoke("env", "--device", "cpu").stdout)
+    assert env["torch"] and env["spikingjelly"] and env["neuron_backend"] == "torch"
+    values = [v for v in env.values() if not isinstance(v, dict)] + list(env["git"].values())
+    assert socket.gethostname() not in values and "hostname" not in env
+
+
+def test_bench_neuron_prints_all_candidates_side_by_side():
+    result = invoke("bench", "neuron", "--neurons", "2000", "--repeats", "2", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["results"]
+    assert [r["candidate"] for r in rows] == ["sgbench (torch backend)", "spikingjelly LIFNode",
+                                              "plain autograd loop"]
+    assert all(r["median_s"] > 0 for r in rows) and rows[0]["time_vs_sgbench"] == 1.0

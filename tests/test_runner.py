@@ -1,0 +1,100 @@
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sgbench.errors import UsageError, UserError
+from sgbench.record import SCHEMA, load_records
+from sgbench.registry import builtin_names
+from sgbench.train import RunRequest, run
+
+
+def _run(tmp_path, **kwargs):
+    kwargs.setdefault("method", "atan")
+    kwargs.setdefault("task", "synthetic")
+    return run(RunRequest(out_dir=tmp_path, device="cpu", **kwargs))
+
+
+def test_record_has_the_documented_fields(tmp_path):
+    record, path = _run(tmp_path)
+    assert path.exists() and json.loads(path.read_text())["run_id"] == record["run_id"]
+    assert record["schema"] == SCHEMA and record["status"] == "ok"
+    assert set(record["method"]) >= {"name", "params", "fidelity", "source_sha256"}
+    assert set(record["task"]) >= {"name", "version", "config", "sha256"}
+    assert set(record["metrics"]) >= {"top1", "top1_best", "top1_best_epoch", "test_loss"}
+    assert set(record["cost"]) >= {"wall_s", "train_samples_per_s"}
+    env = record["env"]
+    assert set(env) >= {"sgbench", "python", "torch", "spikingjelly", "device", "neuron_backend",
+                        "git"}
+    assert "hostname" not in json.dumps(record).lower()
+    assert len(record["history"]) == 3 and record["metrics"]["top1"] == record["history"][-1][
+        "test_top1"]
+
+
+def test_same_seed_gives_identical_metrics(tmp_path):
+    first, _ = _run(tmp_path, seed=3)
+    second, _ = _run(tmp_path, seed=3)
+    other, _ = _run(tmp_path, seed=4)
+    assert first["metrics"] == second["metrics"]
+    assert [h["train_loss"] for h in first["history"]] == [h["train_loss"] for h in second["history"]]
+    assert [h["train_loss"] for h in first["history"]] != [h["train_loss"] for h in other["history"]]
+
+
+def test_non_finite_loss_ends_the_run_as_diverged(tmp_path):
+    method = tmp_path / "nan_aux.py"
+    method.write_text(textwrap.dedent('''
+        from dataclasses import dataclass
+        import torch
+        from sgbench.method import FixedSurrogate
+
+        class NanAux(FixedSurrogate):
+            citation = "test"
+            shape = "atan"
+
+            @dataclass
+            class Params:
+                alpha: float = 2.0
+
+            def aux_loss(self, model):
+                return torch.tensor(float("nan"))
+    '''))
+    record, path = _run(tmp_path / "runs", method=str(method))
+    assert record["status"] == "diverged" and record["metrics"]["top1"] is None
+    assert len(record["history"]) == 1 and path.exists()
+
+
+@pytest.mark.parametrize("kwargs,error", [
+    ({"method": "atnn"}, UsageError), ({"T": 0}, UsageError), ({"task": "digts"}, UsageError),
+    ({"params": ["alpa=1"]}, UsageError), ({"overrides": ["train.epoch=1"]}, UsageError),
+    ({"overrides": ["model.chanels=[4]"]}, UserError),
+])
+def test_bad_input_fails_before_writing_anything(tmp_path, kwargs, error):
+    out = tmp_path / "runs"
+    with pytest.raises(error):
+        _run(out, **kwargs)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_unwritable_out_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(UserError, match="cannot write records"):
+        _run(blocker / "runs")
+
+
+def test_records_are_never_overwritten_and_corrupt_files_are_reported(tmp_path):
+    record, path = _run(tmp_path)
+    (tmp_path / "garbage.json").write_text("{not json")
+    records, problems = load_records(tmp_path)
+    assert [r["run_id"] for r in records] == [record["run_id"]]
+    assert len(problems) == 1 and "garbage.json" in problems[0]
+
+
+@pytest.mark.parametrize("method", sorted(set(builtin_names()) & {
+    "rect", "triangle", "sigmoid", "atan", "superspike"}))
+def test_every_baseline_learns_digits(tmp_path, method):
+    """Acceptance: each baseline reaches >= 90% top-1 on digits at T=4 with default settings."""
+    record, _ = _run(tmp_path, method=method, task="digits", T=4)
+    assert record["status"] == "ok"
+    assert record["metrics"]["top1"] >= 90.0, record["metrics"]
