@@ -88,8 +88,6 @@ def run_cmd(
     from .record import print_json
     from .train import RunRequest, run
 
-    if T is not None and T < 1:
-        raise UsageError(f"--T must be >= 1, got {T}")
     request = RunRequest(method=method, task=task, T=T, seed=seed, epochs=epochs, params=param,
                          overrides=override, protocol=protocol, device=device, out_dir=out_dir)
     record, path = run(request, ProgressReporter(f"{Path(method).stem} on {task}"))
@@ -144,9 +142,10 @@ def compare_cmd(
     fmt: str = typer.Option("table", "--format", help="table, md, csv or json."),
 ) -> None:
     """Leaderboard rows: mean ± std of final-epoch top-1 and n, per configuration."""
-    from .compare import render, summarize
+    from .compare import check_format, render, summarize
     from .record import load_records
 
+    check_format(fmt)
     records, problems = load_records(runs)
     for problem in problems:
         err.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)

@@ -64,9 +64,13 @@ def _display_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
 HEADERS = ["task", "version", "protocol", "T", "method", "params", "top-1 (%)", "n", "excluded"]
 
 
-def render(rows: list[dict[str, Any]], fmt: str) -> str:
+def check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}; got '{fmt}'")
+
+
+def render(rows: list[dict[str, Any]], fmt: str) -> str:
+    check_format(fmt)
     if fmt == "json":
         return json.dumps(rows, indent=1)
     if fmt == "csv":

@@ -23,7 +23,6 @@ from .alloc import allocator_tuned
 from .errors import UserError
 
 SCHEMA = "sgbench.run/1"
-STATUSES = ("ok", "diverged", "failed", "interrupted")
 
 
 def _package_version(name: str) -> str | None:
@@ -133,7 +132,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def load_records(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """All records under ``folder`` (recursively) and a list of files that could not be read."""
+    """All records under ``folder`` (recursively) and a list of record files that could not be
+    read. JSON files that are not sgbench records are ignored."""
     if not folder.is_dir():
         raise UserError(f"no such folder of runs: '{folder}'")
     records, problems = [], []
@@ -145,8 +145,11 @@ def load_records(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
         except (OSError, json.JSONDecodeError) as exc:
             problems.append(f"{path}: unreadable ({exc})")
             continue
-        if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-            problems.append(f"{path}: not a {SCHEMA} record")
+        schema = record.get("schema") if isinstance(record, dict) else None
+        if not str(schema).startswith("sgbench.run/"):
+            continue  # some other JSON file: not ours to judge
+        if schema != SCHEMA:
+            problems.append(f"{path}: record schema {schema}, this sgbench reads {SCHEMA}")
             continue
         records.append(record)
     return records, problems

@@ -186,7 +186,7 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
     test_loader = DataLoader(data.test, batch_size=cfg["eval"]["batch_size"])
 
     history: list[dict[str, Any]] = []
-    status, compute_s, samples = "ok", 0.0, 0
+    status, compute_s, samples, error = "ok", 0.0, 0, None
     reporter.start(train_cfg["epochs"])
     try:
         for epoch in range(train_cfg["epochs"]):
@@ -213,6 +213,8 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
                 schedule.step()
     except KeyboardInterrupt:
         status = "interrupted"
+    except Exception as exc:  # keep what was measured; the error goes into the record
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
     finally:
         reporter.close()
 
@@ -221,6 +223,7 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
         "run_id": rec.new_run_id(cfg["name"], method_cls.name, T, req.seed, req.protocol),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "status": status,
+        "error": error,
         "method": {"name": method_cls.name, "params": dataclasses.asdict(params),
                    "fidelity": method_cls.fidelity, "kinds": list(method_cls.kinds),
                    "citation": method_cls.citation,
@@ -242,4 +245,7 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
                  "epochs_completed": len(history)},
         "env": rec.capture_env(device, cfg["neuron"]["backend"]),
     }
-    return record, rec.write_record(record, out_dir)
+    path = rec.write_record(record, out_dir)
+    if status == "failed":
+        raise UserError(f"training failed: {error} (record written: {path})")
+    return record, path

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from sgbench.errors import UsageError, UserError
-from sgbench.record import SCHEMA, load_records
+from sgbench.record import SCHEMA, load_records, write_record
 from sgbench.registry import builtin_names
 from sgbench.train import RunRequest, run
 
@@ -86,9 +86,13 @@ def test_unwritable_out_is_a_clear_error(tmp_path):
 def test_records_are_never_overwritten_and_corrupt_files_are_reported(tmp_path):
     record, path = _run(tmp_path)
     (tmp_path / "garbage.json").write_text("{not json")
+    (tmp_path / "other_tool.json").write_text('{"some": "thing"}')
     records, problems = load_records(tmp_path)
     assert [r["run_id"] for r in records] == [record["run_id"]]
     assert len(problems) == 1 and "garbage.json" in problems[0]
+    with pytest.raises(UserError, match="already exists"):
+        write_record(record, tmp_path)
+    assert json.loads(path.read_text()) == json.loads(json.dumps(record))
 
 
 @pytest.mark.parametrize("method", sorted(set(builtin_names()) & {
@@ -98,3 +102,29 @@ def test_every_baseline_learns_digits(tmp_path, method):
     record, _ = _run(tmp_path, method=method, task="digits", T=4)
     assert record["status"] == "ok"
     assert record["metrics"]["top1"] >= 90.0, record["metrics"]
+
+
+def test_a_crash_mid_training_still_writes_a_failed_record(tmp_path):
+    method = tmp_path / "crash.py"
+    method.write_text(textwrap.dedent('''
+        from dataclasses import dataclass
+        from sgbench.method import FixedSurrogate
+
+        class Crash(FixedSurrogate):
+            citation = "test"
+            shape = "atan"
+
+            @dataclass
+            class Params:
+                alpha: float = 2.0
+
+            def on_epoch_start(self, model, epoch, epochs):
+                if epoch == 1:
+                    raise RuntimeError("boom")
+    '''))
+    out = tmp_path / "runs"
+    with pytest.raises(UserError, match="training failed: RuntimeError: boom"):
+        _run(out, method=str(method))
+    (record,), _ = load_records(out)
+    assert record["status"] == "failed" and "boom" in record["error"]
+    assert len(record["history"]) == 1

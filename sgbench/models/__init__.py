@@ -51,7 +51,6 @@ def build_model(section: dict[str, Any], neuron_section: dict[str, Any],
         raise UserError(f"unknown architecture '{arch}'{did_you_mean(arch, ARCHS)}")
     options = {k: v for k, v in section.items() if k != "arch"}
     check_kwargs(ARCHS[arch], options, f"model ({arch})", skip=3)
-    SpikingNeuron(**neuron_section)  # validate the neuron options once, before building
 
     def neuron() -> nn.Module:
         return SpikingNeuron(**neuron_section)
