@@ -135,7 +135,6 @@ class SequenceFn(torch.autograd.Function):
             g = step_backward(h_seq[t], theta[t], _params_at(p, t), grad_s[t], gv, shape, dyn,
                               need_theta, need_p)
             torch.mul(g.h, dyn.c, out=grad_x[t])
-            carried = grad_x[t] if isinstance(k, float) and k == dyn.c else g.h * k
             if need_theta:
                 g_theta[t] = g.theta
             if need_p:
@@ -143,7 +142,7 @@ class SequenceFn(torch.autograd.Function):
             if need_k:
                 v_prev = v0 if t == 0 else fire_reset(h_seq[t - 1], theta[t - 1], dyn)[1]
                 g_k += (g.h * v_prev).sum()
-            gv = carried
+            gv = grad_x[t] if isinstance(k, float) and k == dyn.c else g.h * k  # dL/dV[t-1]
         return grad_x, (gv if need_v0 else None), g_k, g_theta, g_p, None, None
 
 
@@ -161,8 +160,6 @@ class FireResetFn(torch.autograd.Function):
     def backward(ctx, grad_s, grad_v):
         h, theta, p = ctx.saved_tensors
         need_theta, need_p = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
-        if grad_s is None:
-            grad_s = torch.zeros_like(h)
         g = step_backward(h, theta, tuple(p.unbind(0)), grad_s, grad_v, ctx.shape, ctx.dyn,
                           need_theta, need_p)
         return g.h, g.theta, (torch.stack(g.p) if need_p else None), None, None
