@@ -16,6 +16,25 @@ def _run(tmp_path, **kwargs):
     return run(RunRequest(out_dir=tmp_path, device="cpu", **kwargs))
 
 
+def _method_file(folder: Path, name: str, body: str) -> Path:
+    """A one-file method (atan surrogate) whose class gets the extra methods in ``body``."""
+    path = folder / f"{name}.py"
+    path.write_text(textwrap.dedent('''
+        from dataclasses import dataclass
+        import torch
+        from sgbench.method import FixedSurrogate
+
+        class Probe(FixedSurrogate):
+            citation = "test"
+            shape = "atan"
+
+            @dataclass
+            class Params:
+                alpha: float = 2.0
+    ''') + textwrap.indent(textwrap.dedent(body), "    "))
+    return path
+
+
 def test_record_has_the_documented_fields(tmp_path):
     record, path = _run(tmp_path)
     assert path.exists() and json.loads(path.read_text())["run_id"] == record["run_id"]
@@ -42,23 +61,10 @@ def test_same_seed_gives_identical_metrics(tmp_path):
 
 
 def test_non_finite_loss_ends_the_run_as_diverged(tmp_path):
-    method = tmp_path / "nan_aux.py"
-    method.write_text(textwrap.dedent('''
-        from dataclasses import dataclass
-        import torch
-        from sgbench.method import FixedSurrogate
-
-        class NanAux(FixedSurrogate):
-            citation = "test"
-            shape = "atan"
-
-            @dataclass
-            class Params:
-                alpha: float = 2.0
-
-            def aux_loss(self, model):
-                return torch.tensor(float("nan"))
-    '''))
+    method = _method_file(tmp_path, "nan_aux", """
+        def aux_loss(self, model):
+            return torch.tensor(float("nan"))
+    """)
     record, path = _run(tmp_path / "runs", method=str(method))
     assert record["status"] == "diverged" and record["metrics"]["top1"] is None
     assert len(record["history"]) == 1 and path.exists()
@@ -105,23 +111,11 @@ def test_every_baseline_learns_digits(tmp_path, method):
 
 
 def test_a_crash_mid_training_still_writes_a_failed_record(tmp_path):
-    method = tmp_path / "crash.py"
-    method.write_text(textwrap.dedent('''
-        from dataclasses import dataclass
-        from sgbench.method import FixedSurrogate
-
-        class Crash(FixedSurrogate):
-            citation = "test"
-            shape = "atan"
-
-            @dataclass
-            class Params:
-                alpha: float = 2.0
-
-            def on_epoch_start(self, model, epoch, epochs):
-                if epoch == 1:
-                    raise RuntimeError("boom")
-    '''))
+    method = _method_file(tmp_path, "crash", """
+        def on_epoch_start(self, model, epoch, epochs):
+            if epoch == 1:
+                raise RuntimeError("boom")
+    """)
     out = tmp_path / "runs"
     with pytest.raises(UserError, match="training failed: RuntimeError: boom"):
         _run(out, method=str(method))
