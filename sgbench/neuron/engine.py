@@ -70,7 +70,9 @@ class StepGrads:
 
 def step_backward(h, theta, p, grad_s, grad_v, shape: Shape, dyn: Dynamics,
                   need_theta: bool, need_p: bool) -> StepGrads:
-    """Gradients of one fire-and-reset step given dL/dS[t] (grad_s) and dL/dV[t] (grad_v)."""
+    """Gradients of one fire-and-reset step given dL/dS[t] (grad_s) and dL/dV[t] (grad_v);
+    ``p`` is the step's shape-parameter vector [P]."""
+    p = tuple(p.unbind(0))
     x = h - theta
     sg = shape.grad(x, *p)
     if grad_v is None:
@@ -95,10 +97,6 @@ def step_backward(h, theta, p, grad_s, grad_v, shape: Shape, dyn: Dynamics,
     if need_p:
         g_p = shape.param_grads(x, p, gs)
     return StepGrads(gh, g_theta, g_p)
-
-
-def _params_at(p: Tensor, t: int) -> tuple[Tensor, ...]:
-    return tuple(p[t].unbind(0))
 
 
 class SequenceFn(torch.autograd.Function):
@@ -132,7 +130,7 @@ class SequenceFn(torch.autograd.Function):
         g_k = torch.zeros((), dtype=h_seq.dtype, device=h_seq.device) if need_k else None
         gv = grad_v
         for t in range(T - 1, -1, -1):
-            g = step_backward(h_seq[t], theta[t], _params_at(p, t), grad_s[t], gv, shape, dyn,
+            g = step_backward(h_seq[t], theta[t], p[t], grad_s[t], gv, shape, dyn,
                               need_theta, need_p)
             torch.mul(g.h, dyn.c, out=grad_x[t])
             if need_theta:
@@ -160,6 +158,6 @@ class FireResetFn(torch.autograd.Function):
     def backward(ctx, grad_s, grad_v):
         h, theta, p = ctx.saved_tensors
         need_theta, need_p = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
-        g = step_backward(h, theta, tuple(p.unbind(0)), grad_s, grad_v, ctx.shape, ctx.dyn,
+        g = step_backward(h, theta, p, grad_s, grad_v, ctx.shape, ctx.dyn,
                           need_theta, need_p)
         return g.h, g.theta, (torch.stack(g.p) if need_p else None), None, None
