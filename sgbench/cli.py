@@ -83,13 +83,16 @@ def run_cmd(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     out_dir: Path = typer.Option(Path("results/runs"), "--out", help="Folder for the record."),
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON on stdout."),
+    diag_every: int = typer.Option(0, "--diag-every", help="Gradient diagnostics every N epochs "
+                                   "(always after the last)."),
 ) -> None:
     """Train and measure one method on one task; write its record."""
     from .record import print_json
     from .train import RunRequest, run
 
     request = RunRequest(method=method, task=task, T=T, seed=seed, epochs=epochs, params=param,
-                         overrides=override, protocol=protocol, device=device, out_dir=out_dir)
+                         overrides=override, protocol=protocol, device=device, out_dir=out_dir,
+                         diag_every=diag_every)
     record, path = run(request, ProgressReporter(f"{Path(method).stem} on {task}"))
     if json_out:
         print_json(record)
@@ -150,6 +153,32 @@ def compare_cmd(
     for problem in problems:
         err.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
     typer.echo(render(summarize(records, task), fmt))
+
+
+@app.command("show")
+@user_errors
+def show_cmd(
+    record_path: Path = typer.Argument(..., metavar="RECORD", help="A run record (.json)."),
+    epoch: Optional[int] = typer.Option(None, "--epoch", help="Diagnostics after this epoch."),
+    json_out: bool = typer.Option(False, "--json", help="Print the diagnostics as JSON."),
+) -> None:
+    """A run's result and its gradient diagnostics per layer and timestep."""
+    from .record import NotARecord, print_json, read_record
+    from .show import activity_table, gradient_table, headline, snapshot, summary_table, \
+        timestep_table
+
+    try:
+        record = read_record(record_path)
+    except NotARecord:
+        raise UserError(f"'{record_path}' is not an sgbench run record") from None
+    snap = snapshot(record, epoch)
+    if json_out:
+        print_json(snap)
+        return
+    out.print(headline(record), highlight=False, markup=False)
+    for table in (activity_table(snap), gradient_table(snap), timestep_table(snap),
+                  summary_table(snap)):
+        out.print(table)
 
 
 @app.command("env")

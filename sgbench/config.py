@@ -12,7 +12,7 @@ import importlib.resources
 import json
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -142,16 +142,20 @@ def validate(config: dict[str, Any], source: str) -> None:
 
 def resolve_task(name: str, *, T: int | None = None, epochs: int | None = None,
                  overrides: list[str] = (), protocol: str = "controlled",
-                 paper_recipe: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The fully resolved configuration of one run of task ``name``."""
+                 paper_overlay: Callable[[str], dict[str, Any]] | None = None
+                 ) -> dict[str, Any]:
+    """The fully resolved configuration of one run of task ``name``.
+
+    ``paper_overlay(dataset)`` gives the method's dotted-key overlay, used under ``paper``.
+    """
     if protocol not in PROTOCOLS:
         raise UsageError(f"--protocol must be one of {', '.join(PROTOCOLS)}; got '{protocol}'")
     path = _task_file(name)
     task = _load_with_includes(path)
     validate(deep_merge(DEFAULTS, task), str(path))
     config = deep_merge(DEFAULTS, task)
-    if protocol == "paper" and paper_recipe:
-        config = deep_merge(config, nest(paper_recipe))
+    if protocol == "paper" and paper_overlay is not None:
+        config = deep_merge(config, nest(paper_overlay(config["data"]["dataset"])))
         validate(config, "paper recipe")
     for item in overrides:
         _apply_override(config, item)

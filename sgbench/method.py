@@ -2,8 +2,10 @@
 
 A method is one class in one file. It declares its citation, kinds, fidelity and a ``Params``
 dataclass with the paper's defaults, and gives each neuron layer a ``LayerRule`` (threshold and
-surrogate parameters per timestep). Optional hooks: ``on_epoch_start``, ``on_train_batch_end``
-and ``aux_loss``. ``paper_recipe`` is the task overlay applied under ``--protocol paper``.
+surrogate parameters per timestep). Optional hooks: ``on_epoch_start`` (schedules), ``adapt``
+(searches on a probe batch), ``on_train_batch_end``, ``aux_loss`` and ``param_groups``.
+``paper_recipe`` (every task) and ``paper_training`` (per dataset) make the task overlay applied
+under ``--protocol paper``: neuron, norm layer and loss settings belong there, not in the method.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import yaml
 from torch import nn
 
 from .errors import UsageError
-from .neuron.node import SpikingNeuron
+from .neuron.node import SpikingNeuron, preceding
 from .neuron.rules import FixedRule, LayerRule
 from .neuron.shapes import get_shape
 
@@ -33,6 +35,16 @@ class LayerContext:
     count: int  # number of neuron layers in the model
     neuron: SpikingNeuron
     norm: nn.Module | None  # the normalisation layer feeding the neuron, if any
+    T: int  # timesteps of the run
+
+    def gamma_mean(self) -> torch.Tensor | None:
+        """Mean of the feeding norm layer's affine weight, detached (None without one)."""
+        weight = getattr(self.norm, "weight", None)
+        return weight.detach().mean() if weight is not None else None
+
+    def decay(self) -> float:
+        """The neuron's decay factor k (H = k V + c X), detached."""
+        return self.neuron.decay_value()
 
 
 class Method:
@@ -42,7 +54,8 @@ class Method:
     citation: ClassVar[str] = ""
     kinds: ClassVar[tuple[str, ...]] = ()
     fidelity: ClassVar[str] = "paper"
-    paper_recipe: ClassVar[dict[str, Any]] = {}
+    paper_recipe: ClassVar[dict[str, Any]] = {}  # dotted task keys, for every task
+    paper_training: ClassVar[dict[str, dict[str, Any]]] = {}  # dataset -> dotted task keys
 
     @dataclass
     class Params:
@@ -59,6 +72,16 @@ class Method:
     def on_epoch_start(self, model: nn.Module, epoch: int, epochs: int) -> None:
         """Called before each training epoch (0-based) for schedules."""
 
+    def adapt(self, model: nn.Module, epoch: int, probe: Any) -> None:
+        """Called after ``on_epoch_start`` with a ``Probe`` (a fixed training batch that runs
+        forward and backward without touching weights or running statistics), for searches.
+        Its time is recorded as ``cost.adapt_s``."""
+
+    def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
+        """Optimizer groups for the method's own parameters: ``{"params": [...], "lr_scale":
+        0.001, "weight_decay": 0.0}``; every other parameter keeps the task's settings."""
+        return []
+
     def on_train_batch_end(self, model: nn.Module, step: int) -> None:
         """Called after each optimiser step."""
 
@@ -67,13 +90,19 @@ class Method:
         return None
 
     # -- engine side --------------------------------------------------------------------------
-    def attach(self, model: nn.Module) -> None:
+    def attach(self, model: nn.Module, T: int) -> None:
         """Give every engine neuron of ``model`` this method's rule, in forward order."""
-        layers = _neurons_with_norms(model)
+        layers = preceding(model, (nn.modules.batchnorm._NormBase,))
         if not layers:
             raise UsageError("the model has no sgbench spiking neurons to attach a method to")
-        for index, (neuron, norm) in enumerate(layers):
-            neuron.rule = self.layer_rule(LayerContext(index, len(layers), neuron, norm))
+        for index, (neuron, norm) in enumerate(layers.items()):
+            ctx = LayerContext(index, len(layers), neuron, norm[1] if norm else None, T)
+            neuron.rule = self.layer_rule(ctx)
+
+    @classmethod
+    def paper_overlay(cls, dataset: str) -> dict[str, Any]:
+        """The ``--protocol paper`` overlay for a task on ``dataset``."""
+        return {**cls.paper_recipe, **cls.paper_training.get(dataset, {})}
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
@@ -93,17 +122,6 @@ class FixedSurrogate(Method):
 
     def layer_rule(self, ctx: LayerContext) -> LayerRule:
         return FixedRule(self.shape, self.shape_params())
-
-
-def _neurons_with_norms(model: nn.Module) -> list[tuple[SpikingNeuron, nn.Module | None]]:
-    """Each engine neuron with the last normalisation layer registered before it."""
-    out, last_norm = [], None
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._NormBase):
-            last_norm = module
-        elif isinstance(module, SpikingNeuron):
-            out.append((module, last_norm))
-    return out
 
 
 def parse_params(method_cls: type[Method], assignments: list[str]) -> Any:

@@ -22,7 +22,8 @@ from . import __version__
 from .alloc import allocator_tuned
 from .errors import UserError
 
-SCHEMA = "sgbench.run/1"
+SCHEMA = "sgbench.run/2"  # 2: diagnostics, paper_overlay, cost.adapt_s / diagnostics_s
+READABLE = ("sgbench.run/1", SCHEMA)
 
 
 def _package_version(name: str) -> str | None:
@@ -131,6 +132,27 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+class NotARecord(Exception):
+    """A JSON file that is not an sgbench record."""
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """One record; UserError when it cannot be read, NotARecord for foreign JSON."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"no such record: '{path}'") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: unreadable ({exc})") from None
+    schema = record.get("schema") if isinstance(record, dict) else None
+    if not str(schema).startswith("sgbench.run/"):
+        raise NotARecord(str(path))
+    if schema not in READABLE:
+        raise UserError(f"{path}: record schema {schema}, this sgbench reads "
+                        f"{', '.join(READABLE)}")
+    return record
+
+
 def load_records(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """All records under ``folder`` (recursively) and a list of record files that could not be
     read. JSON files that are not sgbench records are ignored."""
@@ -141,17 +163,11 @@ def load_records(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
         if path.name.startswith("."):
             continue
         try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            problems.append(f"{path}: unreadable ({exc})")
-            continue
-        schema = record.get("schema") if isinstance(record, dict) else None
-        if not str(schema).startswith("sgbench.run/"):
+            records.append(read_record(path))
+        except NotARecord:
             continue  # some other JSON file: not ours to judge
-        if schema != SCHEMA:
-            problems.append(f"{path}: record schema {schema}, this sgbench reads {SCHEMA}")
-            continue
-        records.append(record)
+        except UserError as exc:
+            problems.append(str(exc))
     return records, problems
 
 

@@ -95,8 +95,14 @@ def _load_file(path: Path) -> type[Method]:
 
 
 def method_source_sha256(cls: type[Method]) -> str:
-    """sha256 of the file that defines the method."""
-    return hashlib.sha256(Path(inspect.getfile(cls)).read_bytes()).hexdigest()
+    """sha256 of the files that define the method: its own and those of the method classes it
+    extends (e.g. st_asg's and a2sg's), outside sgbench's own contract."""
+    files = dict.fromkeys(Path(inspect.getfile(c)) for c in cls.__mro__
+                          if issubclass(c, Method) and c.__module__ != Method.__module__)
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def all_methods() -> list[type[Method]]:

@@ -19,6 +19,8 @@ from . import record as rec
 from .config import config_sha256, resolve_task
 from .data import build_data, encode
 from .errors import UsageError, UserError
+from .measure.diagnostics import diagnose
+from .measure.probe import Probe
 from .method import Method, parse_params
 from .models import build_model
 from .neuron.node import neurons
@@ -37,6 +39,7 @@ class RunRequest:
     protocol: str = "controlled"
     device: str = "auto"
     out_dir: Path = Path("results/runs")
+    diag_every: int = 0  # gradient diagnostics every N epochs (0: only after the last epoch)
 
 
 class Reporter(Protocol):
@@ -67,8 +70,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(model: nn.Module, train: dict[str, Any]) -> torch.optim.Optimizer:
-    params, lr, wd = model.parameters(), train["lr"], train["weight_decay"]
+def param_groups(model: nn.Module, method: Method, train: dict[str, Any]) -> list[dict[str, Any]]:
+    """The method's own groups (their lr scaled by ``lr_scale``), then every other parameter."""
+    groups, claimed = [], set()
+    for group in method.param_groups(model):
+        params = list(group["params"])
+        claimed.update(id(p) for p in params)
+        groups.append({"params": params, "lr": train["lr"] * group.get("lr_scale", 1.0),
+                       "weight_decay": group.get("weight_decay", train["weight_decay"])})
+    rest = [p for p in model.parameters() if id(p) not in claimed]
+    return [{"params": rest}] + groups
+
+
+def make_optimizer(model: nn.Module, train: dict[str, Any], method: Method | None = None
+                   ) -> torch.optim.Optimizer:
+    lr, wd = train["lr"], train["weight_decay"]
+    params = param_groups(model, method, train) if method is not None else model.parameters()
     if train["optimizer"] == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
     if train["optimizer"] == "adamw":
@@ -166,21 +183,33 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
         raise UsageError(f"--T must be >= 1, got {req.T}")
     method_cls = load_method(req.method)
     params = parse_params(method_cls, req.params)
+    if req.diag_every < 0:
+        raise UsageError(f"--diag-every must be >= 0, got {req.diag_every}")
     cfg = resolve_task(req.task, T=req.T, epochs=req.epochs, overrides=req.overrides,
-                       protocol=req.protocol, paper_recipe=method_cls.paper_recipe)
+                       protocol=req.protocol, paper_overlay=method_cls.paper_overlay)
     device = pick_device(req.device)
     out_dir = rec.ensure_writable(Path(req.out_dir))
 
     seed_everything(req.seed)
     data = build_data(cfg["data"])
     model = build_model(cfg["model"], cfg["neuron"], data.input_shape, data.num_classes)
-    method = method_cls(params)
-    method.attach(model)
-    model.to(device)
     train_cfg, T, encoding = cfg["train"], cfg["T"], cfg["data"]["encoding"]
-    optimizer = make_optimizer(model, train_cfg)
+    method = method_cls(params)
+    method.attach(model, T)
+    model.to(device)
+    optimizer = make_optimizer(model, train_cfg, method)
     schedule = make_schedule(optimizer, train_cfg)
     loss_fn = make_loss(train_cfg)
+    probe = Probe.from_dataset(data.train, train_cfg["batch_size"], T, encoding, loss_fn,
+                               method.aux_loss, device)
+    timers = {"adapt_s": 0.0, "diagnostics_s": 0.0}
+    snapshots: list[dict[str, Any]] = []
+
+    def timed(name: str, fn, *args):
+        start = time.perf_counter()
+        result = fn(*args)
+        timers[name] += time.perf_counter() - start
+        return result
     train_loader = DataLoader(data.train, batch_size=train_cfg["batch_size"], shuffle=True,
                               generator=torch.Generator().manual_seed(req.seed))
     test_loader = DataLoader(data.test, batch_size=cfg["eval"]["batch_size"])
@@ -192,6 +221,7 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
         for epoch in range(train_cfg["epochs"]):
             epoch_start = time.perf_counter()
             method.on_epoch_start(model, epoch, train_cfg["epochs"])
+            timed("adapt_s", method.adapt, model, epoch, probe)
             lr = optimizer.param_groups[0]["lr"]
             result = train_epoch(model, method, train_loader, optimizer, loss_fn, T, encoding,
                                  device)
@@ -209,6 +239,9 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
             reporter.epoch(entry)
             if status == "diverged":
                 break
+            last = epoch + 1 == train_cfg["epochs"]
+            if last or (req.diag_every and (epoch + 1) % req.diag_every == 0):
+                snapshots.append(timed("diagnostics_s", diagnose, model, probe, epoch + 1))
             if schedule is not None:
                 schedule.step()
     except KeyboardInterrupt:
@@ -237,12 +270,15 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
         "model": {"arch": cfg["model"]["arch"],
                   "parameters": sum(p.numel() for p in model.parameters()),
                   "neuron_layers": len(neurons(model))},
+        "paper_overlay": method_cls.paper_overlay(cfg["data"]["dataset"])
+        if req.protocol == "paper" else {},
         "metrics": _summary(history),
         "history": history,
+        "diagnostics": {"probe": probe.describe(), "snapshots": snapshots},
         "cost": {"wall_s": time.perf_counter() - wall_start,
                  "train_compute_s": compute_s,
                  "train_samples_per_s": samples / compute_s if compute_s > 0 else None,
-                 "epochs_completed": len(history)},
+                 "epochs_completed": len(history), **timers},
         "env": rec.capture_env(device, cfg["neuron"]["backend"]),
     }
     path = rec.write_record(record, out_dir)

@@ -74,3 +74,26 @@ def test_bench_neuron_prints_all_candidates_side_by_side():
     assert [r["candidate"] for r in rows] == ["sgbench (torch backend)", "spikingjelly LIFNode",
                                               "plain autograd loop"]
     assert all(r["median_s"] > 0 for r in rows) and rows[0]["time_vs_sgbench"] == 1.0
+
+
+def test_show_prints_the_diagnostics_tables(tmp_path):
+    result = invoke("run", "-m", "mpd_agl", "-t", "synthetic", "--out", str(tmp_path),
+                    "--diag-every", "2")
+    assert result.exit_code == 0, result.output
+    (path,) = tmp_path.glob("*.json")
+    shown = invoke("show", str(path))
+    assert shown.exit_code == 0, shown.output
+    for needle in ("mpd_agl [official-code]", "cover %", "vanilla %", "SGV", "TGC",
+                   "deep-layer coverage", "after epoch 3"):
+        assert needle in shown.stdout, needle
+    assert "after epoch 2" in invoke("show", str(path), "--epoch", "2").stdout
+    snap = json.loads(invoke("show", str(path), "--json").stdout)
+    assert snap["epoch"] == 3 and snap["layers"][0]["shape"] == "rect"
+    missing = invoke("show", str(path), "--epoch", "1")
+    assert missing.exit_code == 2 and "no diagnostics after epoch 1" in missing.output
+    other = tmp_path / "other.json"
+    other.write_text('{"a": 1}')
+    for bad, needle in ((other, "not an sgbench run record"), (tmp_path / "no.json", "no such")):
+        result = invoke("show", str(bad))
+        assert result.exit_code == 1 and needle in result.output and "Traceback" not in \
+            result.output

@@ -5,6 +5,7 @@ import pytest
 import torch
 from spikingjelly.activation_based import functional, neuron, surrogate
 
+from sgbench.neuron.capture import GradCapture
 from sgbench.neuron.engine import Dynamics
 from sgbench.neuron.node import SpikingNeuron
 from sgbench.neuron.rules import FixedRule, LayerRule, LearnableRule
@@ -45,16 +46,17 @@ class _ScheduledThreshold(LayerRule):
 def _autograd_reference(x, v0, k, theta, p, shape, dyn: Dynamics):
     """The same dynamics written as a plain autograd loop; the spike's backward is the shape's
     derivative, and its derivative wrt p that of the primitive (straight-through on values)."""
-    v, out = v0, []
+    v, out, hs = v0, [], []
     for t in range(x.shape[0]):
         h = k * v + dyn.c * x[t] + dyn.b
+        hs.append(h)
         u = h - theta[t]
         prim = shape.primitive(u, *p[t].unbind(0))
         s = (u >= 0).to(x.dtype).detach() + prim - prim.detach()
         s_reset = s.detach() if dyn.detach_reset else s
         v = h * (1 - s_reset) + dyn.v_reset * s_reset if dyn.hard_reset else h - theta[t] * s_reset
         out.append(s)
-    return torch.stack(out), v
+    return torch.stack(out), v, hs
 
 
 CASES = list(itertools.product(
@@ -65,25 +67,34 @@ CASES = list(itertools.product(
 
 @pytest.mark.parametrize("charge,reset,detach,shape_p", CASES)
 def test_bptt_matches_autograd(charge, reset, detach, shape_p):
-    """Input, initial-potential, decay, threshold and shape-parameter gradients in float64."""
+    """Input, initial-potential, decay, threshold and shape-parameter gradients in float64, with
+    a loss on H too (auxiliary losses); the captured dL/dH reductions match autograd's."""
     name, p = shape_p
     T = 3
     node = SpikingNeuron(charge=charge, reset=reset, detach_reset=detach, v_reset=0.2,
                          decay=0.3, learnable_decay=(charge == "mul"), tau=1.7,
                          rule=_ScheduledThreshold(name, p, T)).double()
+    node.keep_h, node.capture = True, GradCapture(keep=True)
     x = (torch.randn(T, 40, dtype=torch.float64) * 0.9 + 0.6).requires_grad_(True)
     v0 = (torch.randn(40, dtype=torch.float64) * 0.3).requires_grad_(True)
     node.v = v0
-    upstream = torch.randn(T, 40, dtype=torch.float64)
+    upstream, on_h = torch.randn(2, T, 40, dtype=torch.float64)
     leaves = [x, v0, node.rule.theta, node.rule.p] + ([node.w] if node.w is not None else [])
-    grads = torch.autograd.grad((node(x) * upstream).sum() + node.v.sum(), leaves)
+    loss = (node(x) * upstream).sum() + node.v.sum() + (node.h_seq * on_h).sum()
+    grads = torch.autograd.grad(loss, leaves)
     k = node.decay_factor()
-    s_ref, v_ref = _autograd_reference(x, v0, k, node.rule.theta, node.rule.p, node.rule.shape,
-                                       node.dynamics)
-    ref = torch.autograd.grad((s_ref * upstream).sum() + v_ref.sum(), leaves)
+    s_ref, v_ref, hs = _autograd_reference(x, v0, k, node.rule.theta, node.rule.p,
+                                           node.rule.shape, node.dynamics)
+    loss_ref = (s_ref * upstream).sum() + v_ref.sum() + (torch.stack(hs) * on_h).sum()
+    ref = torch.autograd.grad(loss_ref, leaves, retain_graph=True)
     for ours, theirs in zip(grads, ref):
         assert torch.allclose(ours, theirs, atol=1e-10), (ours, theirs)
     assert all(g.abs().sum() > 0 for g in grads)
+    delta = torch.stack(torch.autograd.grad(loss_ref, hs))
+    expected = GradCapture.of(delta)
+    for stat in ("sgv", "tgc", "cv"):
+        assert getattr(node.capture, stat)() == pytest.approx(getattr(expected, stat)(), rel=1e-9)
+    assert torch.allclose(node.capture.deltas(node.rule.p.detach()), delta, atol=1e-10)
 
 
 @pytest.mark.parametrize("reset", ["hard", "soft"])
@@ -168,3 +179,27 @@ def test_shape_primitive_derivative_is_the_shape(name):
     edges = torch.tensor([float(lo), float(hi)], dtype=torch.float64)
     away = (x[:, None] - edges[None]).abs().min(1).values > 1e-4
     assert torch.allclose(numeric[away], shape.grad(x, *p)[away], atol=1e-6)
+
+
+def test_capture_statistics_follow_their_definitions():
+    delta = torch.tensor([[1.0, -1.0, 2.0, 0.0], [2.0, -2.0, 4.0, 0.0], [0.0, 1.0, 0.0, -1.0]],
+                         dtype=torch.float64)
+    capture = GradCapture.of(delta)
+    last = delta[-1]
+    assert capture.sgv() == pytest.approx(float(last.var(correction=0) / last.abs().mean()))
+    assert capture.sgv(scale_free=True) == pytest.approx(
+        float(last.std(correction=0) / last.abs().mean()))
+    assert capture.tgc_per_step() == pytest.approx([1.0, -2 / 48 ** 0.5])
+    assert capture.cv() == pytest.approx(float(delta.std(correction=0) / delta.mean().abs()))
+    assert GradCapture.of(delta * 3).sgv() == pytest.approx(3 * capture.sgv())
+
+
+def test_recomputed_deltas_follow_the_shape_parameters():
+    node = SpikingNeuron(rule=FixedRule("rect", [0.5, 0.5, 0.5, 0.5])).double()
+    node.capture = GradCapture(keep=True)
+    x = (torch.randn(3, 200, dtype=torch.float64) + 1.5).requires_grad_(True)
+    node(x).sum().backward()
+    p = node.rule.p.expand(3, -1)
+    assert torch.allclose(node.capture.deltas(p) * node.dynamics.c, x.grad)
+    wider = torch.tensor([1.0, 1.0, 0.5, 0.5], dtype=torch.float64).expand(3, -1)
+    assert not torch.allclose(node.capture.deltas(wider), node.capture.deltas(p))

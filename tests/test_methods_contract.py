@@ -5,6 +5,7 @@ from spikingjelly.activation_based import functional
 
 from sgbench.models import convnet
 from sgbench.neuron.node import SpikingNeuron, neurons
+from sgbench.neuron.rules import LayerRule
 from sgbench.registry import all_methods, method_names
 
 METHODS = method_names()
@@ -14,7 +15,7 @@ def _model(method_cls, seed=0):
     torch.manual_seed(seed)
     model = convnet((1, 6, 6), 3, lambda: SpikingNeuron(), channels=[4, 4]).double()
     method = method_cls()
-    method.attach(model)
+    method.attach(model, T=3)
     return model.double()
 
 
@@ -46,6 +47,14 @@ def test_forward_is_exact_heaviside(name):
         v = h * (1 - s) + dyn.v_reset * s if dyn.hard_reset else h - theta[t] * s
 
 
+def _first_step_rule(node, h):
+    """theta and p of timestep 0 for the potential h (what the engine used from rest)."""
+    if node.rule.mode == "sequence":
+        theta, p = node.rule.sequence(node, 1)
+        return theta[0].double(), p[0].double()
+    return node.rule.step(node, 0, h)
+
+
 @pytest.mark.parametrize("name", METHODS)
 def test_backward_is_the_derivative_of_the_primitive(name):
     """One step from rest: dS/dX = c * F'(H - theta), checked by finite differences in float64."""
@@ -54,12 +63,13 @@ def test_backward_is_the_derivative_of_the_primitive(name):
     node = neurons(model)[0]
     x = (torch.rand(1, 2000, dtype=torch.float64) * 6 - 2).requires_grad_(True)
     (grad,) = torch.autograd.grad(node(x).sum(), x)
-    theta, p = node.rule.sequence(node, 1)
-    u = node.dynamics.c * x.detach()[0] - theta[0]
-    prim = lambda z: node.rule.shape.primitive(z, *p[0].double().unbind(0))  # noqa: E731
+    h = node.dynamics.c * x.detach()[0]
+    theta, p = _first_step_rule(node, h)
+    u = h - theta
+    prim = lambda z: node.rule.shape.primitive(z, *p.double().unbind(0))  # noqa: E731
     eps = 1e-7
     numeric = node.dynamics.c * (prim(u + eps) - prim(u - eps)) / (2 * eps)
-    lo, hi = node.rule.shape.support(*p[0].unbind(0))
+    lo, hi = node.rule.shape.support(*p.detach().unbind(0))
     smooth = torch.ones_like(u, dtype=torch.bool)
     for edge in (float(lo), 0.0, float(hi)):
         smooth &= (u - edge).abs() > 1e-5
@@ -76,8 +86,9 @@ def test_state_dict_round_trip(name):
     fresh.load_state_dict(trained.state_dict())
     trained.eval(), fresh.eval()
     assert torch.equal(trained(x), fresh(x))
-    rule_keys = [k for k in trained.state_dict() if ".rule." in k]
-    assert rule_keys, "the method's per-layer state must be part of the state_dict"
+    for module in trained.modules():
+        if isinstance(module, LayerRule):  # a rule's tensors must be buffers or parameters
+            assert not [a for a, v in vars(module).items() if torch.is_tensor(v)]
 
 
 @pytest.mark.parametrize("name", METHODS)

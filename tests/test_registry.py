@@ -64,3 +64,18 @@ def test_entry_point_plugins_are_registered_and_can_be_switched_off(installed_pl
     assert "wide" not in method_names()
     with pytest.raises(UsageError):
         load_method("wide")
+
+
+def test_source_hash_covers_the_method_files_a_method_extends():
+    import hashlib
+    import inspect
+    from pathlib import Path
+
+    from sgbench.registry import load_method, method_source_sha256
+    st_asg, a2sg = load_method("st_asg"), load_method("a2sg")
+    own = hashlib.sha256(Path(inspect.getfile(st_asg)).read_bytes()).hexdigest()
+    both = hashlib.sha256(Path(inspect.getfile(st_asg)).read_bytes()
+                          + Path(inspect.getfile(a2sg)).read_bytes()).hexdigest()
+    assert method_source_sha256(st_asg) == both != own
+    assert method_source_sha256(a2sg) == hashlib.sha256(
+        Path(inspect.getfile(a2sg)).read_bytes()).hexdigest()

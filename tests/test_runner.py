@@ -6,7 +6,7 @@ import pytest
 
 from sgbench.errors import UsageError, UserError
 from sgbench.record import SCHEMA, load_records, write_record
-from sgbench.registry import builtin_names
+from sgbench.registry import builtin_names, load_method
 from sgbench.train import RunRequest, run
 
 
@@ -122,3 +122,51 @@ def test_a_crash_mid_training_still_writes_a_failed_record(tmp_path):
     (record,), _ = load_records(out)
     assert record["status"] == "failed" and "boom" in record["error"]
     assert len(record["history"]) == 1
+
+
+def test_diagnostics_are_recorded_without_changing_training(tmp_path):
+    plain, _ = _run(tmp_path, method="ds_atgo", seed=1)
+    probed, _ = _run(tmp_path, method="ds_atgo", seed=1, diag_every=1)
+    assert [h["train_loss"] for h in plain["history"]] == [h["train_loss"] for h in
+                                                            probed["history"]]
+    assert [s["epoch"] for s in plain["diagnostics"]["snapshots"]] == [3]
+    assert [s["epoch"] for s in probed["diagnostics"]["snapshots"]] == [1, 2, 3]
+    snap = probed["diagnostics"]["snapshots"][-1]
+    assert snap == plain["diagnostics"]["snapshots"][-1] | {"epoch": 3}
+    (layer,) = snap["layers"]
+    T = probed["T"]
+    for key in ("spike_rate", "coverage", "coverage_vanilla", "h_mean", "h_std", "theta"):
+        assert len(layer[key]) == T and all(v == v for v in layer[key]), key
+    assert len(layer["p"]) == T and len(layer["p"][0]) == len(layer["p_names"]) == 4
+    assert layer["sgv"] > 0 and -1 <= layer["tgc"] <= 1 and layer["cv"] > 0
+    assert layer["grad_norm"] > 0 and layer["gamma_mean"] is not None
+    assert set(snap["summary"]) >= {"spike_rate", "coverage", "coverage_vanilla",
+                                    "deep_coverage", "deep_coverage_vanilla", "sgv", "tgc"}
+    assert probed["diagnostics"]["probe"]["size"] == 64
+    assert probed["cost"]["diagnostics_s"] > 0
+
+
+@pytest.mark.parametrize("method", ["mpd_agl", "ds_atgo", "adali", "a2sg", "st_asg", "psg_pda"])
+@pytest.mark.parametrize("protocol", ["controlled", "paper"])
+def test_literature_methods_run_under_both_protocols(tmp_path, method, protocol):
+    record, _ = _run(tmp_path, method=method, protocol=protocol,
+                     params=["n_eval=4", "n_obs=2"] if method in ("a2sg", "st_asg") else [])
+    assert record["status"] == "ok" and record["metrics"]["top1"] > 40  # 4 classes
+    assert record["method"]["fidelity"] in ("official-code", "reconstruction")
+    overlay = record["paper_overlay"]
+    expected = load_method(method).paper_overlay("synthetic") if protocol == "paper" else {}
+    assert overlay == expected
+    for key, value in overlay.items():
+        node = record["task"]["config"]
+        for part in key.split("."):
+            node = node[part]
+        assert node == value
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["mpd_agl", "ds_atgo", "adali", "a2sg", "st_asg", "psg_pda"])
+@pytest.mark.parametrize("protocol", ["controlled", "paper"])
+def test_literature_methods_learn_digits(tmp_path, method, protocol):
+    """Acceptance: >= 90% top-1 on digits at T=4 under both protocols (slow: ~15 min)."""
+    record, _ = _run(tmp_path, method=method, task="digits", T=4, protocol=protocol)
+    assert record["status"] == "ok" and record["metrics"]["top1"] >= 90.0, record["metrics"]

@@ -11,6 +11,7 @@ from ..data import check_kwargs
 from ..errors import UserError
 from ..method import did_you_mean
 from ..neuron.node import SpikingNeuron
+from .norm import batch_norm2d
 
 NeuronFactory = Callable[[], nn.Module]
 
@@ -28,13 +29,15 @@ class SpikingClassifier(nn.Module):
 
 
 def convnet(in_shape: tuple[int, ...], num_classes: int, neuron: NeuronFactory,
-            channels: list[int] = (16, 32), pool: int = 2) -> nn.Module:
-    """Plain spiking CNN: [conv3x3 - BN - neuron] per entry of ``channels``, avg-pool, linear."""
+            channels: list[int] = (16, 32), pool: int = 2, norm_scale: float = 1.0,
+            norm_gamma: float = 1.0) -> nn.Module:
+    """Plain spiking CNN (no residuals): [conv3x3 - BN - neuron] per entry of ``channels``,
+    avg-pool, linear. ``norm_scale`` and ``norm_gamma`` set the threshold-dependent BN."""
     c, h, w = in_shape
     blocks: list[nn.Module] = []
     for out_c in channels:
-        blocks += [layer.Conv2d(c, out_c, 3, padding=1, bias=False), layer.BatchNorm2d(out_c),
-                   neuron()]
+        blocks += [layer.Conv2d(c, out_c, 3, padding=1, bias=False),
+                   batch_norm2d(out_c, norm_scale, norm_gamma), neuron()]
         c = out_c
     blocks += [layer.AvgPool2d(pool), layer.Flatten(),
                layer.Linear(c * (h // pool) * (w // pool), num_classes)]

@@ -63,20 +63,20 @@ def fire_reset(h: Tensor, theta: Tensor, dyn: Dynamics, out: Tensor | None = Non
 
 @dataclass
 class StepGrads:
-    h: Tensor  # dL/dH[t]
+    h: Tensor  # dL/dH[t] through this step's spike and reset
     theta: Tensor | None  # dL/dtheta[t], scalar
     p: list[Tensor] | None  # dL/dp[t], one scalar per shape parameter
 
 
 def step_backward(h, theta, p, grad_s, grad_v, shape: Shape, dyn: Dynamics,
-                  need_theta: bool, need_p: bool) -> StepGrads:
+                  need_theta: bool, need_p: bool, out: Tensor | None = None) -> StepGrads:
     """Gradients of one fire-and-reset step given dL/dS[t] (grad_s) and dL/dV[t] (grad_v);
-    ``p`` is the step's shape-parameter vector [P]."""
+    ``p`` is the step's shape-parameter vector [P]; dL/dH[t] is written to ``out`` if given."""
     p = tuple(p.unbind(0))
     x = h - theta
     sg = shape.grad(x, *p)
     if grad_v is None:
-        gs, gh = grad_s, grad_s * sg
+        gs, gh = grad_s, torch.mul(grad_s, sg, out=out)
     else:
         gs = grad_s  # total dL/dS: through the reset too, unless it is detached
         if not dyn.detach_reset:  # dV/dS = v_reset - H (hard) or -theta (soft)
@@ -88,7 +88,7 @@ def step_backward(h, theta, p, grad_s, grad_v, shape: Shape, dyn: Dynamics,
                 gs = torch.addcmul(grad_s, grad_v, dyn.v_reset - h)
         through_reset = grad_v * torch.lt(x, 0.0, out=torch.empty_like(x)) if dyn.hard_reset \
             else grad_v
-        gh = torch.addcmul(through_reset, gs, sg)
+        gh = torch.addcmul(through_reset, gs, sg, out=out)
     g_theta = g_p = None
     if need_theta:
         g_theta = -(gs * sg).sum()
@@ -99,11 +99,57 @@ def step_backward(h, theta, p, grad_s, grad_v, shape: Shape, dyn: Dynamics,
     return StepGrads(gh, g_theta, g_p)
 
 
+@dataclass
+class SequenceGrads:
+    delta: Tensor  # dL/dH[t] for every t, all paths included [T, ...]
+    v0: Tensor | None
+    k: Tensor | None
+    theta: Tensor | None
+    p: Tensor | None
+
+
+def bptt(h_seq, v0, k, theta, p, grad_s, grad_v, grad_h, shape: Shape, dyn: Dynamics,
+         need_k=False, need_theta=False, need_p=False, capture=None) -> SequenceGrads:
+    """Backpropagation through time of one layer, from its pre-spike potentials H alone.
+
+    ``grad_s`` [T, ...] is dL/dS from the layers above, ``grad_v`` dL/dV[T] (or None) and
+    ``grad_h`` a direct dL/dH (or None: auxiliary losses on H). ``capture`` (a GradCapture)
+    receives dL/dH[t] as it is produced.
+    """
+    T = h_seq.shape[0]
+    delta = torch.empty_like(h_seq)
+    g_theta = torch.zeros_like(theta) if need_theta else None
+    g_p = torch.zeros_like(p) if need_p else None
+    g_k = torch.zeros((), dtype=h_seq.dtype, device=h_seq.device) if need_k else None
+    gv, unit_k = grad_v, isinstance(k, float) and k == 1.0
+    for t in range(T - 1, -1, -1):
+        g = step_backward(h_seq[t], theta[t], p[t], grad_s[t], gv, shape, dyn,
+                          need_theta, need_p, out=delta[t])
+        if grad_h is not None:
+            delta[t].add_(grad_h[t])
+        if capture is not None:
+            capture.add(t, delta[t])
+        if need_theta:
+            g_theta[t] = g.theta
+        if need_p:
+            g_p[t] = torch.stack(g.p)
+        if need_k:
+            v_prev = v0 if t == 0 else fire_reset(h_seq[t - 1], theta[t - 1], dyn)[1]
+            g_k += (delta[t] * v_prev).sum()
+        gv = delta[t] if unit_k else delta[t] * k  # dL/dV[t-1]
+    if capture is not None:
+        capture.flush()
+    return SequenceGrads(delta, gv.clone() if unit_k else gv, g_k, g_theta, g_p)
+
+
 class SequenceFn(torch.autograd.Function):
-    """Charge, fire and reset over all T steps in one call (``sequence`` mode)."""
+    """Charge, fire and reset over all T steps in one call (``sequence`` mode).
+
+    Returns (S[T, ...], V[T], H[T, ...]); H is differentiable, for losses on the potential.
+    """
 
     @staticmethod
-    def forward(ctx, x_seq, v0, k, theta, p, shape: Shape, dyn: Dynamics):
+    def forward(ctx, x_seq, v0, k, theta, p, shape: Shape, dyn: Dynamics, capture=None):
         """x_seq [T, ...]; v0 like x_seq[0]; k float or scalar tensor; theta [T]; p [T, P]."""
         h_seq = torch.empty_like(x_seq)
         s_seq = torch.empty_like(x_seq)
@@ -113,51 +159,46 @@ class SequenceFn(torch.autograd.Function):
             _, v = fire_reset(h, theta[t], dyn, out=s_seq[t])
         learnable_k = torch.is_tensor(k)
         ctx.save_for_backward(h_seq, v0, k if learnable_k else None, theta, p)
-        ctx.shape, ctx.dyn, ctx.k_const = shape, dyn, None if learnable_k else k
-        ctx.mark_non_differentiable(h_seq)
+        ctx.shape, ctx.dyn, ctx.k_const, ctx.capture = shape, dyn, (
+            None if learnable_k else k), capture
+        ctx.set_materialize_grads(False)
         return s_seq, v, h_seq
 
     @staticmethod
-    def backward(ctx, grad_s, grad_v, _grad_h):
+    def backward(ctx, grad_s, grad_v, grad_h):
         h_seq, v0, k, theta, p = ctx.saved_tensors
         k = ctx.k_const if k is None else k
-        shape, dyn = ctx.shape, ctx.dyn
+        if grad_s is None:
+            grad_s = torch.zeros_like(h_seq)
+        if ctx.capture is not None:
+            ctx.capture.keep_inputs(h_seq, v0, k, theta, grad_s, grad_v, grad_h, ctx.shape,
+                                    ctx.dyn)
         need_v0, need_k, need_theta, need_p = (ctx.needs_input_grad[i] for i in (1, 2, 3, 4))
-        T = h_seq.shape[0]
-        grad_x = torch.empty_like(h_seq)
-        g_theta = torch.zeros_like(theta) if need_theta else None
-        g_p = torch.zeros_like(p) if need_p else None
-        g_k = torch.zeros((), dtype=h_seq.dtype, device=h_seq.device) if need_k else None
-        gv = grad_v
-        for t in range(T - 1, -1, -1):
-            g = step_backward(h_seq[t], theta[t], p[t], grad_s[t], gv, shape, dyn,
-                              need_theta, need_p)
-            torch.mul(g.h, dyn.c, out=grad_x[t])
-            if need_theta:
-                g_theta[t] = g.theta
-            if need_p:
-                g_p[t] = torch.stack(g.p)
-            if need_k:
-                v_prev = v0 if t == 0 else fire_reset(h_seq[t - 1], theta[t - 1], dyn)[1]
-                g_k += (g.h * v_prev).sum()
-            gv = grad_x[t] if isinstance(k, float) and k == dyn.c else g.h * k  # dL/dV[t-1]
-        return grad_x, (gv if need_v0 else None), g_k, g_theta, g_p, None, None
+        g = bptt(h_seq, v0, k, theta, p, grad_s, grad_v, grad_h, ctx.shape, ctx.dyn,
+                 need_k, need_theta, need_p, ctx.capture)
+        grad_x = g.delta if ctx.dyn.c == 1.0 else g.delta.mul_(ctx.dyn.c)
+        return grad_x, (g.v0 if need_v0 else None), g.k, g.theta, g.p, None, None, None
 
 
 class FireResetFn(torch.autograd.Function):
     """Fire and reset for one step (``stepwise`` mode and single-step use)."""
 
     @staticmethod
-    def forward(ctx, h, theta, p, shape: Shape, dyn: Dynamics):
+    def forward(ctx, h, theta, p, shape: Shape, dyn: Dynamics, capture=None, t: int = 0):
         s, v = fire_reset(h, theta, dyn)
         ctx.save_for_backward(h, theta, p)
-        ctx.shape, ctx.dyn = shape, dyn
+        ctx.shape, ctx.dyn, ctx.capture, ctx.t = shape, dyn, capture, t
+        ctx.set_materialize_grads(False)
         return s, v
 
     @staticmethod
     def backward(ctx, grad_s, grad_v):
         h, theta, p = ctx.saved_tensors
+        if grad_s is None:
+            grad_s = torch.zeros_like(h)
         need_theta, need_p = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         g = step_backward(h, theta, p, grad_s, grad_v, ctx.shape, ctx.dyn,
                           need_theta, need_p)
-        return g.h, g.theta, (torch.stack(g.p) if need_p else None), None, None
+        if ctx.capture is not None:
+            ctx.capture.add(ctx.t, g.h)
+        return g.h, g.theta, (torch.stack(g.p) if need_p else None), None, None, None, None

@@ -12,8 +12,10 @@ from spikingjelly.activation_based import base
 from torch import nn
 
 from ..errors import UserError
+from .capture import GradCapture
 from .engine import Dynamics, FireResetFn, SequenceFn, charge
 from .rules import FixedRule, LayerRule
+from .shapes import coverage
 
 Tensor = torch.Tensor
 CHARGES = ("tau", "mul", "if")
@@ -55,6 +57,9 @@ class SpikingNeuron(base.MemoryModule):
         self.rule = rule if rule is not None else FixedRule("sigmoid", [4.0])
         self.observe = False  # when True, per-timestep statistics of the last forward go to .stats
         self.stats: dict[str, Tensor] | None = None
+        self.capture: GradCapture | None = None  # when set, the backward pass reports dL/dH here
+        self.keep_h = False  # when True (and training), the last H [T, ...] stays in .h_seq
+        self.h_seq: Tensor | None = None
         self.register_memory("v", 0.0)
         self.register_memory("t", 0)
 
@@ -69,6 +74,11 @@ class SpikingNeuron(base.MemoryModule):
         if self.charge == "if":
             return 1.0
         return torch.sigmoid(self.w) if self.w is not None else float(self._decay)
+
+    def decay_value(self) -> float:
+        """The decay factor k as a number (detached)."""
+        k = self.decay_factor()
+        return float(k.detach()) if torch.is_tensor(k) else float(k)
 
     @property
     def dynamics(self) -> Dynamics:
@@ -86,11 +96,12 @@ class SpikingNeuron(base.MemoryModule):
         T, k, dyn, shape = x.shape[0], self._k_like(x), self.dynamics, self.rule.shape
         v0 = self._initial_v(x[0])
         if self.rule.mode == "sequence":
-            theta, p = (a.to(x.dtype) for a in self.rule.sequence(self, T))
-            s, v, h = SequenceFn.apply(x, v0, k, theta, p, shape, dyn)
+            theta, p = (_like(a, x) for a in self.rule.sequence(self, T))
+            s, v, h = SequenceFn.apply(x, v0, k, theta, p, shape, dyn, self.capture)
         else:
             s, v, h, theta, p = self._stepwise(x, v0, k, dyn)
         self.v = v
+        self.h_seq = h if self.keep_h and self.training else None
         if self.observe:
             self._observe(h.detach(), s.detach(), theta.detach(), p.detach(), append=False)
         return s.to(x_seq.dtype)
@@ -99,8 +110,8 @@ class SpikingNeuron(base.MemoryModule):
         spikes, hs, thetas, ps = [], [], [], []
         for t in range(x.shape[0]):
             h = charge(x[t], v, k, dyn)
-            theta_t, p_t = (a.to(x.dtype) for a in self.rule.step(self, t, h))
-            s, v = FireResetFn.apply(h, theta_t, p_t, self.rule.shape, dyn)
+            theta_t, p_t = (_like(a, x) for a in self.rule.step(self, t, h))
+            s, v = FireResetFn.apply(h, theta_t, p_t, self.rule.shape, dyn, self.capture, t)
             spikes.append(s), hs.append(h), thetas.append(theta_t), ps.append(p_t)
         return torch.stack(spikes), v, torch.stack(hs), torch.stack(thetas), torch.stack(ps)
 
@@ -110,10 +121,10 @@ class SpikingNeuron(base.MemoryModule):
         h = charge(x, self._initial_v(x), k, dyn)
         if self.rule.mode == "sequence":
             theta, p = self.rule.sequence(self, t + 1)
-            theta_t, p_t = theta[t].to(x.dtype), p[t].to(x.dtype)
+            theta_t, p_t = _like(theta[t], x), _like(p[t], x)
         else:
-            theta_t, p_t = (a.to(x.dtype) for a in self.rule.step(self, t, h))
-        s, self.v = FireResetFn.apply(h, theta_t, p_t, self.rule.shape, dyn)
+            theta_t, p_t = (_like(a, x) for a in self.rule.step(self, t, h))
+        s, self.v = FireResetFn.apply(h, theta_t, p_t, self.rule.shape, dyn, self.capture, t)
         self.t = t + 1
         if self.observe:
             self._observe(h.detach()[None], s.detach()[None], theta_t.detach()[None],
@@ -131,18 +142,19 @@ class SpikingNeuron(base.MemoryModule):
     # -- observability -----------------------------------------------------------------------
     @torch.no_grad()
     def _observe(self, h, s, theta, p, append: bool):
-        """Per-timestep spike rate, mean/std of H, theta, p, and share of H in the support."""
+        """Per timestep: spike rate, mean/std of H, theta, p, and the coverage of the
+        gradient-available interval under this layer's rule (``in_support``) and under the
+        vanilla reference, a unit rectangle at the neuron's own threshold (``in_support_vanilla``).
+        """
         T = h.shape[0]
         flat_h, flat_s = h.reshape(T, -1), s.reshape(T, -1)
-        inside = []
-        for t in range(T):
-            lo, hi = self.rule.shape.support(*p[t].unbind(0))
-            x = flat_h[t] - theta[t]
-            inside.append(((x >= lo) & (x <= hi)).float().mean())
+        shape = self.rule.shape
+        own = [coverage(flat_h[t], theta[t], *shape.support(*p[t].unbind(0))) for t in range(T)]
+        vanilla = [coverage(flat_h[t], self.v_threshold, -0.5, 0.5) for t in range(T)]
         stats = {"spike_rate": flat_s.float().mean(1), "h_mean": flat_h.mean(1),
                  "h_std": flat_h.std(1) if flat_h.shape[1] > 1 else torch.zeros(T),
                  "theta": theta.reshape(T), "p": p.reshape(T, -1),
-                 "in_support": torch.stack(inside)}
+                 "in_support": torch.stack(own), "in_support_vanilla": torch.stack(vanilla)}
         stats = {name: value.float().cpu() for name, value in stats.items()}
         if append and self.stats is not None:
             stats = {name: torch.cat([self.stats[name], value]) for name, value in stats.items()}
@@ -152,6 +164,10 @@ class SpikingNeuron(base.MemoryModule):
         return (f"charge={self.charge}, v_threshold={self.v_threshold}, reset={self.reset_mode}, "
                 f"detach_reset={self.detach_reset}, backend={self.backend}, "
                 f"step_mode={self.step_mode}")
+
+
+def _like(a: Tensor, x: Tensor) -> Tensor:
+    return a.to(device=x.device, dtype=x.dtype)
 
 
 def _state_dtype(x: Tensor) -> Tensor:
@@ -167,3 +183,15 @@ def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
 def neurons(model: nn.Module) -> list[SpikingNeuron]:
     """The engine's neurons of a model, in forward (registration) order."""
     return [m for m in model.modules() if isinstance(m, SpikingNeuron)]
+
+
+def preceding(model: nn.Module, kinds: tuple[type, ...]) -> dict[SpikingNeuron, tuple[str, nn.Module] | None]:
+    """Each engine neuron, in forward order, with the last module of ``kinds`` registered before
+    it (name and module): the norm layer or the weights feeding it."""
+    out, last = {}, None
+    for name, module in model.named_modules():
+        if isinstance(module, kinds):
+            last = (name, module)
+        elif isinstance(module, SpikingNeuron):
+            out[module] = last
+    return out

@@ -43,8 +43,20 @@ class Shape:
                                             materialize_grads=True))
 
 
+def coverage(h: Tensor, theta, lo, hi) -> Tensor:
+    """Share of potentials whose distance from the threshold lies in [lo, hi]: the
+    gradient-available interval of a surrogate with that support (DS-ATGO, AAAI 2026, Fig. 5)."""
+    x = h - theta
+    return ((x >= lo) & (x <= hi)).float().mean()
+
+
+def _mask(op, x: Tensor, bound) -> Tensor:
+    """A comparison made directly as a float mask (boolean masks are several times slower)."""
+    return op(x, bound, out=torch.empty_like(x))
+
+
 def _between(x: Tensor, lo, hi) -> Tensor:
-    return ((x >= lo) & (x <= hi)).to(x.dtype)
+    return _mask(torch.ge, x, lo).mul_(_mask(torch.le, x, hi))
 
 
 def _clip(x: Tensor, lo, hi) -> Tensor:
@@ -56,9 +68,9 @@ def _clip(x: Tensor, lo, hi) -> Tensor:
 # -- asymmetric rectangle: STBP (Wu et al. 2018, Eq. 9) and AdaLi's lightweight rectangle --------
 def _rect_grad(x, left, right, area_left, area_right):
     """area_left/left on [-left, 0), area_right/right on [0, right], 0 elsewhere."""
-    neg = ((x >= -left) & (x < 0)).to(x.dtype)
-    pos = ((x >= 0) & (x <= right)).to(x.dtype)
-    return neg * (area_left / left) + pos * (area_right / right)
+    height_left, height_right = area_left / left, area_right / right
+    step = _mask(torch.ge, x, 0.0).mul_(height_right - height_left).add_(height_left)
+    return step.mul_(_between(x, -left, right))
 
 
 def _rect_primitive(x, left, right, area_left, area_right):
@@ -69,9 +81,9 @@ def _rect_primitive(x, left, right, area_left, area_right):
 
 # -- asymmetric triangle: Esser et al. 2016 (PNAS), max(0, 1 - |x|) -----------------------------
 def _tri_grad(x, left, right, height):
-    up = torch.clamp(1 + x / left, min=0) * (x < 0).to(x.dtype)
-    down = torch.clamp(1 - x / right, min=0) * (x >= 0).to(x.dtype)
-    return height * (up + down)
+    """height * max(0, 1 - |x| / left) for x < 0 and height * max(0, 1 - |x| / right) for x >= 0."""
+    inv_width = _mask(torch.ge, x, 0.0).mul_(1 / right - 1 / left).add_(1 / left)
+    return inv_width.mul_(x.abs()).neg_().add_(1).clamp_(min=0).mul_(height)
 
 
 def _tri_primitive(x, left, right, height):
@@ -82,7 +94,7 @@ def _tri_primitive(x, left, right, height):
 
 # -- clipped ramp: the A2SG family g = max(0, slope*x + bias) on [-left, right] ----------------
 def _ramp_grad(x, left, right, slope, bias):
-    return torch.clamp(slope * x + bias, min=0) * _between(x, -left, right)
+    return (x * slope).add_(bias).clamp_(min=0).mul_(_between(x, -left, right))
 
 
 def _ramp_primitive(x, left, right, slope, bias):

@@ -1,0 +1,1 @@
+"""Measurements beyond accuracy: the probe batch and the gradient diagnostics."""

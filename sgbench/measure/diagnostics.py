@@ -1,0 +1,80 @@
+"""Gradient diagnostics on the probe batch, per spiking layer and timestep (spec sections 4-5).
+
+- spike rate; coverage of the gradient-available interval under the layer's own threshold and
+  surrogate and under the vanilla reference (unit rectangle at the neuron's threshold; DS-ATGO,
+  AAAI 2026, Fig. 5 and 11; MPD-AGL, IJCAI 2025);
+- mean and std of the pre-spike potential H; the thresholds and surrogate parameters in use;
+- SGV, TGC and CV of dL/dH (A2SG, ICML 2026); the norm of dL/dW of the weights feeding the layer.
+"""
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..neuron.node import preceding
+from .probe import Probe
+
+DEEP_LAYERS = 3  # "deep-layer coverage": the mean over the last three spiking layers (DS-ATGO)
+
+
+def _floats(t: torch.Tensor) -> list:
+    return [round(float(v), 6) for v in t] if t.dim() == 1 else [_floats(row) for row in t]
+
+
+def _none_or(value: float | None) -> float | None:
+    return None if value is None or value != value else round(value, 6)
+
+
+def diagnose(model: nn.Module, probe: Probe, epoch: int) -> dict[str, Any]:
+    """One snapshot of every diagnostic, on the probe batch, without changing the model."""
+    result = probe.run(model)
+    weights = preceding(model, (nn.Conv2d, nn.Linear))
+    norms = preceding(model, (nn.modules.batchnorm._NormBase,))
+    names = {m: n for n, m in model.named_modules()}
+    layers = []
+    for index, (node, stats) in enumerate(result.stats.items()):
+        capture = result.captures[node]
+        norm, weight = norms.get(node), weights.get(node)
+        gamma = getattr(norm[1], "weight", None) if norm else None
+        layers.append({
+            "layer": index, "name": names[node], "shape": node.rule.shape.name,
+            "p_names": list(node.rule.shape.params),
+            "spike_rate": _floats(stats["spike_rate"]),
+            "coverage": _floats(stats["in_support"]),
+            "coverage_vanilla": _floats(stats["in_support_vanilla"]),
+            "h_mean": _floats(stats["h_mean"]), "h_std": _floats(stats["h_std"]),
+            "theta": _floats(stats["theta"]), "p": _floats(stats["p"]),
+            "sgv": _none_or(capture.sgv()), "tgc": _none_or(capture.tgc()),
+            "tgc_per_step": [_none_or(v) for v in capture.tgc_per_step()],
+            "cv": _none_or(capture.cv()),
+            "grad_norm": _none_or(result.grad_norms.get(weight[0])) if weight else None,
+            "decay": round(node.decay_value(), 6),
+            "gamma_mean": None if gamma is None else round(float(gamma.detach().mean()), 6),
+        })
+    return {"epoch": epoch, "loss": _none_or(result.loss), "layers": layers,
+            "summary": summarize(layers)}
+
+
+def _mean(values: list[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return round(statistics.fmean(kept), 6) if kept else None
+
+
+def summarize(layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The network-level numbers the papers quote (layer means are unweighted, pooled over t)."""
+    rate = [statistics.fmean(layer["spike_rate"]) for layer in layers]
+    own = [statistics.fmean(layer["coverage"]) for layer in layers]
+    vanilla = [statistics.fmean(layer["coverage_vanilla"]) for layer in layers]
+    return {
+        "spike_rate": _mean(rate),
+        "spike_rate_layer_std": round(statistics.pstdev(rate), 6) if rate else None,
+        "coverage": _mean(own), "coverage_vanilla": _mean(vanilla),
+        "deep_coverage": _mean(own[-DEEP_LAYERS:]),
+        "deep_coverage_vanilla": _mean(vanilla[-DEEP_LAYERS:]),
+        "sgv": _mean([layer["sgv"] for layer in layers]),
+        "tgc": _mean([layer["tgc"] for layer in layers]),
+        "cv": _mean([layer["cv"] for layer in layers]),
+    }

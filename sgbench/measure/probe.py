@@ -1,0 +1,96 @@
+"""The probe: one fixed batch of the training split, run forward and backward in train mode
+without changing the model (no optimiser step; running statistics and rule buffers restored)."""
+from __future__ import annotations
+
+import hashlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+from spikingjelly.activation_based import functional
+from torch import nn
+
+from ..data import encode
+from ..neuron.capture import GradCapture
+from ..neuron.node import SpikingNeuron, neurons
+
+Tensor = torch.Tensor
+PROBE_SEED = 0  # the same probe samples for every method and seed of a task
+
+
+@contextmanager
+def untouched(model: nn.Module) -> Iterator[None]:
+    """Train mode inside; afterwards buffers, gradients, neuron state and mode are as before."""
+    saved = [(buf, buf.detach().clone()) for buf in model.buffers()]
+    grads = [(p, p.grad) for p in model.parameters()]
+    was_training = model.training
+    model.train()
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buf, value in saved:
+                buf.copy_(value)
+        for p, grad in grads:
+            p.grad = grad
+        functional.reset_net(model)
+        model.train(was_training)
+
+
+@dataclass
+class ProbePass:
+    loss: float
+    captures: dict[SpikingNeuron, GradCapture]  # dL/dH reductions per layer
+    stats: dict[SpikingNeuron, dict[str, Tensor]]  # forward statistics per layer
+    grad_norms: dict[str, float]  # ||dL/dW|| per weight layer, by module name
+
+
+@dataclass
+class Probe:
+    x: Tensor  # encoded input [T, B, ...]
+    y: Tensor
+    loss_fn: Callable[[Tensor, Tensor], Tensor]
+    aux_loss: Callable[[nn.Module], Tensor | None]
+    indices_sha256: str
+
+    @classmethod
+    def from_dataset(cls, dataset, size: int, T: int, encoding: str, loss_fn, aux_loss,
+                     device: torch.device) -> "Probe":
+        generator = torch.Generator().manual_seed(PROBE_SEED)
+        index = torch.randperm(len(dataset), generator=generator)[:size]
+        xs, ys = zip(*(dataset[i] for i in index.tolist()))
+        x = encode(torch.stack(xs).to(device), T, encoding)
+        y = torch.as_tensor(ys).to(device)
+        digest = hashlib.sha256(",".join(map(str, index.tolist())).encode()).hexdigest()
+        return cls(x, y, loss_fn, aux_loss, digest)
+
+    def describe(self) -> dict[str, Any]:
+        return {"size": int(self.y.shape[0]), "split": "train", "mode": "train, no update",
+                "indices_sha256": self.indices_sha256}
+
+    def run(self, model: nn.Module, keep: Iterable[SpikingNeuron] = (),
+            observe: bool = True) -> ProbePass:
+        """Forward and backward of the training loss; ``keep`` layers keep what their BPTT needs
+        (``GradCapture.deltas``)."""
+        nodes = neurons(model)
+        keep = set(keep)
+        captures = {n: GradCapture(keep=n in keep) for n in nodes}
+        with untouched(model):
+            for n in nodes:
+                n.capture, n.observe = captures[n], observe
+            try:
+                for p in model.parameters():
+                    p.grad = None
+                loss = self.loss_fn(model(self.x), self.y)
+                aux = self.aux_loss(model)
+                if aux is not None:
+                    loss = loss + aux
+                loss.backward()
+                norms = {name: float(m.weight.grad.norm()) for name, m in model.named_modules()
+                         if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.grad is not None}
+                stats = {n: n.stats for n in nodes} if observe else {}
+            finally:
+                for n in nodes:
+                    n.capture, n.observe, n.stats = None, False, None
+        return ProbePass(float(loss.detach()), captures, stats, norms)
