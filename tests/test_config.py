@@ -47,7 +47,12 @@ def test_unknown_keys_and_malformed_yaml_in_task_files(tmp_path):
 
 def test_paper_protocol_applies_the_method_overlay():
     overlay = {"neuron.charge": "mul", "train.epochs": 7}
-    assert resolve_task("digits", protocol="paper", paper_overlay=lambda dataset: overlay)["neuron"]["charge"] == "mul"
-    assert resolve_task("digits", paper_overlay=lambda dataset: overlay)["neuron"]["charge"] == "tau"
+    def paper_overlay(dataset):
+        assert dataset == "digits"
+        return overlay
+
+    paper = resolve_task("digits", protocol="paper", paper_overlay=paper_overlay)
+    assert paper["neuron"]["charge"] == "mul" and paper["train"]["epochs"] == 7
+    assert resolve_task("digits", paper_overlay=paper_overlay)["neuron"]["charge"] == "tau"
     with pytest.raises(UsageError):
         resolve_task("digits", protocol="papers")

@@ -59,8 +59,8 @@ def test_ds_atgo_fig5_proportions_by_the_engines_coverage(std, fixed, adaptive):
 
 def test_ds_atgo_eval_after_a_state_dict_round_trip_is_identical():
     torch.manual_seed(0)
-    make = lambda: convnet((1, 6, 6), 3, lambda: SpikingNeuron(), channels=[4, 4]).double()  # noqa: E731
-    trained, fresh = make(), make()
+    trained, fresh = (convnet((1, 6, 6), 3, SpikingNeuron, channels=[4, 4]).double()
+                      for _ in range(2))
     cls = load_method("ds_atgo")
     cls().attach(trained, 3), cls().attach(fresh, 3)
     for _ in range(3):  # training batches move the running thresholds
@@ -222,7 +222,9 @@ def test_psg_widths_receive_gradients_and_stay_in_bounds():
 def test_pda_is_the_symmetric_kl_to_the_target_and_reaches_the_weights():
     from sgbench.methods.psg_pda import symmetric_kl
     assert float(symmetric_kl(torch.tensor(0.5), torch.tensor(0.25), 0.5, 0.25)) == 0.0
-    kl = lambda m1, v1, m2, v2: 0.5 * (math.log(v2 / v1) + (v1 + (m1 - m2) ** 2) / v2 - 1)  # noqa: E731
+    def kl(m1, v1, m2, v2):  # KL(N(m1, v1) || N(m2, v2))
+        return 0.5 * (math.log(v2 / v1) + (v1 + (m1 - m2) ** 2) / v2 - 1)
+
     expected = (kl(0.1, 0.4, 0.5, 0.25) + kl(0.5, 0.25, 0.1, 0.4)) / 2
     assert float(symmetric_kl(torch.tensor(0.1), torch.tensor(0.4), 0.5, 0.25)) == \
         pytest.approx(expected)

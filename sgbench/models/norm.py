@@ -14,7 +14,7 @@ from torch import nn
 
 
 class ScaledBatchNorm2d(layer.BatchNorm2d):
-    """BatchNorm2d whose normalised value is multiplied by a constant: gamma * scale * x_hat + beta."""
+    """BatchNorm2d whose normalised value is scaled by a constant: gamma * scale * x_hat + beta."""
 
     def __init__(self, num_features: int, scale: float, **kwargs):
         super().__init__(num_features, **kwargs)
@@ -30,7 +30,7 @@ class ScaledBatchNorm2d(layer.BatchNorm2d):
 
 
 def batch_norm2d(channels: int, scale: float = 1.0, gamma: float = 1.0) -> nn.Module:
-    """A multi-step BatchNorm2d with the threshold scale ``scale`` and gamma initialised to ``gamma``."""
+    """A multi-step BatchNorm2d with threshold scale ``scale`` and gamma initialised to ``gamma``."""
     norm = ScaledBatchNorm2d(channels, scale) if scale != 1.0 else layer.BatchNorm2d(channels)
     nn.init.constant_(norm.weight, gamma)
     return norm

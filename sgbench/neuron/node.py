@@ -185,7 +185,8 @@ def neurons(model: nn.Module) -> list[SpikingNeuron]:
     return [m for m in model.modules() if isinstance(m, SpikingNeuron)]
 
 
-def preceding(model: nn.Module, kinds: tuple[type, ...]) -> dict[SpikingNeuron, tuple[str, nn.Module] | None]:
+def preceding(model: nn.Module, kinds: tuple[type, ...]
+              ) -> dict[SpikingNeuron, tuple[str, nn.Module] | None]:
     """Each engine neuron, in forward order, with the last module of ``kinds`` registered before
     it (name and module): the norm layer or the weights feeding it."""
     out, last = {}, None
