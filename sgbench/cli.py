@@ -85,6 +85,10 @@ def run_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON on stdout."),
     diag_every: int = typer.Option(0, "--diag-every", help="Gradient diagnostics every N epochs "
                                    "(always after the last)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Dataset root (default: "
+                                            "$SGBENCH_DATA, else ~/.cache/sgbench/data)."),
+    download: bool = typer.Option(False, "--download", help="Let the dataset library download "
+                                  "missing data where it can."),
 ) -> None:
     """Train and measure one method on one task; write its record."""
     from .record import print_json
@@ -92,7 +96,7 @@ def run_cmd(
 
     request = RunRequest(method=method, task=task, T=T, seed=seed, epochs=epochs, params=param,
                          overrides=override, protocol=protocol, device=device, out_dir=out_dir,
-                         diag_every=diag_every)
+                         diag_every=diag_every, data_dir=data_dir, download=download)
     record, path = run(request, ProgressReporter(f"{Path(method).stem} on {task}"))
     if json_out:
         print_json(record)
@@ -130,7 +134,9 @@ def list_cmd(
     if json_out:
         print_json(rows)
         return
-    table = Table(*columns)
+    table = Table()
+    for column in columns:  # every column but the last (the citation) keeps its width
+        table.add_column(column, no_wrap=column != columns[-1])
     for row in rows:
         table.add_row(*(", ".join(v) if isinstance(v, list) else str(v)
                         for v in (row[c] for c in columns)))

@@ -32,7 +32,8 @@ DEFAULTS: dict[str, Any] = {
                "learnable_decay": False, "v_threshold": 1.0, "reset": "hard", "v_reset": 0.0,
                "detach_reset": False, "backend": "torch"},
     "train": {"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "momentum": 0.9,
-              "weight_decay": 0.0, "schedule": "cosine", "loss": "ce", "label_smoothing": 0.0},
+              "weight_decay": 0.0, "schedule": "cosine", "loss": "ce", "label_smoothing": 0.0,
+              "amp": False, "channels_last": False, "workers": 0},
     "eval": {"batch_size": 256},
 }
 OPEN_SECTIONS = ("data", "model")  # sections whose extra keys are builder arguments

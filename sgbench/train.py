@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from . import record as rec
 from .config import config_sha256, resolve_task
 from .data import build_data, encode
+from .data.location import DataContext
 from .errors import UsageError, UserError
 from .measure.diagnostics import diagnose
 from .measure.probe import Probe
@@ -40,6 +41,8 @@ class RunRequest:
     device: str = "auto"
     out_dir: Path = Path("results/runs")
     diag_every: int = 0  # gradient diagnostics every N epochs (0: only after the last epoch)
+    data_dir: Path | None = None  # else $SGBENCH_DATA, else the user cache folder
+    download: bool = False
 
 
 class Reporter(Protocol):
@@ -122,23 +125,48 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@dataclass
+class Precision:
+    """Mixed precision (fp16 autocast with loss scaling) and channels-last, on CUDA only."""
+
+    amp: bool = False
+    channels_last: bool = False
+
+    @classmethod
+    def for_device(cls, train: dict[str, Any], device: torch.device) -> "Precision":
+        cuda = device.type == "cuda"
+        return cls(train["amp"] and cuda, train["channels_last"] and cuda)
+
+    def input(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def autocast(self):
+        return torch.autocast("cuda", dtype=torch.float16, enabled=self.amp)
+
+
 def train_epoch(model, method: Method, loader, optimizer, loss_fn, T: int, encoding: str,
-                device: torch.device) -> EpochResult:
+                device: torch.device, precision: Precision | None = None) -> EpochResult:
     """One pass over the training data. compute_s excludes the time spent loading batches."""
+    precision = precision or Precision()
+    scaler = torch.amp.GradScaler("cuda", enabled=precision.amp)
     model.train()
     total_loss, correct, samples, compute = 0.0, 0, 0, 0.0
     for step, (x, y) in enumerate(loader):
-        x, y = x.to(device), y.to(device)
+        x, y = precision.input(x.to(device)), y.to(device)
         _sync(device)
         start = time.perf_counter()
-        logits = model(encode(x, T, encoding))
-        loss = loss_fn(logits, y)
-        aux = method.aux_loss(model)
-        if aux is not None:
-            loss = loss + aux
+        with precision.autocast():
+            logits = model(encode(x, T, encoding))
+            loss = loss_fn(logits.float(), y)
+            aux = method.aux_loss(model)
+            if aux is not None:
+                loss = loss + aux
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         functional.reset_net(model)
         method.on_train_batch_end(model, step)
         _sync(device)
@@ -191,12 +219,14 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
     out_dir = rec.ensure_writable(Path(req.out_dir))
 
     seed_everything(req.seed)
-    data = build_data(cfg["data"])
+    data = build_data(cfg["data"], DataContext.resolve(req.data_dir, req.download, cfg["T"]))
     model = build_model(cfg["model"], cfg["neuron"], data.input_shape, data.num_classes)
     train_cfg, T, encoding = cfg["train"], cfg["T"], cfg["data"]["encoding"]
     method = method_cls(params)
     method.attach(model, T)
-    model.to(device)
+    precision = Precision.for_device(train_cfg, device)
+    model.to(device, memory_format=torch.channels_last if precision.channels_last else
+             torch.preserve_format)
     optimizer = make_optimizer(model, train_cfg, method)
     schedule = make_schedule(optimizer, train_cfg)
     loss_fn = make_loss(train_cfg)
@@ -210,9 +240,12 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
         result = fn(*args)
         timers[name] += time.perf_counter() - start
         return result
+    workers = train_cfg["workers"]
     train_loader = DataLoader(data.train, batch_size=train_cfg["batch_size"], shuffle=True,
-                              generator=torch.Generator().manual_seed(req.seed))
-    test_loader = DataLoader(data.test, batch_size=cfg["eval"]["batch_size"])
+                              generator=torch.Generator().manual_seed(req.seed),
+                              num_workers=workers, persistent_workers=workers > 0)
+    test_loader = DataLoader(data.test, batch_size=cfg["eval"]["batch_size"],
+                             num_workers=workers)
 
     history: list[dict[str, Any]] = []
     status, compute_s, samples, error = "ok", 0.0, 0, None
@@ -224,7 +257,7 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
             timed("adapt_s", method.adapt, model, epoch, probe)
             lr = optimizer.param_groups[0]["lr"]
             result = train_epoch(model, method, train_loader, optimizer, loss_fn, T, encoding,
-                                 device)
+                                 device, precision)
             compute_s, samples = compute_s + result.compute_s, samples + result.samples
             entry = {"epoch": epoch + 1, "lr": lr, "train_loss": result.loss,
                      "train_top1": result.top1}
@@ -270,6 +303,7 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
         "model": {"arch": cfg["model"]["arch"],
                   "parameters": sum(p.numel() for p in model.parameters()),
                   "neuron_layers": len(neurons(model))},
+        "precision": dataclasses.asdict(precision),  # what was in effect (CUDA only)
         "paper_overlay": method_cls.paper_overlay(cfg["data"]["dataset"])
         if req.protocol == "paper" else {},
         "metrics": _summary(history),

@@ -22,20 +22,38 @@ class DataBundle:
 
 
 def _registry() -> dict[str, Callable[..., DataBundle]]:
+    from . import neuromorphic, vision
     from .digits import digits
     from .synthetic import synthetic
 
-    return {"digits": digits, "synthetic": synthetic}
+    return {"digits": digits, "synthetic": synthetic, "mnist": vision.mnist,
+            "fashion_mnist": vision.fashion_mnist, "cifar10": vision.cifar10,
+            "cifar100": vision.cifar100, "imagenet": vision.imagenet,
+            "tiny_imagenet": vision.tiny_imagenet, "cifar10_dvs": neuromorphic.cifar10_dvs,
+            "dvs128_gesture": neuromorphic.dvs128_gesture, "nmnist": neuromorphic.nmnist}
 
 
-def build_data(section: dict[str, Any]) -> DataBundle:
+def build_data(section: dict[str, Any], ctx: "DataContext | None" = None) -> DataBundle:
+    """The dataset named in a task's ``data`` section; builders that read files take ``ctx``
+    (data root, --download, T) as their first argument."""
+    from .location import DataContext
+
     options = {k: v for k, v in section.items() if k not in ("dataset", "encoding")}
     builders = _registry()
     name = section["dataset"]
     if name not in builders:
         raise UserError(f"unknown dataset '{name}'{did_you_mean(name, builders)}")
-    check_kwargs(builders[name], options, f"data ({name})")
-    return builders[name](**options)
+    builder = builders[name]
+    takes_ctx = next(iter(inspect.signature(builder).parameters)) == "ctx"
+    check_kwargs(builder, options, f"data ({name})", skip=int(takes_ctx))
+    if not takes_ctx:
+        return builder(**options)
+    ctx = ctx or DataContext.resolve(None, False, 1)
+    try:
+        return builder(ctx, **options)
+    except (RuntimeError, OSError, ValueError) as exc:  # the library's own complaint, one line
+        raise UserError(f"{name}: the dataset library could not load the data under {ctx.root}: "
+                        f"{type(exc).__name__}: {exc}") from exc
 
 
 def check_kwargs(fn: Callable, options: dict[str, Any], what: str, skip: int = 0) -> None:
@@ -47,8 +65,23 @@ def check_kwargs(fn: Callable, options: dict[str, Any], what: str, skip: int = 0
                             f"known: {', '.join(allowed)}")
 
 
+ENCODINGS = ("direct", "poisson", "frames")
+
+
 def encode(x: torch.Tensor, T: int, encoding: str) -> torch.Tensor:
-    """[B, ...] -> [T, B, ...]. ``direct``: the same (analog) input at every timestep."""
+    """A batch as the network's [T, B, ...] input.
+
+    - ``direct``: [B, ...] analog input repeated at every timestep;
+    - ``poisson``: rate coding, a spike with probability x (clamped to [0, 1]) per timestep;
+    - ``frames``: event frames [B, T, ...] as they come from the loader.
+    """
     if encoding == "direct":
         return x.unsqueeze(0).expand(T, *x.shape)
-    raise UserError(f"unknown encoding '{encoding}'; available: direct")
+    if encoding == "poisson":
+        p = x.clamp(0, 1).unsqueeze(0).expand(T, *x.shape)
+        return torch.bernoulli(p)
+    if encoding == "frames":
+        if x.shape[1] != T:
+            raise UserError(f"the data has {x.shape[1]} frames per sample, the run T={T}")
+        return x.transpose(0, 1)
+    raise UserError(f"unknown encoding '{encoding}'; available: {', '.join(ENCODINGS)}")

@@ -11,7 +11,7 @@ from ..data import check_kwargs
 from ..errors import UserError
 from ..method import did_you_mean
 from ..neuron.node import SpikingNeuron
-from .norm import batch_norm2d
+from .norm import Norm
 
 NeuronFactory = Callable[[], nn.Module]
 
@@ -37,25 +37,36 @@ def convnet(in_shape: tuple[int, ...], num_classes: int, neuron: NeuronFactory,
     blocks: list[nn.Module] = []
     for out_c in channels:
         blocks += [layer.Conv2d(c, out_c, 3, padding=1, bias=False),
-                   batch_norm2d(out_c, norm_scale, norm_gamma), neuron()]
+                   Norm(norm_scale, norm_gamma).d2(out_c), neuron()]
         c = out_c
     blocks += [layer.AvgPool2d(pool), layer.Flatten(),
                layer.Linear(c * (h // pool) * (w // pool), num_classes)]
     return SpikingClassifier(nn.Sequential(*blocks))
 
 
-ARCHS: dict[str, Callable[..., nn.Module]] = {"convnet": convnet}
+def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UserError(f"{what} must be one of {', '.join(choices)}; got '{value}'")
+
+
+def _archs() -> dict[str, Callable[..., nn.Module]]:
+    from . import resnet, vgg
+
+    return {"convnet": convnet, "resnet19": resnet.resnet19,
+            "resnet18_cifar": resnet.resnet18_cifar, "resnet20": resnet.resnet20,
+            "resnet18": resnet.resnet18, "resnet34": resnet.resnet34, "vgg11": vgg.vgg11,
+            "vggsnn": vgg.vggsnn, "dvsgesturenet": vgg.dvsgesturenet}
 
 
 def build_model(section: dict[str, Any], neuron_section: dict[str, Any],
                 in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    arch = section["arch"]
-    if arch not in ARCHS:
-        raise UserError(f"unknown architecture '{arch}'{did_you_mean(arch, ARCHS)}")
+    arch, archs = section["arch"], _archs()
+    if arch not in archs:
+        raise UserError(f"unknown architecture '{arch}'{did_you_mean(arch, archs)}")
     options = {k: v for k, v in section.items() if k != "arch"}
-    check_kwargs(ARCHS[arch], options, f"model ({arch})", skip=3)
+    check_kwargs(archs[arch], options, f"model ({arch})", skip=3)
 
     def neuron() -> nn.Module:
         return SpikingNeuron(**neuron_section)
 
-    return ARCHS[arch](in_shape, num_classes, neuron, **options)
+    return archs[arch](in_shape, num_classes, neuron, **options)

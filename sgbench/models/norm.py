@@ -1,4 +1,4 @@
-"""Batch normalisation in front of spiking neurons (multi-step: statistics over T x B x H x W).
+"""Batch normalisation in front of spiking neurons (multi-step: statistics over T x B (x H x W)).
 
 Two threshold-dependent conventions exist for tdBN (Zheng et al., AAAI 2021, Eq. 6:
 ``I = alpha V_th gamma x_hat + beta``): scale the normalised value by a constant ``alpha V_th``
@@ -8,9 +8,17 @@ with gamma initialised to 1 (the MPD-AGL code, spec section 1.2), or initialise 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from spikingjelly.activation_based import layer
 from torch import nn
+
+
+def _scaled(y: torch.Tensor, bias: torch.Tensor, scale: float) -> torch.Tensor:
+    """gamma * x_hat + beta -> gamma * scale * x_hat + beta."""
+    shift = bias.view(1, -1, *([1] * (y.dim() - 2)))
+    return y * scale + shift * (1.0 - scale)
 
 
 class ScaledBatchNorm2d(layer.BatchNorm2d):
@@ -21,16 +29,42 @@ class ScaledBatchNorm2d(layer.BatchNorm2d):
         self.scale = float(scale)
 
     def super_forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = super().super_forward(x)  # gamma * x_hat + beta
-        shift = self.bias.view(1, -1, *([1] * (x.dim() - 2)))
-        return y * self.scale + shift * (1.0 - self.scale)
+        return _scaled(super().super_forward(x), self.bias, self.scale)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", scale={self.scale}"
 
 
-def batch_norm2d(channels: int, scale: float = 1.0, gamma: float = 1.0) -> nn.Module:
-    """A multi-step BatchNorm2d with threshold scale ``scale`` and gamma initialised to ``gamma``."""
-    norm = ScaledBatchNorm2d(channels, scale) if scale != 1.0 else layer.BatchNorm2d(channels)
-    nn.init.constant_(norm.weight, gamma)
-    return norm
+class ScaledBatchNorm1d(layer.BatchNorm1d):
+    """BatchNorm1d (statistics over T x B) with the same constant scale."""
+
+    def __init__(self, num_features: int, scale: float, **kwargs):
+        super().__init__(num_features, **kwargs)
+        self.scale = float(scale)
+
+    def super_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _scaled(super().super_forward(x), self.bias, self.scale)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", scale={self.scale}"
+
+
+@dataclass(frozen=True)
+class Norm:
+    """Builds the model's norm layers: threshold scale ``scale``, gamma initialised to ``gamma``."""
+
+    scale: float = 1.0
+    gamma: float = 1.0
+
+    def d2(self, channels: int) -> nn.Module:
+        norm = ScaledBatchNorm2d(channels, self.scale) if self.scale != 1.0 \
+            else layer.BatchNorm2d(channels)
+        nn.init.constant_(norm.weight, self.gamma)
+        return norm
+
+    def d1(self, features: int) -> nn.Module:
+        norm = ScaledBatchNorm1d(features, self.scale) if self.scale != 1.0 \
+            else layer.BatchNorm1d(features)
+        nn.init.constant_(norm.weight, self.gamma)
+        return norm
+

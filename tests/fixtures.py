@@ -1,0 +1,75 @@
+"""Tiny datasets written in each library's real on-disk format, for the real loaders."""
+from __future__ import annotations
+
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+RNG = np.random.default_rng(0)
+
+
+def cifar(root: Path, classes: int, per_file: int = 2) -> None:
+    """The python pickle batches of CIFAR-10 (classes=10) or CIFAR-100 (classes=100)."""
+    def batch(n):
+        data = RNG.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = [int(v) for v in RNG.integers(0, classes, n)]
+        key = "labels" if classes == 10 else "fine_labels"
+        return {"data": data, key: labels}
+
+    if classes == 10:
+        folder = root / "cifar-10-batches-py"
+        files = {f"data_batch_{i}": batch(per_file) for i in range(1, 6)}
+        files["test_batch"] = batch(per_file)
+        files["batches.meta"] = {"label_names": [f"c{i}" for i in range(10)]}
+    else:
+        folder = root / "cifar-100-python"
+        files = {"train": batch(per_file * 2), "test": batch(per_file),
+                 "meta": {"fine_label_names": [f"c{i}" for i in range(100)]}}
+    folder.mkdir(parents=True)
+    for name, content in files.items():
+        (folder / name).write_bytes(pickle.dumps(content, protocol=2))
+
+
+def mnist(root: Path, folder: str, n_train: int = 4, n_test: int = 4) -> None:
+    """The four idx files (big-endian magic 2051 images / 2049 labels) under <folder>/raw."""
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = RNG.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = RNG.integers(0, 10, n).astype(np.uint8)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
+            struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            struct.pack(">II", 2049, n) + labels.tobytes())
+
+
+def image_folder(root: Path, folder: str, classes: int = 2, per_class: int = 2,
+                 size: int = 40) -> None:
+    for split in ("train", "val"):
+        for c in range(classes):
+            d = root / folder / split / f"n{c:08d}"
+            d.mkdir(parents=True)
+            for i in range(per_class):
+                pixels = RNG.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(d / f"img_{i}.png")
+
+
+def _events(path: Path, size: int, n: int = 400) -> None:
+    np.savez(path, t=np.sort(RNG.integers(0, 100_000, n)).astype(np.int64),
+             x=RNG.integers(0, size, n).astype(np.uint16),
+             y=RNG.integers(0, size, n).astype(np.uint16),
+             p=RNG.integers(0, 2, n).astype(np.uint8))
+
+
+def events(root: Path, size: int, classes: list[str], per_class: int,
+           splits: tuple[str, ...] = ("train", "test"), stem: str = "sample") -> None:
+    """SpikingJelly's converted event tree: events_np/[split/]<class>/*.npz with t, x, y, p."""
+    for split in splits or ("",):
+        for name in classes:
+            d = root / "events_np" / split / name
+            d.mkdir(parents=True)
+            for i in range(per_class):
+                _events(d / f"{stem}_{name}_{i}.npz", size)
