@@ -98,3 +98,21 @@ def test_resnet19_variants_differ_in_where_the_shortcut_joins():
     out = block(x)
     assert out.max() > 1  # SEW adds spikes to the identity: block outputs are not binary
     assert set(tdbn.body[3][0](x).unique().tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.slow
+def test_cifar10_dvs_tebn_split_keeps_samples_0_to_99_for_testing(tmp_path):
+    """SpikingJelly's TEBN split needs all 10 x 1000 sample files (slow: ~10k tiny files)."""
+    from sgbench.data import build_data
+    from sgbench.data.location import DataContext
+    from sgbench.data.neuromorphic import _spikingjelly_datasets
+
+    classes = _spikingjelly_datasets().CIFAR10DVS  # noqa: F841 (import check)
+    from spikingjelly.datasets.cifar10_dvs import CIFAR10DVS_CLASS_NAMES
+    fixtures.events(tmp_path / "cifar10_dvs", 128, list(CIFAR10DVS_CLASS_NAMES), 1000,
+                    splits=(), stem="cifar10")
+    data = build_data({"dataset": "cifar10_dvs", "split": "tebn", "size": 16},
+                      DataContext(tmp_path, False, 2))
+    assert data.meta["split"] == {"kind": "tebn", "n_train": 9000, "n_test": 1000}
+    assert all("_" in p and int(p.rsplit("_", 1)[1].split(".")[0]) < 100
+               for p, _ in data.test.samples)
