@@ -116,3 +116,19 @@ def test_cifar10_dvs_tebn_split_keeps_samples_0_to_99_for_testing(tmp_path):
     assert data.meta["split"] == {"kind": "tebn", "n_train": 9000, "n_test": 1000}
     assert all("_" in p and int(p.rsplit("_", 1)[1].split(".")[0]) < 100
                for p, _ in data.test.samples)
+
+
+def test_threshold_scaled_batch_norm_scales_the_normalised_value_only():
+    import torch
+
+    from sgbench.models.norm import Norm
+    for norm, x in ((Norm(0.5, 2.0).d2(3), torch.randn(2, 8, 3, 5, 5) * 3 + 1),
+                    (Norm(0.5, 2.0).d1(3), torch.randn(2, 8, 3) * 3 + 1)):
+        norm.step_mode = "m"
+        nn_bias = 0.3
+        with torch.no_grad():
+            norm.bias.fill_(nn_bias)
+        y = norm(x).detach()
+        dims = [d for d in range(y.dim()) if d != 2]  # per channel over T, B (and H, W)
+        assert torch.allclose(y.mean(dims), torch.full((3,), nn_bias), atol=1e-5)
+        assert torch.allclose(y.std(dims, unbiased=False), torch.full((3,), 1.0), atol=1e-3)

@@ -15,38 +15,28 @@ from spikingjelly.activation_based import layer
 from torch import nn
 
 
-def _scaled(y: torch.Tensor, bias: torch.Tensor, scale: float) -> torch.Tensor:
-    """gamma * x_hat + beta -> gamma * scale * x_hat + beta."""
-    shift = bias.view(1, -1, *([1] * (y.dim() - 2)))
-    return y * scale + shift * (1.0 - scale)
-
-
-class ScaledBatchNorm2d(layer.BatchNorm2d):
-    """BatchNorm2d whose normalised value is scaled by a constant: gamma * scale * x_hat + beta."""
+class _ThresholdScaled:
+    """gamma * x_hat + beta -> gamma * scale * x_hat + beta, on top of a SpikingJelly BN."""
 
     def __init__(self, num_features: int, scale: float, **kwargs):
         super().__init__(num_features, **kwargs)
         self.scale = float(scale)
 
     def super_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _scaled(super().super_forward(x), self.bias, self.scale)
+        y = super().super_forward(x)
+        shift = self.bias.view(1, -1, *([1] * (y.dim() - 2)))
+        return y * self.scale + shift * (1.0 - self.scale)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", scale={self.scale}"
 
 
-class ScaledBatchNorm1d(layer.BatchNorm1d):
-    """BatchNorm1d (statistics over T x B) with the same constant scale."""
+class ScaledBatchNorm2d(_ThresholdScaled, layer.BatchNorm2d):
+    """BatchNorm2d (statistics over T x B x H x W) with a constant threshold scale."""
 
-    def __init__(self, num_features: int, scale: float, **kwargs):
-        super().__init__(num_features, **kwargs)
-        self.scale = float(scale)
 
-    def super_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _scaled(super().super_forward(x), self.bias, self.scale)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", scale={self.scale}"
+class ScaledBatchNorm1d(_ThresholdScaled, layer.BatchNorm1d):
+    """BatchNorm1d (statistics over T x B) with a constant threshold scale."""
 
 
 @dataclass(frozen=True)
