@@ -125,10 +125,9 @@ def test_threshold_scaled_batch_norm_scales_the_normalised_value_only():
     for norm, x in ((Norm(0.5, 2.0).d2(3), torch.randn(2, 8, 3, 5, 5) * 3 + 1),
                     (Norm(0.5, 2.0).d1(3), torch.randn(2, 8, 3) * 3 + 1)):
         norm.step_mode = "m"
-        nn_bias = 0.3
         with torch.no_grad():
-            norm.bias.fill_(nn_bias)
+            norm.bias.fill_(0.3)
         y = norm(x).detach()
         dims = [d for d in range(y.dim()) if d != 2]  # per channel over T, B (and H, W)
-        assert torch.allclose(y.mean(dims), torch.full((3,), nn_bias), atol=1e-5)
+        assert torch.allclose(y.mean(dims), torch.full((3,), 0.3), atol=1e-5)
         assert torch.allclose(y.std(dims, unbiased=False), torch.full((3,), 1.0), atol=1e-3)
