@@ -89,6 +89,10 @@ def run_cmd(
                                             "$SGBENCH_DATA, else ~/.cache/sgbench/data)."),
     download: bool = typer.Option(False, "--download", help="Let the dataset library download "
                                   "missing data where it can."),
+    neuron_backend: Optional[str] = typer.Option(None, "--neuron-backend",
+                                                 help="auto, torch or cupy (default: the task's)."),
+    require_fused: bool = typer.Option(False, "--require-fused", help="Fail instead of running "
+                                       "the torch reference where the fused kernels cannot run."),
 ) -> None:
     """Train and measure one method on one task; write its record."""
     from .record import print_json
@@ -96,7 +100,8 @@ def run_cmd(
 
     request = RunRequest(method=method, task=task, T=T, seed=seed, epochs=epochs, params=param,
                          overrides=override, protocol=protocol, device=device, out_dir=out_dir,
-                         diag_every=diag_every, data_dir=data_dir, download=download)
+                         diag_every=diag_every, data_dir=data_dir, download=download,
+                         neuron_backend=neuron_backend, require_fused=require_fused)
     record, path = run(request, ProgressReporter(f"{Path(method).stem} on {task}"))
     if json_out:
         print_json(record)

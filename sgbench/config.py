@@ -30,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "model": {"arch": None},
     "neuron": {"charge": "tau", "tau": 2.0, "decay_input": True, "decay": 0.5,
                "learnable_decay": False, "v_threshold": 1.0, "reset": "hard", "v_reset": 0.0,
-               "detach_reset": False, "backend": "torch"},
+               "detach_reset": False, "backend": "auto", "require_fused": False},
     "train": {"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "momentum": 0.9,
               "weight_decay": 0.0, "schedule": "cosine", "loss": "ce", "label_smoothing": 0.0,
               "amp": False, "channels_last": False, "workers": 0},

@@ -24,7 +24,7 @@ from .measure.diagnostics import diagnose
 from .measure.probe import Probe
 from .method import Method, parse_params
 from .models import build_model
-from .neuron.node import neurons
+from .neuron.node import check_backend, neurons, used_backend
 from .registry import load_method, method_source_sha256
 
 
@@ -40,6 +40,8 @@ class RunRequest:
     protocol: str = "controlled"
     device: str = "auto"
     out_dir: Path = Path("results/runs")
+    neuron_backend: str | None = None  # auto | torch | cupy: overrides the task's neuron.backend
+    require_fused: bool = False
     diag_every: int = 0  # gradient diagnostics every N epochs (0: only after the last epoch)
     data_dir: Path | None = None  # else $SGBENCH_DATA, else the user cache folder
     download: bool = False
@@ -213,7 +215,12 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
     params = parse_params(method_cls, req.params)
     if req.diag_every < 0:
         raise UsageError(f"--diag-every must be >= 0, got {req.diag_every}")
-    cfg = resolve_task(req.task, T=req.T, epochs=req.epochs, overrides=req.overrides,
+    overrides = list(req.overrides)
+    if req.neuron_backend is not None:
+        overrides.append(f"neuron.backend={req.neuron_backend}")
+    if req.require_fused:
+        overrides.append("neuron.require_fused=true")
+    cfg = resolve_task(req.task, T=req.T, epochs=req.epochs, overrides=overrides,
                        protocol=req.protocol, paper_overlay=method_cls.paper_overlay)
     device = pick_device(req.device)
     out_dir = rec.ensure_writable(Path(req.out_dir))
@@ -224,6 +231,7 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
     train_cfg, T, encoding = cfg["train"], cfg["T"], cfg["data"]["encoding"]
     method = method_cls(params)
     method.attach(model, T)
+    check_backend(cfg["neuron"]["backend"], cfg["neuron"]["require_fused"], device)
     precision = Precision.for_device(train_cfg, device)
     model.to(device, memory_format=torch.channels_last if precision.channels_last else
              torch.preserve_format)
@@ -313,7 +321,7 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
                  "train_compute_s": compute_s,
                  "train_samples_per_s": samples / compute_s if compute_s > 0 else None,
                  "epochs_completed": len(history), **timers},
-        "env": rec.capture_env(device, cfg["neuron"]["backend"]),
+        "env": rec.capture_env(device, used_backend(model) or cfg["neuron"]["backend"]),
     }
     path = rec.write_record(record, out_dir)
     if status == "failed":

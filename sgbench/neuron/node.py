@@ -13,6 +13,7 @@ from torch import nn
 
 from ..errors import UserError
 from .capture import GradCapture
+from .cupy_backend import SHAPE_SOURCE, CupySequenceFn, cupy_available
 from .engine import Dynamics, FireResetFn, SequenceFn, charge
 from .rules import FixedRule, LayerRule
 from .shapes import coverage
@@ -20,7 +21,7 @@ from .shapes import coverage
 Tensor = torch.Tensor
 CHARGES = ("tau", "mul", "if")
 RESETS = ("hard", "soft")
-BACKENDS = ("torch",)
+BACKENDS = ("auto", "torch", "cupy")
 
 
 class SpikingNeuron(base.MemoryModule):
@@ -37,7 +38,8 @@ class SpikingNeuron(base.MemoryModule):
     def __init__(self, charge: str = "tau", tau: float = 2.0, decay_input: bool = True,
                  decay: float = 0.5, learnable_decay: bool = False, v_threshold: float = 1.0,
                  reset: str = "hard", v_reset: float = 0.0, detach_reset: bool = False,
-                 step_mode: str = "m", backend: str = "torch", rule: LayerRule | None = None):
+                 step_mode: str = "m", backend: str = "auto", require_fused: bool = False,
+                 rule: LayerRule | None = None):
         super().__init__()
         _check_choice("neuron.charge", charge, CHARGES)
         _check_choice("neuron.reset", reset, RESETS)
@@ -49,6 +51,8 @@ class SpikingNeuron(base.MemoryModule):
         self.charge, self.tau, self.decay_input = charge, float(tau), bool(decay_input)
         self.v_threshold, self.reset_mode = float(v_threshold), reset
         self.v_reset, self.detach_reset, self.backend = float(v_reset), bool(detach_reset), backend
+        self.require_fused = bool(require_fused)
+        self.used_backend: str | None = None  # the backend of the last training/eval forward
         self.step_mode = step_mode
         self.w = None
         if charge == "mul" and learnable_decay:
@@ -91,7 +95,28 @@ class SpikingNeuron(base.MemoryModule):
                         detach_reset=self.detach_reset)
 
     # -- forward -----------------------------------------------------------------------------
+    def _fused(self, x: Tensor) -> bool:
+        """Whether this forward runs the cupy kernels (``backend``: auto, torch or cupy).
+
+        Diagnostic passes (``capture`` set) always run the torch reference. Asking for ``cupy``,
+        or for ``require_fused``, where the kernels cannot run is an error, never a silent
+        fallback."""
+        if self.capture is not None:
+            return False
+        possible = x.is_cuda and self.rule.shape.name in SHAPE_SOURCE and cupy_available()
+        fused = possible and self.backend != "torch"
+        if not fused and (self.backend == "cupy" or self.require_fused):
+            raise UserError(
+                "the fused cupy backend was required but cannot run here: it needs a CUDA "
+                f"tensor (got {x.device}), CuPy (pip install -e '.[cuda]') and a built-in "
+                f"shape (got '{self.rule.shape.name}')" + (
+                    "; backend=torch was asked for" if self.backend == "torch" else ""))
+        self.used_backend = "cupy" if fused else "torch"
+        return fused
+
     def multi_step_forward(self, x_seq: Tensor) -> Tensor:
+        if self._fused(x_seq):
+            return self._cupy_forward(x_seq)
         x = _state_dtype(x_seq)
         T, k, dyn, shape = x.shape[0], self._k_like(x), self.dynamics, self.rule.shape
         v0 = self._initial_v(x[0])
@@ -105,6 +130,38 @@ class SpikingNeuron(base.MemoryModule):
         if self.observe:
             self._observe(h.detach(), s.detach(), theta.detach(), p.detach(), append=False)
         return s.to(x_seq.dtype)
+
+    def _cupy_forward(self, x_seq: Tensor) -> Tensor:
+        """The fused path: half-precision input stays half, state and H are fp32."""
+        T, dev, dyn = x_seq.shape[0], x_seq.device, self.dynamics
+        k = self.decay_factor()
+        k = k.float() if torch.is_tensor(k) else k
+        v = self._initial_v(x_seq[0].float())
+        if self.rule.mode == "sequence":
+            theta, p = (a.to(device=dev, dtype=torch.float32) for a in self.rule.sequence(self, T))
+            s, v, h = CupySequenceFn.apply(x_seq, v, k, theta, p, self.rule.shape, dyn)
+        else:
+            spikes, hs, thetas, ps = [], [], [], []
+            for t in range(T):
+                h = charge(x_seq[t].float(), v, k, dyn)
+                theta_t, p_t = self.rule.step(self, t, h)
+                s_t, v = self._cupy_fire(h, theta_t, p_t, dyn)
+                spikes.append(s_t), hs.append(h), thetas.append(theta_t), ps.append(p_t)
+            s, h = torch.stack(spikes).to(x_seq.dtype), torch.stack(hs)
+            theta, p = torch.stack(thetas), torch.stack(ps)
+        self.v = v
+        self.h_seq = h if self.keep_h and self.training else None
+        if self.observe:
+            self._observe(h.detach(), s.detach(), theta.detach(), p.detach(), append=False)
+        return s
+
+    def _cupy_fire(self, h: Tensor, theta_t: Tensor, p_t: Tensor, dyn: Dynamics):
+        """Fire and reset alone: the T=1 kernel on H itself, with k = 0, c = 1, b = 0."""
+        fire = Dynamics(1.0, 0.0, dyn.hard_reset, dyn.v_reset, dyn.detach_reset)
+        theta_t, p_t = (a.to(device=h.device, dtype=torch.float32) for a in (theta_t, p_t))
+        s, v, _ = CupySequenceFn.apply(h.float()[None], torch.zeros_like(h, dtype=torch.float32),
+                                       0.0, theta_t.reshape(1), p_t[None], self.rule.shape, fire)
+        return s[0].to(h.dtype), v
 
     def _stepwise(self, x, v, k, dyn):
         spikes, hs, thetas, ps = [], [], [], []
@@ -124,7 +181,10 @@ class SpikingNeuron(base.MemoryModule):
             theta_t, p_t = _like(theta[t], x), _like(p[t], x)
         else:
             theta_t, p_t = (_like(a, x) for a in self.rule.step(self, t, h))
-        s, self.v = FireResetFn.apply(h, theta_t, p_t, self.rule.shape, dyn, self.capture, t)
+        if self._fused(x_in):
+            s, self.v = self._cupy_fire(h, theta_t, p_t, dyn)
+        else:
+            s, self.v = FireResetFn.apply(h, theta_t, p_t, self.rule.shape, dyn, self.capture, t)
         self.t = t + 1
         if self.observe:
             self._observe(h.detach()[None], s.detach()[None], theta_t.detach()[None],
@@ -178,6 +238,23 @@ def _state_dtype(x: Tensor) -> Tensor:
 def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise UserError(f"{what} must be one of {', '.join(choices)}; got '{value}'")
+
+
+def check_backend(backend: str, require_fused: bool, device: torch.device) -> None:
+    """Before any training: a fused backend that was asked for must be able to run."""
+    if (backend == "cupy" or require_fused) and not (device.type == "cuda" and cupy_available()):
+        raise UserError(f"the fused cupy backend was required (neuron.backend={backend}, "
+                        f"require_fused={require_fused}) but needs CUDA and CuPy; device is "
+                        f"{device}, CuPy {'is' if cupy_available() else 'is not'} usable "
+                        f"(pip install -e '.[cuda]')")
+    if require_fused and backend == "torch":
+        raise UserError("--require-fused contradicts neuron.backend=torch")
+
+
+def used_backend(model: nn.Module) -> str | None:
+    """The backend the model's neurons ran on last: torch, cupy, or mixed."""
+    used = {n.used_backend for n in neurons(model) if n.used_backend}
+    return used.pop() if len(used) == 1 else ("mixed" if used else None)
 
 
 def neurons(model: nn.Module) -> list[SpikingNeuron]:

@@ -1,0 +1,257 @@
+"""The ``cupy`` backend: fused CUDA kernels for charge, fire and reset over all T, and their BPTT.
+
+One CUDA source is generated per (surrogate shape, input dtype, reset mode, detach_reset) and
+compiled once by CuPy (NVRTC), then cached. Everything that may change between calls is a kernel
+argument: the decay k (a device pointer, so a learnable k needs no host sync), the input gain c,
+the drive b, v_reset, the thresholds theta[T] and the shape parameters p[T, P]. Each thread owns one
+neuron and walks the T steps; the forward saves H only (fp32), as the torch backend does.
+
+The backward returns dL/dX, dL/dV0, and the per-timestep threshold and the decay gradients (warp
+sums, one atomic per warp). Shape-parameter gradients need dF/dp of each shape: the kernel writes
+the total dL/dS and ``Shape.param_grads`` reduces it in torch, only when p is learnable.
+
+Stepwise rules use the same kernels with T=1, k=0, c=1, b=0 on H itself: fire and reset alone.
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from .shapes import Shape
+
+Tensor = torch.Tensor
+BLOCK = 256
+
+# g(x; p) of each built-in shape, as CUDA: the same formulas as shapes.py (x = H - theta).
+SHAPE_SOURCE = {
+    "rect": """
+        float l = p[0], r = p[1];
+        if (x >= -l && x < 0.f) return p[2] / l;
+        if (x >= 0.f && x <= r) return p[3] / r;
+        return 0.f;""",
+    "triangle": """
+        float w = x < 0.f ? p[0] : p[1];
+        return p[2] * fmaxf(0.f, 1.f - fabsf(x) / w);""",
+    "ramp": """
+        if (x < -p[0] || x > p[1]) return 0.f;
+        return fmaxf(0.f, p[2] * x + p[3]);""",
+    "sigmoid": """
+        float s = 1.f / (1.f + expf(-p[0] * x));
+        return p[0] * s * (1.f - s);""",
+    "atan": """
+        float u = 1.57079632679f * p[0] * x;
+        return p[0] / (2.f * (1.f + u * u));""",
+    "superspike": """
+        float d = 1.f + p[0] * fabsf(x);
+        return 1.f / (d * d);""",
+}
+DTYPES = {  # torch dtype -> (CUDA type, to float, from float)
+    torch.float32: ("float", "", ""),
+    torch.float16: ("__half", "__half2float", "__float2half"),
+    torch.bfloat16: ("__nv_bfloat16", "__bfloat162float", "__float2bfloat16"),
+}
+HEADER = "#include <cuda_fp16.h>\n#include <cuda_bf16.h>\n"
+
+KERNELS = r"""
+namespace {ns} {{
+typedef {in_t} in_t;
+__device__ __forceinline__ float load(in_t v) {{ return {to_float}(v); }}
+__device__ __forceinline__ in_t store(float v) {{ return {from_float}(v); }}
+__device__ __forceinline__ float sg(float x, const float* p) {{ {shape_code}
+}}
+__device__ __forceinline__ float reset(float h, float s, float th, float v_reset) {{
+    return {hard} ? (s > 0.f ? v_reset : h) : h - th * s;
+}}
+__device__ __forceinline__ float warp_sum(float v) {{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffff, v, o);
+    return v;
+}}
+}}
+
+extern "C" __global__ void forward_{tag}(
+        const {ns}::in_t* x, const float* v0, const float* theta, const float* k, float c,
+        float b, float v_reset, {ns}::in_t* s, float* h, float* v_out, int T, long long N) {{
+    using namespace {ns};
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (i >= N) return;
+    float v = v0[i], kk = k[0];
+    for (int t = 0; t < T; ++t) {{
+        long long j = t * N + i;
+        float hv = kk * v + c * load(x[j]) + b;
+        float spike = hv >= theta[t] ? 1.f : 0.f;
+        h[j] = hv;
+        s[j] = store(spike);
+        v = reset(hv, spike, theta[t], v_reset);
+    }}
+    v_out[i] = v;
+}}
+
+extern "C" __global__ void backward_{tag}(
+        const float* h, const float* v0, const float* theta, const float* p, int P,
+        const {ns}::in_t* grad_s, const float* grad_v, int has_grad_v, const float* grad_h,
+        int has_grad_h, const float* k, float c, float v_reset, {ns}::in_t* grad_x,
+        float* grad_v0, float* gs_out, int has_gs_out, float* acc_theta, float* acc_k,
+        int need_theta, int need_k, int T, long long N) {{
+    using namespace {ns};
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    bool live = i < N;  // every lane stays for the warp sums
+    float gv = (live && has_grad_v) ? grad_v[i] : 0.f, kk = k[0];
+    for (int t = T - 1; t >= 0; --t) {{
+        long long j = t * N + i;
+        float th = theta[t], d = 0.f, g_theta = 0.f, g_k = 0.f;
+        if (live) {{
+            float hv = h[j], x = hv - th, g = sg(x, p + t * P);
+            float gs = load(grad_s[j]);
+            if (!{detach}) gs += {hard} ? gv * (v_reset - hv) : -gv * th;  // through the reset
+            float through = {hard} ? (x < 0.f ? gv : 0.f) : gv;  // dV/dH
+            d = through + gs * g;
+            if (has_grad_h) d += grad_h[j];
+            grad_x[j] = store(c * d);
+            if (has_gs_out) gs_out[j] = gs;
+            g_theta = -gs * g - ((!{hard} && x >= 0.f) ? gv : 0.f);
+            if (need_k) {{
+                float v_prev = v0[i];
+                if (t > 0) {{
+                    float hp = h[j - N], sp = hp >= theta[t - 1] ? 1.f : 0.f;
+                    v_prev = reset(hp, sp, theta[t - 1], v_reset);
+                }}
+                g_k = d * v_prev;
+            }}
+            gv = d * kk;
+        }}
+        if (need_theta) {{
+            g_theta = warp_sum(g_theta);
+            if ((threadIdx.x & 31) == 0) atomicAdd(acc_theta + t, g_theta);
+        }}
+        if (need_k) {{
+            g_k = warp_sum(g_k);
+            if ((threadIdx.x & 31) == 0) atomicAdd(acc_k, g_k);
+        }}
+    }}
+    if (live) grad_v0[i] = gv;
+}}
+"""
+
+
+def variant_tag(shape: str, dtype: torch.dtype, hard: bool, detach: bool) -> str:
+    return f"{shape}_{str(dtype).split('.')[-1]}_{'hard' if hard else 'soft'}_{int(detach)}"
+
+
+def kernel_source(shape: str, dtype: torch.dtype, hard: bool, detach: bool,
+                  header: bool = True) -> str:
+    """The CUDA source of one variant; its kernels are ``forward_<tag>`` and ``backward_<tag>``."""
+    if shape not in SHAPE_SOURCE:
+        raise KeyError(f"no CUDA source for shape '{shape}'")
+    in_t, to_float, from_float = DTYPES[dtype]
+    tag = variant_tag(shape, dtype, hard, detach)
+    body = KERNELS.format(ns=f"v_{tag}", tag=tag, in_t=in_t, to_float=to_float,
+                          from_float=from_float, shape_code=SHAPE_SOURCE[shape],
+                          hard="true" if hard else "false", detach="true" if detach else "false")
+    return (HEADER if header else "") + body
+
+
+@functools.lru_cache(maxsize=None)
+def cupy_available() -> bool:
+    try:
+        import cupy  # noqa: F401
+    except Exception:  # an installed CuPy without a usable CUDA runtime counts as missing
+        return False
+    return torch.cuda.is_available()
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels(shape: str, dtype: torch.dtype, hard: bool, detach: bool):
+    import cupy
+
+    module = cupy.RawModule(code=kernel_source(shape, dtype, hard, detach),
+                            options=("--std=c++14",))
+    tag = variant_tag(shape, dtype, hard, detach)
+    return module.get_function(f"forward_{tag}"), module.get_function(f"backward_{tag}")
+
+
+def _cp(t: Tensor):
+    import cupy
+
+    return cupy.asarray(t)  # zero-copy through __cuda_array_interface__
+
+
+def _launch(kernel, n: int, args: tuple, device: torch.device) -> None:
+    import cupy
+    import numpy as np
+
+    grid = ((n + BLOCK - 1) // BLOCK,)
+    converted = tuple(_cp(a) if torch.is_tensor(a) else
+                      np.float32(a) if isinstance(a, float) else a for a in args)
+    with cupy.cuda.Device(device.index or 0), \
+            cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream):
+        kernel(grid, (BLOCK,), converted)
+
+
+def _like(t: Tensor | None, ref: Tensor, dtype: torch.dtype) -> Tensor:
+    """``t`` with ``ref``'s strides (so that one linear index addresses the same element in every
+    tensor) and ``dtype``; a zero tensor when ``t`` is None."""
+    out = torch.empty_like(ref, dtype=dtype)
+    return out.zero_() if t is None else out.copy_(t)
+
+
+def dense_layout(x: Tensor) -> Tensor:
+    """[T, ...] with each timestep one dense block of N elements (contiguous or channels-last)."""
+    flat = x.flatten(0, 1) if x.dim() == 5 else None
+    if x.is_contiguous() or (flat is not None and flat.is_contiguous(
+            memory_format=torch.channels_last) and x.stride(0) == x[0].numel()):
+        return x
+    return x.contiguous()
+
+
+class CupySequenceFn(torch.autograd.Function):
+    """The fused counterpart of ``engine.SequenceFn``: same inputs, outputs and gradients."""
+
+    @staticmethod
+    def forward(ctx, x_seq, v0, k, theta, p, shape: Shape, dyn, capture=None):
+        x = dense_layout(x_seq)
+        T, N, dev = x.shape[0], x[0].numel(), x.device
+        forward_kernel, _ = _kernels(shape.name, x.dtype, dyn.hard_reset, dyn.detach_reset)
+        k_t = (k if torch.is_tensor(k) else torch.tensor(k)).reshape(1).float().to(dev)
+        v0_t = _like(v0, x[0], torch.float32)
+        h = torch.empty_like(x, dtype=torch.float32)
+        s = torch.empty_like(x)
+        v = torch.empty_like(x[0], dtype=torch.float32)
+        theta_f, p_f = theta.float().contiguous(), p.float().contiguous()
+        _launch(forward_kernel, N, (x, v0_t, theta_f, k_t, float(dyn.c), float(dyn.b),
+                                    float(dyn.v_reset), s, h, v, T, N), dev)
+        ctx.save_for_backward(h, v0_t, k_t, theta_f, p_f)
+        ctx.shape, ctx.dyn, ctx.capture, ctx.x_dtype = shape, dyn, capture, x.dtype
+        ctx.k_is_tensor = torch.is_tensor(k)
+        ctx.set_materialize_grads(False)
+        return s, v, h
+
+    @staticmethod
+    def backward(ctx, grad_s, grad_v, grad_h):
+        h, v0, k, theta, p = ctx.saved_tensors
+        shape, dyn = ctx.shape, ctx.dyn
+        T, N, dev = h.shape[0], h[0].numel(), h.device
+        need_v0, need_k, need_theta, need_p = (ctx.needs_input_grad[i] for i in (1, 2, 3, 4))
+        need_k = need_k and ctx.k_is_tensor
+        _, backward_kernel = _kernels(shape.name, ctx.x_dtype, dyn.hard_reset, dyn.detach_reset)
+        gs = _like(grad_s, h, ctx.x_dtype)
+        gv = _like(grad_v, h[0], torch.float32) if grad_v is not None else h[0, :1].new_zeros(1)
+        gh = _like(grad_h, h, torch.float32) if grad_h is not None else h.new_zeros(1)
+        grad_x = torch.empty_like(h, dtype=ctx.x_dtype)
+        grad_v0 = torch.empty_like(h[0])
+        gs_total = torch.empty_like(h) if need_p else h.new_zeros(1)
+        acc_theta, acc_k = h.new_zeros(T), h.new_zeros(1)
+        _launch(backward_kernel, N, (
+            h, v0, theta, p, p.shape[1], gs, gv, int(grad_v is not None), gh,
+            int(grad_h is not None), k, float(dyn.c), float(dyn.v_reset), grad_x, grad_v0,
+            gs_total, int(need_p), acc_theta, acc_k, int(need_theta), int(need_k), T, N), dev)
+        if ctx.capture is not None:
+            for t in range(T - 1, -1, -1):
+                ctx.capture.add(t, grad_x[t].float() / dyn.c)
+            ctx.capture.flush()
+        g_p = None
+        if need_p:
+            g_p = torch.stack([torch.stack(shape.param_grads(h[t] - theta[t], tuple(p[t]),
+                                                             gs_total[t])) for t in range(T)])
+        return (grad_x, grad_v0 if need_v0 else None, acc_k[0] if need_k else None,
+                acc_theta if need_theta else None, g_p, None, None, None)
