@@ -209,27 +209,78 @@ def bench_neuron_cmd(
     neurons: int = typer.Option(2_000_000, "--neurons", help="Neurons per timestep."),
     repeats: int = typer.Option(15, "--repeats"),
     device: str = typer.Option("cpu", "--device"),
+    dtype: str = typer.Option("float32", "--dtype", help="float32, float16 or bfloat16 input."),
+    sweep: bool = typer.Option(False, "--sweep", help="T in {4, 10} x 2^20..2^26 neurons."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Forward+backward time: sgbench's engine vs SpikingJelly's LIFNode vs a plain autograd loop."""
+    """Forward+backward time and memory bandwidth: sgbench's backends vs SpikingJelly's LIFNode
+    (built-in and custom surrogate) vs a plain autograd loop, interleaved, medians."""
+    import torch
+
     from .bench import bench_neuron
     from .record import capture_env, print_json
     from .train import pick_device
 
     if T < 1 or neurons < 1 or repeats < 1:
         raise UsageError("--T, --neurons and --repeats must be >= 1")
+    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if dtype not in dtypes:
+        raise UsageError(f"--dtype must be one of {', '.join(dtypes)}; got '{dtype}'")
     dev = pick_device(device)
-    result = bench_neuron(T=T, neurons=neurons, repeats=repeats, device=str(dev))
-    result["env"] = capture_env(dev, "torch")
+    plan = [(t, 2**e) for t in (4, 10) for e in (20, 22, 24, 26)] if sweep else [(T, neurons)]
+    results = [bench_neuron(T=t, neurons=n, repeats=repeats, device=str(dev),
+                            dtype=dtypes[dtype]) for t, n in plan]
+    env = capture_env(dev, "see candidates")
+    if json_out:
+        print_json({"runs": results, "env": env})
+        return
+    for result in results:
+        table = Table("candidate", "median (ms)", "min (ms)", "time / sgbench", "GB/s",
+                      title=f"forward+backward, T={result['T']}, {result['neurons_per_step']:,} "
+                            f"neurons/step, {result['dtype']}, {result['surrogate']}, "
+                            f"{env['device_name']}")
+        for row in result["results"]:
+            table.add_row(row["candidate"], f"{row['median_s'] * 1e3:.2f}",
+                          f"{row['min_s'] * 1e3:.2f}", f"{row['time_vs_sgbench']:.2f}x",
+                          f"{row['gb_per_s']:.1f}")
+        out.print(table)
+
+
+@bench_app.command("train")
+@user_errors
+def bench_train_cmd(
+    methods: str = typer.Option(",".join(("sigmoid", "mpd_agl", "ds_atgo", "adali", "a2sg",
+                                          "st_asg", "psg_pda")), "--methods"),
+    batch: int = typer.Option(32, "--batch"),
+    T: int = typer.Option(4, "--T"),
+    steps: int = typer.Option(10, "--steps"),
+    device: str = typer.Option("cpu", "--device"),
+    backend: str = typer.Option("auto", "--neuron-backend"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Training-step time of ResNet-19 on CIFAR-shaped random data, per method."""
+    from .bench import bench_train
+    from .record import capture_env, print_json
+    from .registry import load_method
+    from .train import pick_device
+
+    names = tuple(m.strip() for m in methods.split(",") if m.strip())
+    for name in names:
+        load_method(name)  # unknown names fail here, with "did you mean"
+    if min(batch, T, steps) < 1 or batch * T < 2:
+        raise UsageError("--batch, --T and --steps must be >= 1, and batch x T >= 2 (BatchNorm)")
+    dev = pick_device(device)
+    result = bench_train(names, batch=batch, T=T, steps=steps, device=str(dev), backend=backend)
+    result["env"] = capture_env(dev, backend)
     if json_out:
         print_json(result)
         return
-    table = Table("candidate", "median (ms)", "min (ms)", "time / sgbench",
-                  title=f"forward+backward, T={T}, {neurons:,} neurons/step, {result['surrogate']}, "
+    table = Table("method", "backend", "median (ms)", "min (ms)", f"time / {names[0]}",
+                  title=f"training step, {result['model']}, batch {batch}, T={T}, "
                         f"{result['env']['device_name']}")
     for row in result["results"]:
-        table.add_row(row["candidate"], f"{row['median_s'] * 1e3:.1f}", f"{row['min_s'] * 1e3:.1f}",
-                      f"{row['time_vs_sgbench']:.2f}x")
+        table.add_row(row["method"], str(row["backend"]), f"{row['median_s'] * 1e3:.1f}",
+                      f"{row['min_s'] * 1e3:.1f}", f"{row['time_vs_first']:.2f}x")
     out.print(table)
 
 

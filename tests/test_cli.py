@@ -70,10 +70,23 @@ def test_env_reports_versions_but_no_hostname():
 def test_bench_neuron_prints_all_candidates_side_by_side():
     result = invoke("bench", "neuron", "--neurons", "2000", "--repeats", "2", "--json")
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)["results"]
+    (run,) = json.loads(result.stdout)["runs"]
+    rows = run["results"]
     assert [r["candidate"] for r in rows] == ["sgbench (torch backend)", "spikingjelly LIFNode",
                                               "plain autograd loop"]
-    assert all(r["median_s"] > 0 for r in rows) and rows[0]["time_vs_sgbench"] == 1.0
+    assert all(r["median_s"] > 0 and r["gb_per_s"] > 0 for r in rows)
+    assert rows[0]["time_vs_sgbench"] == 1.0 and run["bytes_moved"] == 4 * 2000 * 24
+
+
+def test_bench_train_times_each_method_and_rejects_unknown_ones():
+    result = invoke("bench", "train", "--methods", "sigmoid,ds_atgo", "--batch", "2", "--T", "1",
+                    "--steps", "1", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["results"]
+    assert [r["method"] for r in rows] == ["sigmoid", "ds_atgo"] and rows[0]["time_vs_first"] == 1
+    assert all(r["backend"] == "torch" and r["median_s"] > 0 for r in rows)
+    bad = invoke("bench", "train", "--methods", "sigmod")
+    assert bad.exit_code == 2 and "did you mean 'sigmoid'" in bad.output
 
 
 def test_show_prints_the_diagnostics_tables(tmp_path):

@@ -170,3 +170,13 @@ def test_literature_methods_learn_digits(tmp_path, method, protocol):
     """Acceptance: >= 90% top-1 on digits at T=4 under both protocols (slow: ~15 min)."""
     record, _ = _run(tmp_path, method=method, task="digits", T=4, protocol=protocol)
     assert record["status"] == "ok" and record["metrics"]["top1"] >= 90.0, record["metrics"]
+
+
+def test_the_backend_used_is_recorded_and_a_fused_one_that_cannot_run_is_an_error(tmp_path):
+    record, _ = _run(tmp_path)
+    assert record["env"]["neuron_backend"] == "torch"  # auto on CPU
+    out = tmp_path / "fused"
+    for kwargs in ({"neuron_backend": "cupy"}, {"require_fused": True}):
+        with pytest.raises(UserError, match="fused cupy backend was required"):
+            _run(out, **kwargs)
+    assert not out.exists() or not any(out.iterdir())

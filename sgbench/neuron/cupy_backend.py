@@ -56,13 +56,59 @@ HEADER = "#include <cuda_fp16.h>\n#include <cuda_bf16.h>\n"
 KERNELS = r"""
 namespace {ns} {{
 typedef {in_t} in_t;
-__device__ __forceinline__ float load(in_t v) {{ return {to_float}(v); }}
-__device__ __forceinline__ in_t store(float v) {{ return {from_float}(v); }}
-__device__ __forceinline__ float sg(float x, const float* p) {{ {shape_code}
+#define HD __host__ __device__ __forceinline__
+HD float load(in_t v) {{ return {to_float}(v); }}
+HD in_t store(float v) {{ return {from_float}(v); }}
+HD float sg(float x, const float* p) {{ {shape_code}
 }}
-__device__ __forceinline__ float reset(float h, float s, float th, float v_reset) {{
+HD float reset(float h, float s, float th, float v_reset) {{
     return {hard} ? (s > 0.f ? v_reset : h) : h - th * s;
 }}
+
+// One neuron over all T: charge, fire (exact), reset; H is saved for the backward pass.
+HD void forward_neuron(long long i, const in_t* x, const float* v0, const float* theta, float k,
+                       float c, float b, float v_reset, in_t* s, float* h, float* v_out, int T,
+                       long long N) {{
+    float v = v0[i];
+    for (int t = 0; t < T; ++t) {{
+        long long j = t * N + i;
+        float hv = k * v + c * load(x[j]) + b;
+        float spike = hv >= theta[t] ? 1.f : 0.f;
+        h[j] = hv;
+        s[j] = store(spike);
+        v = reset(hv, spike, theta[t], v_reset);
+    }}
+    v_out[i] = v;
+}}
+
+// One neuron, one step of BPTT: gv is dL/dV[t] in and dL/dV[t-1] out. Writes dL/dX[t] (and the
+// total dL/dS[t] when asked); returns this neuron's share of dL/dtheta[t] and of dL/dk.
+struct Share {{ float theta, k; }};
+HD Share backward_step(long long i, int t, float& gv, const float* h, const float* v0,
+                       const float* theta, const float* p, int P, const in_t* grad_s,
+                       const float* grad_h, int has_grad_h, float k, float c, float v_reset,
+                       in_t* grad_x, float* gs_out, int has_gs_out, int need_k, long long N) {{
+    long long j = t * N + i;
+    float th = theta[t], hv = h[j], x = hv - th, g = sg(x, p + t * P);
+    float gs = load(grad_s[j]);
+    if (!{detach}) gs += {hard} ? gv * (v_reset - hv) : -gv * th;  // through the reset
+    float d = ({hard} ? (x < 0.f ? gv : 0.f) : gv) + gs * g;      // dV/dH, then dS/dH
+    if (has_grad_h) d += grad_h[j];
+    grad_x[j] = store(c * d);
+    if (has_gs_out) gs_out[j] = gs;
+    Share share = {{-gs * g - ((!{hard} && x >= 0.f) ? gv : 0.f), 0.f}};
+    if (need_k) {{
+        float v_prev = v0[i];
+        if (t > 0) {{
+            float hp = h[j - N], sp = hp >= theta[t - 1] ? 1.f : 0.f;
+            v_prev = reset(hp, sp, theta[t - 1], v_reset);
+        }}
+        share.k = d * v_prev;
+    }}
+    gv = d * k;
+    return share;
+}}
+
 __device__ __forceinline__ float warp_sum(float v) {{
     for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffff, v, o);
     return v;
@@ -72,19 +118,8 @@ __device__ __forceinline__ float warp_sum(float v) {{
 extern "C" __global__ void forward_{tag}(
         const {ns}::in_t* x, const float* v0, const float* theta, const float* k, float c,
         float b, float v_reset, {ns}::in_t* s, float* h, float* v_out, int T, long long N) {{
-    using namespace {ns};
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
-    if (i >= N) return;
-    float v = v0[i], kk = k[0];
-    for (int t = 0; t < T; ++t) {{
-        long long j = t * N + i;
-        float hv = kk * v + c * load(x[j]) + b;
-        float spike = hv >= theta[t] ? 1.f : 0.f;
-        h[j] = hv;
-        s[j] = store(spike);
-        v = reset(hv, spike, theta[t], v_reset);
-    }}
-    v_out[i] = v;
+    if (i < N) {ns}::forward_neuron(i, x, v0, theta, k[0], c, b, v_reset, s, h, v_out, T, N);
 }}
 
 extern "C" __global__ void backward_{tag}(
@@ -93,43 +128,54 @@ extern "C" __global__ void backward_{tag}(
         int has_grad_h, const float* k, float c, float v_reset, {ns}::in_t* grad_x,
         float* grad_v0, float* gs_out, int has_gs_out, float* acc_theta, float* acc_k,
         int need_theta, int need_k, int T, long long N) {{
-    using namespace {ns};
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     bool live = i < N;  // every lane stays for the warp sums
-    float gv = (live && has_grad_v) ? grad_v[i] : 0.f, kk = k[0];
+    float gv = (live && has_grad_v) ? grad_v[i] : 0.f;
     for (int t = T - 1; t >= 0; --t) {{
-        long long j = t * N + i;
-        float th = theta[t], d = 0.f, g_theta = 0.f, g_k = 0.f;
-        if (live) {{
-            float hv = h[j], x = hv - th, g = sg(x, p + t * P);
-            float gs = load(grad_s[j]);
-            if (!{detach}) gs += {hard} ? gv * (v_reset - hv) : -gv * th;  // through the reset
-            float through = {hard} ? (x < 0.f ? gv : 0.f) : gv;  // dV/dH
-            d = through + gs * g;
-            if (has_grad_h) d += grad_h[j];
-            grad_x[j] = store(c * d);
-            if (has_gs_out) gs_out[j] = gs;
-            g_theta = -gs * g - ((!{hard} && x >= 0.f) ? gv : 0.f);
-            if (need_k) {{
-                float v_prev = v0[i];
-                if (t > 0) {{
-                    float hp = h[j - N], sp = hp >= theta[t - 1] ? 1.f : 0.f;
-                    v_prev = reset(hp, sp, theta[t - 1], v_reset);
-                }}
-                g_k = d * v_prev;
-            }}
-            gv = d * kk;
-        }}
+        {ns}::Share share = {{0.f, 0.f}};
+        if (live)
+            share = {ns}::backward_step(i, t, gv, h, v0, theta, p, P, grad_s, grad_h,
+                                         has_grad_h, k[0], c, v_reset, grad_x, gs_out,
+                                         has_gs_out, need_k, N);
         if (need_theta) {{
-            g_theta = warp_sum(g_theta);
-            if ((threadIdx.x & 31) == 0) atomicAdd(acc_theta + t, g_theta);
+            float sum = {ns}::warp_sum(share.theta);
+            if ((threadIdx.x & 31) == 0) atomicAdd(acc_theta + t, sum);
         }}
         if (need_k) {{
-            g_k = warp_sum(g_k);
-            if ((threadIdx.x & 31) == 0) atomicAdd(acc_k, g_k);
+            float sum = {ns}::warp_sum(share.k);
+            if ((threadIdx.x & 31) == 0) atomicAdd(acc_k, sum);
         }}
     }}
     if (live) grad_v0[i] = gv;
+}}
+"""
+
+# The same per-neuron code driven by host loops: lets the CPU tests run the kernels' arithmetic
+# (compiled by nvcc as host code) against the torch backend without a GPU.
+HOST_DRIVER = r"""
+extern "C" void host_forward_{tag}(
+        const {ns}::in_t* x, const float* v0, const float* theta, float k, float c, float b,
+        float v_reset, {ns}::in_t* s, float* h, float* v_out, int T, long long N) {{
+    for (long long i = 0; i < N; ++i)
+        {ns}::forward_neuron(i, x, v0, theta, k, c, b, v_reset, s, h, v_out, T, N);
+}}
+
+extern "C" void host_backward_{tag}(
+        const float* h, const float* v0, const float* theta, const float* p, int P,
+        const {ns}::in_t* grad_s, const float* grad_v, const float* grad_h, float k, float c,
+        float v_reset, {ns}::in_t* grad_x, float* grad_v0, float* gs_out, float* acc_theta,
+        float* acc_k, int T, long long N) {{
+    for (long long i = 0; i < N; ++i) {{
+        float gv = grad_v[i];
+        for (int t = T - 1; t >= 0; --t) {{
+            {ns}::Share share = {ns}::backward_step(i, t, gv, h, v0, theta, p, P, grad_s,
+                                                     grad_h, 1, k, c, v_reset, grad_x, gs_out,
+                                                     1, 1, N);
+            acc_theta[t] += share.theta;
+            acc_k[0] += share.k;
+        }}
+        grad_v0[i] = gv;
+    }}
 }}
 """
 
@@ -139,15 +185,17 @@ def variant_tag(shape: str, dtype: torch.dtype, hard: bool, detach: bool) -> str
 
 
 def kernel_source(shape: str, dtype: torch.dtype, hard: bool, detach: bool,
-                  header: bool = True) -> str:
-    """The CUDA source of one variant; its kernels are ``forward_<tag>`` and ``backward_<tag>``."""
+                  header: bool = True, host_driver: bool = False) -> str:
+    """The CUDA source of one variant; its kernels are ``forward_<tag>`` and ``backward_<tag>``
+    (and ``host_forward_<tag>`` / ``host_backward_<tag>`` with ``host_driver``)."""
     if shape not in SHAPE_SOURCE:
         raise KeyError(f"no CUDA source for shape '{shape}'")
     in_t, to_float, from_float = DTYPES[dtype]
     tag = variant_tag(shape, dtype, hard, detach)
-    body = KERNELS.format(ns=f"v_{tag}", tag=tag, in_t=in_t, to_float=to_float,
-                          from_float=from_float, shape_code=SHAPE_SOURCE[shape],
-                          hard="true" if hard else "false", detach="true" if detach else "false")
+    fields = dict(ns=f"v_{tag}", tag=tag, in_t=in_t, to_float=to_float, from_float=from_float,
+                  shape_code=SHAPE_SOURCE[shape], hard="true" if hard else "false",
+                  detach="true" if detach else "false")
+    body = KERNELS.format(**fields) + (HOST_DRIVER.format(**fields) if host_driver else "")
     return (HEADER if header else "") + body
 
 
@@ -170,19 +218,27 @@ def _kernels(shape: str, dtype: torch.dtype, hard: bool, detach: bool):
     return module.get_function(f"forward_{tag}"), module.get_function(f"backward_{tag}")
 
 
+class Long(int):
+    """An int passed to a kernel as ``long long`` (element counts)."""
+
+
 def _cp(t: Tensor):
     import cupy
 
-    return cupy.asarray(t)  # zero-copy through __cuda_array_interface__
+    if t.dtype in (torch.float16, torch.bfloat16):  # CuPy has no bfloat16: pass the bits
+        t = t.view(torch.int16)
+    return cupy.asarray(t)  # zero-copy (__cuda_array_interface__): the kernel gets the pointer
 
 
 def _launch(kernel, n: int, args: tuple, device: torch.device) -> None:
+    """Run ``kernel`` over n threads on torch's current stream. Arguments are converted to the
+    kernel's C types: tensors to pointers, float to float, int to int, and ``Long`` to long long."""
     import cupy
     import numpy as np
 
     grid = ((n + BLOCK - 1) // BLOCK,)
-    converted = tuple(_cp(a) if torch.is_tensor(a) else
-                      np.float32(a) if isinstance(a, float) else a for a in args)
+    converted = tuple(_cp(a) if torch.is_tensor(a) else np.int64(a) if isinstance(a, Long) else
+                      np.float32(a) if isinstance(a, float) else np.int32(a) for a in args)
     with cupy.cuda.Device(device.index or 0), \
             cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream):
         kernel(grid, (BLOCK,), converted)
@@ -205,10 +261,11 @@ def dense_layout(x: Tensor) -> Tensor:
 
 
 class CupySequenceFn(torch.autograd.Function):
-    """The fused counterpart of ``engine.SequenceFn``: same inputs, outputs and gradients."""
+    """The fused counterpart of ``engine.SequenceFn``: same inputs, outputs and gradients.
+    (Diagnostic passes that capture dL/dH run on the torch backend.)"""
 
     @staticmethod
-    def forward(ctx, x_seq, v0, k, theta, p, shape: Shape, dyn, capture=None):
+    def forward(ctx, x_seq, v0, k, theta, p, shape: Shape, dyn):
         x = dense_layout(x_seq)
         T, N, dev = x.shape[0], x[0].numel(), x.device
         forward_kernel, _ = _kernels(shape.name, x.dtype, dyn.hard_reset, dyn.detach_reset)
@@ -219,9 +276,9 @@ class CupySequenceFn(torch.autograd.Function):
         v = torch.empty_like(x[0], dtype=torch.float32)
         theta_f, p_f = theta.float().contiguous(), p.float().contiguous()
         _launch(forward_kernel, N, (x, v0_t, theta_f, k_t, float(dyn.c), float(dyn.b),
-                                    float(dyn.v_reset), s, h, v, T, N), dev)
+                                    float(dyn.v_reset), s, h, v, T, Long(N)), dev)
         ctx.save_for_backward(h, v0_t, k_t, theta_f, p_f)
-        ctx.shape, ctx.dyn, ctx.capture, ctx.x_dtype = shape, dyn, capture, x.dtype
+        ctx.shape, ctx.dyn, ctx.x_dtype = shape, dyn, x.dtype
         ctx.k_is_tensor = torch.is_tensor(k)
         ctx.set_materialize_grads(False)
         return s, v, h
@@ -241,17 +298,14 @@ class CupySequenceFn(torch.autograd.Function):
         grad_v0 = torch.empty_like(h[0])
         gs_total = torch.empty_like(h) if need_p else h.new_zeros(1)
         acc_theta, acc_k = h.new_zeros(T), h.new_zeros(1)
+        flags = (int(need_p), acc_theta, acc_k, int(need_theta), int(need_k), T, Long(N))
         _launch(backward_kernel, N, (
             h, v0, theta, p, p.shape[1], gs, gv, int(grad_v is not None), gh,
             int(grad_h is not None), k, float(dyn.c), float(dyn.v_reset), grad_x, grad_v0,
-            gs_total, int(need_p), acc_theta, acc_k, int(need_theta), int(need_k), T, N), dev)
-        if ctx.capture is not None:
-            for t in range(T - 1, -1, -1):
-                ctx.capture.add(t, grad_x[t].float() / dyn.c)
-            ctx.capture.flush()
+            gs_total) + flags, dev)
         g_p = None
         if need_p:
             g_p = torch.stack([torch.stack(shape.param_grads(h[t] - theta[t], tuple(p[t]),
                                                              gs_total[t])) for t in range(T)])
         return (grad_x, grad_v0 if need_v0 else None, acc_k[0] if need_k else None,
-                acc_theta if need_theta else None, g_p, None, None, None)
+                acc_theta if need_theta else None, g_p, None, None)
