@@ -17,6 +17,7 @@ import torch
 
 from sgbench.errors import UserError
 from sgbench.method import LayerContext, Method
+from sgbench.neuron.node import neurons
 from sgbench.neuron.rules import LayerRule
 from sgbench.recipes import cross_entropy, iterative_lif, sgd_cosine, tdbn
 
@@ -30,11 +31,15 @@ class AdaptiveThresholdRule(LayerRule):
         super().__init__("rect")
         self.params = params
         self.register_buffer("running_theta", torch.full((T,), float(params.v0)))
+        self.extend = False  # in eval, timesteps beyond the trained T reuse the last threshold
 
     def step(self, neuron, t, h):
-        if t >= self.running_theta.numel():
-            raise UserError(f"ds_atgo keeps one running threshold per timestep for "
-                            f"T={self.running_theta.numel()}; it cannot run timestep {t + 1}")
+        trained = self.running_theta.numel()
+        if t >= trained and not (self.extend and not self.training):
+            raise UserError(f"ds_atgo keeps one running threshold per timestep for T={trained}; "
+                            f"it cannot run timestep {t + 1} (evaluation at other T uses "
+                            f"--eval-T)")
+        t = min(t, trained - 1)
         q = self.params
         with torch.no_grad():
             std, mean = torch.std_mean(h)
@@ -80,3 +85,8 @@ class DsAtgo(Method):
 
     def layer_rule(self, ctx: LayerContext) -> LayerRule:
         return AdaptiveThresholdRule(ctx.T, self.params)
+
+    def extend_to_T(self, model, T):
+        for node in neurons(model):
+            node.rule.extend = True
+        return "running thresholds: timesteps beyond the trained T use the last one's"

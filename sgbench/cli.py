@@ -69,6 +69,13 @@ class ProgressReporter:
             self.bar.stop()
 
 
+def parse_ints(text: str, flag: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{flag} takes integers separated by commas, got '{text}'") from None
+
+
 @app.command("run")
 @user_errors
 def run_cmd(
@@ -93,6 +100,11 @@ def run_cmd(
                                                  help="auto, torch or cupy (default: the task's)."),
     require_fused: bool = typer.Option(False, "--require-fused", help="Fail instead of running "
                                        "the torch reference where the fused kernels cannot run."),
+    eval_T: str = typer.Option("", "--eval-T", help="Also test at these T, e.g. 1,2,8."),
+    energy: str = typer.Option("45nm-fp32", "--energy", help="45nm-fp32, 45nm-fp16, 45nm-int8 "
+                               "or E_MAC,E_AC in pJ."),
+    latency_repeats: int = typer.Option(30, "--latency-repeats", help="Timed passes per "
+                                        "latency figure."),
 ) -> None:
     """Train and measure one method on one task; write its record."""
     from .record import print_json
@@ -101,7 +113,9 @@ def run_cmd(
     request = RunRequest(method=method, task=task, T=T, seed=seed, epochs=epochs, params=param,
                          overrides=override, protocol=protocol, device=device, out_dir=out_dir,
                          diag_every=diag_every, data_dir=data_dir, download=download,
-                         neuron_backend=neuron_backend, require_fused=require_fused)
+                         neuron_backend=neuron_backend, require_fused=require_fused,
+                         eval_T=parse_ints(eval_T, "--eval-T"), energy=energy,
+                         latency_repeats=latency_repeats)
     record, path = run(request, ProgressReporter(f"{Path(method).stem} on {task}"))
     if json_out:
         print_json(record)
@@ -154,16 +168,19 @@ def compare_cmd(
     runs: Path = typer.Option(Path("results/runs"), "--runs", help="Folder of run records."),
     task: Optional[str] = typer.Option(None, "--task"),
     fmt: str = typer.Option("table", "--format", help="table, md, csv or json."),
+    columns: Optional[str] = typer.Option(None, "--columns", help="Measures to show, e.g. "
+                                          "top1,synops,energy_uj,latency_b1_p50_ms."),
 ) -> None:
-    """Leaderboard rows: mean ± std of final-epoch top-1 and n, per configuration."""
-    from .compare import check_format, render, summarize
+    """Leaderboard rows per configuration: mean ± std of top-1 and the chosen measures, n."""
+    from .compare import check_format, parse_columns, render, summarize
     from .record import load_records
 
     check_format(fmt)
+    chosen = parse_columns(columns)
     records, problems = load_records(runs)
     for problem in problems:
         err.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
-    typer.echo(render(summarize(records, task), fmt))
+    typer.echo(render(summarize(records, task), fmt, chosen))
 
 
 @app.command("show")
@@ -190,6 +207,50 @@ def show_cmd(
     for table in (activity_table(snap), gradient_table(snap), timestep_table(snap),
                   summary_table(snap)):
         out.print(table)
+
+
+@app.command("profile")
+@user_errors
+def profile_cmd(
+    task: str = typer.Option(..., "--task", "-t"),
+    method: str = typer.Option(..., "--method", "-m"),
+    T: Optional[int] = typer.Option(None, "--T"),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A state_dict file."),
+    param: list[str] = typer.Option([], "--param"),
+    override: list[str] = typer.Option([], "-o", "--override"),
+    energy: str = typer.Option("45nm-fp32", "--energy"),
+    repeats: int = typer.Option(30, "--repeats", help="Timed passes per latency figure."),
+    device: str = typer.Option("auto", "--device"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Parameters, synaptic operations, MACs, energy and latency of a model, without training."""
+    from .measure.profile import profile
+    from .record import print_json
+    from .train import pick_device
+
+    if T is not None and T < 1 or repeats < 1:
+        raise UsageError("--T and --repeats must be >= 1")
+    result = profile(task, method, T, pick_device(device), checkpoint, param, override, energy,
+                     repeats, data_dir)
+    if json_out:
+        print_json(result)
+        return
+    summary = Table("measure", "value", title=f"{result['method']} on {result['task']}, "
+                                              f"T={result['T']}, {result['weights']}")
+    for key in ("parameters", "synops", "macs", "energy_uj", "energy_paper_uj",
+                "latency_b1_p50_ms", "latency_b1_p95_ms", "latency_bn_p50_ms",
+                "latency_bn_p95_ms", "latency_bn_batch"):
+        value = result[key]
+        summary.add_row(key, f"{value:,.4g}" if isinstance(value, float) else f"{value:,}")
+    out.print(summary)
+    layers = Table("layer", "synops", "macs", "input spike rate", "paper SOPs",
+                   title=f"per sample, energy model {result['energy_model']['name']}")
+    for row in result["layers"]:
+        rate = "—" if row["input_rate"] is None else f"{row['input_rate']:.3f}"
+        layers.add_row(row["layer"], f"{row['synops']:,.0f}", f"{row['macs']:,.0f}", rate,
+                       f"{row['paper_sops']:,.0f}")
+    out.print(layers)
 
 
 @app.command("env")

@@ -77,6 +77,11 @@ class Method:
         forward and backward without touching weights or running statistics), for searches.
         Its time is recorded as ``cost.adapt_s``."""
 
+    def extend_to_T(self, model: nn.Module, T: int) -> str:
+        """Prepare ``model`` to run at a T it was not trained with; return the policy used.
+        Rules that compute theta and p for any T need nothing."""
+        return "none needed: the rules give theta and p for any T"
+
     def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
         """Optimizer groups for the method's own parameters: ``{"params": [...], "lr_scale":
         0.001, "weight_decay": 0.0}``; every other parameter keeps the task's settings."""

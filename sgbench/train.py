@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from .data import build_data, encode
 from .data.location import DataContext
 from .errors import UsageError, UserError
 from .measure.diagnostics import diagnose
+from .measure.inference import headline, measure_inference, peak_memory_mb, test_batch
+from .measure.ops import EnergyModel
 from .measure.probe import Probe
 from .method import Method, parse_params
 from .models import build_model
@@ -42,6 +45,9 @@ class RunRequest:
     out_dir: Path = Path("results/runs")
     neuron_backend: str | None = None  # auto | torch | cupy: overrides the task's neuron.backend
     require_fused: bool = False
+    eval_T: list[int] = field(default_factory=list)  # also test the trained model at these T
+    energy: str = "45nm-fp32"  # energy preset, or "E_MAC,E_AC" in pJ
+    latency_repeats: int = 30  # timed passes per latency figure
     diag_every: int = 0  # gradient diagnostics every N epochs (0: only after the last epoch)
     data_dir: Path | None = None  # else $SGBENCH_DATA, else the user cache folder
     download: bool = False
@@ -196,6 +202,24 @@ def evaluate(model, loader, loss_fn, T: int, encoding: str, device) -> tuple[flo
     return total_loss / samples, 100.0 * correct / samples
 
 
+def measure(model, method: Method, data, cfg: dict[str, Any], test_loader, loss_fn,
+            energy: EnergyModel, eval_T: list[int], device, repeats: int = 30) -> dict[str, Any]:
+    """After training: ops, energy and latency at the trained T, and accuracy with all of them at
+    every T of ``eval_T`` (methods with per-timestep state say how they extend to it)."""
+    T, encoding = cfg["T"], cfg["data"]["encoding"]
+    x = test_batch(data.test, cfg["eval"]["batch_size"], device)
+    inference = measure_inference(model, x, T, encoding, energy, repeats)
+    rows = []
+    for t in sorted(set(eval_T) | {T}) if eval_T else []:
+        policy = method.extend_to_T(model, t) if t != T else "trained"
+        loss, top1 = evaluate(model, test_loader, loss_fn, t, encoding, device)
+        at_t = inference if t == T else measure_inference(model, x, t, encoding, energy, repeats)
+        flat = headline(at_t)
+        rows.append({"T": t, "top1": top1, "test_loss": loss, "policy": policy,
+                     **flat["metrics"], **flat["cost"]})
+    return {"inference": {"T": T, **inference}, "eval_T": rows, "headline": headline(inference)}
+
+
 def _summary(history: list[dict[str, Any]]) -> dict[str, Any]:
     tested = [h for h in history if h.get("test_top1") is not None]
     if not tested:
@@ -215,6 +239,10 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
     params = parse_params(method_cls, req.params)
     if req.diag_every < 0:
         raise UsageError(f"--diag-every must be >= 0, got {req.diag_every}")
+    energy = EnergyModel.parse(req.energy)
+    if any(t < 1 for t in req.eval_T) or req.latency_repeats < 1:
+        raise UsageError(f"--eval-T values and --latency-repeats must be >= 1, got "
+                         f"{req.eval_T} and {req.latency_repeats}")
     overrides = list(req.overrides)
     if req.neuron_backend is not None:
         overrides.append(f"neuron.backend={req.neuron_backend}")
@@ -222,7 +250,12 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
         overrides.append("neuron.require_fused=true")
     cfg = resolve_task(req.task, T=req.T, epochs=req.epochs, overrides=overrides,
                        protocol=req.protocol, paper_overlay=method_cls.paper_overlay)
+    if req.eval_T and cfg["data"]["encoding"] == "frames" and set(req.eval_T) != {cfg["T"]}:
+        raise UsageError("--eval-T needs direct or poisson input: event data are integrated into "
+                         f"T={cfg['T']} frames")
     device = pick_device(req.device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     out_dir = rec.ensure_writable(Path(req.out_dir))
 
     seed_everything(req.seed)
@@ -256,6 +289,7 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
                              num_workers=workers)
 
     history: list[dict[str, Any]] = []
+    measured: dict[str, Any] = {"inference": None, "eval_T": [], "headline": {}}
     status, compute_s, samples, error = "ok", 0.0, 0, None
     reporter.start(train_cfg["epochs"])
     try:
@@ -285,6 +319,9 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
                 snapshots.append(timed("diagnostics_s", diagnose, model, probe, epoch + 1))
             if schedule is not None:
                 schedule.step()
+        if status == "ok":
+            measured = measure(model, method, data, cfg, test_loader, loss_fn, energy, req.eval_T,
+                               device, req.latency_repeats)
     except KeyboardInterrupt:
         status = "interrupted"
     except Exception as exc:  # keep what was measured; the error goes into the record
@@ -314,13 +351,19 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
         "precision": dataclasses.asdict(precision),  # what was in effect (CUDA only)
         "paper_overlay": method_cls.paper_overlay(cfg["data"]["dataset"])
         if req.protocol == "paper" else {},
-        "metrics": _summary(history),
+        "metrics": {**_summary(history), **measured["headline"].get("metrics", {})},
         "history": history,
         "diagnostics": {"probe": probe.describe(), "snapshots": snapshots},
+        "inference": measured["inference"],
+        "eval_T": measured["eval_T"],
         "cost": {"wall_s": time.perf_counter() - wall_start,
                  "train_compute_s": compute_s,
                  "train_samples_per_s": samples / compute_s if compute_s > 0 else None,
-                 "epochs_completed": len(history), **timers},
+                 "epochs_completed": len(history), **timers,
+                 "epoch_time_s": statistics.fmean(h["epoch_time_s"] for h in history)
+                 if history else None,
+                 "peak_memory_mb": peak_memory_mb(device),
+                 **measured["headline"].get("cost", {})},
         "env": rec.capture_env(device, used_backend(model) or cfg["neuron"]["backend"]),
     }
     path = rec.write_record(record, out_dir)

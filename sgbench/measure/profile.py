@@ -1,0 +1,57 @@
+"""`sgbench profile`: parameters, operations, energy and latency of a model without training it."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import resolve_task
+from ..data import build_data
+from ..data.location import DataContext
+from ..errors import UserError
+from ..method import parse_params
+from ..models import build_model
+from ..registry import load_method
+from .inference import headline, measure_inference, test_batch
+from .ops import EnergyModel
+
+
+def load_checkpoint(model: torch.nn.Module, path: Path, device: torch.device) -> None:
+    """A state_dict, or a dict holding one under 'model'."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise UserError(f"cannot read checkpoint {path}: {exc}") from None
+    state = state.get("model", state) if isinstance(state, dict) else state
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise UserError(f"checkpoint {path} does not fit this task's model: "
+                        f"{str(exc).splitlines()[0]}") from None
+
+
+def profile(task: str, method: str, T: int | None, device: torch.device,
+            checkpoint: Path | None = None, params: list[str] = (), overrides: list[str] = (),
+            energy: str = "45nm-fp32", repeats: int = 30, data_dir: Path | None = None
+            ) -> dict[str, Any]:
+    method_cls = load_method(method)
+    method_params = parse_params(method_cls, list(params))
+    energy_model = EnergyModel.parse(energy)
+    cfg = resolve_task(task, T=T, overrides=list(overrides))
+    data = build_data(cfg["data"], DataContext.resolve(data_dir, False, cfg["T"]))
+    torch.manual_seed(0)
+    model = build_model(cfg["model"], cfg["neuron"], data.input_shape, data.num_classes)
+    method_cls(method_params).attach(model, cfg["T"])
+    model.to(device)
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint, device)
+    x = test_batch(data.test, cfg["eval"]["batch_size"], device)
+    measured = measure_inference(model, x, cfg["T"], cfg["data"]["encoding"], energy_model,
+                                 repeats)
+    flat = headline(measured)
+    return {"task": cfg["name"], "method": method_cls.name, "T": cfg["T"],
+            "weights": str(checkpoint) if checkpoint else "random init (seed 0)",
+            "parameters": sum(p.numel() for p in model.parameters()),
+            **flat["metrics"], **flat["cost"], "energy_model": measured["ops"]["energy_model"],
+            "layers": measured["ops"]["layers"], "latency": measured["latency"]}
