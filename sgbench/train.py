@@ -202,11 +202,12 @@ def evaluate(model, loader, loss_fn, T: int, encoding: str, device) -> tuple[flo
     return total_loss / samples, 100.0 * correct / samples
 
 
-def measure(model, method: Method, data, cfg: dict[str, Any], test_loader, loss_fn,
-            energy: EnergyModel, eval_T: list[int], device, repeats: int = 30) -> dict[str, Any]:
+def measure(setup: "Setup", eval_T: list[int], repeats: int = 30) -> dict[str, Any]:
     """After training: ops, energy and latency at the trained T, and accuracy with all of them at
     every T of ``eval_T`` (methods with per-timestep state say how they extend to it)."""
-    T, encoding = cfg["T"], cfg["data"]["encoding"]
+    model, method, cfg, energy = setup.model, setup.method, setup.cfg, setup.energy
+    T, encoding, device = cfg["T"], cfg["data"]["encoding"], setup.device
+    data, test_loader, loss_fn = setup.data, setup.test_loader, setup.loss_fn
     x = test_batch(data.test, cfg["eval"]["batch_size"], device)
     inference = measure_inference(model, x, T, encoding, energy, repeats)
     rows = []
@@ -229,20 +230,59 @@ def _summary(history: list[dict[str, Any]]) -> dict[str, Any]:
             "top1_best_epoch": best["epoch"], "test_loss": tested[-1]["test_loss"]}
 
 
-def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, Any], Path]:
-    """Train and test one (method, task, T, seed, protocol); returns the record and its path."""
-    reporter = reporter or SilentReporter()
-    wall_start = time.perf_counter()
+@dataclass
+class Setup:
+    """Everything a run needs, built and checked before any training."""
+
+    method_cls: type[Method]
+    params: Any
+    method: Method
+    cfg: dict[str, Any]
+    energy: EnergyModel
+    device: torch.device
+    out_dir: Path
+    data: Any
+    model: nn.Module
+    precision: Precision
+    optimizer: torch.optim.Optimizer
+    schedule: Any
+    loss_fn: nn.Module
+    probe: Probe
+    train_loader: DataLoader
+    test_loader: DataLoader
+
+
+@dataclass
+class Outcome:
+    status: str = "ok"
+    error: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    compute_s: float = 0.0
+    samples: int = 0
+    timers: dict[str, float] = field(default_factory=lambda: {"adapt_s": 0.0,
+                                                              "diagnostics_s": 0.0})
+    measured: dict[str, Any] = field(default_factory=lambda: {"inference": None, "eval_T": [],
+                                                              "headline": {}})
+
+    def timed(self, name: str, fn, *args):
+        start = time.perf_counter()
+        result = fn(*args)
+        self.timers[name] += time.perf_counter() - start
+        return result
+
+
+def _check_request(req: RunRequest) -> None:
     if req.T is not None and req.T < 1:
         raise UsageError(f"--T must be >= 1, got {req.T}")
-    method_cls = load_method(req.method)
-    params = parse_params(method_cls, req.params)
     if req.diag_every < 0:
         raise UsageError(f"--diag-every must be >= 0, got {req.diag_every}")
-    energy = EnergyModel.parse(req.energy)
     if any(t < 1 for t in req.eval_T) or req.latency_repeats < 1:
         raise UsageError(f"--eval-T values and --latency-repeats must be >= 1, got "
                          f"{req.eval_T} and {req.latency_repeats}")
+
+
+def _resolve(req: RunRequest, method_cls: type[Method]) -> dict[str, Any]:
     overrides = list(req.overrides)
     if req.neuron_backend is not None:
         overrides.append(f"neuron.backend={req.neuron_backend}")
@@ -253,6 +293,16 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
     if req.eval_T and cfg["data"]["encoding"] == "frames" and set(req.eval_T) != {cfg["T"]}:
         raise UsageError("--eval-T needs direct or poisson input: event data are integrated into "
                          f"T={cfg['T']} frames")
+    return cfg
+
+
+def prepare(req: RunRequest) -> Setup:
+    """Check the request, then build data, model, method, optimizer and loaders."""
+    _check_request(req)
+    method_cls = load_method(req.method)
+    params = parse_params(method_cls, req.params)
+    energy = EnergyModel.parse(req.energy)
+    cfg = _resolve(req, method_cls)
     device = pick_device(req.device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -269,104 +319,116 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
     model.to(device, memory_format=torch.channels_last if precision.channels_last else
              torch.preserve_format)
     optimizer = make_optimizer(model, train_cfg, method)
-    schedule = make_schedule(optimizer, train_cfg)
     loss_fn = make_loss(train_cfg)
     probe = Probe.from_dataset(data.train, train_cfg["batch_size"], T, encoding, loss_fn,
                                method.aux_loss, device)
-    timers = {"adapt_s": 0.0, "diagnostics_s": 0.0}
-    snapshots: list[dict[str, Any]] = []
-
-    def timed(name: str, fn, *args):
-        start = time.perf_counter()
-        result = fn(*args)
-        timers[name] += time.perf_counter() - start
-        return result
     workers = train_cfg["workers"]
     train_loader = DataLoader(data.train, batch_size=train_cfg["batch_size"], shuffle=True,
                               generator=torch.Generator().manual_seed(req.seed),
                               num_workers=workers, persistent_workers=workers > 0)
     test_loader = DataLoader(data.test, batch_size=cfg["eval"]["batch_size"],
                              num_workers=workers)
+    return Setup(method_cls, params, method, cfg, energy, device, out_dir, data, model,
+                 precision, optimizer, make_schedule(optimizer, train_cfg), loss_fn, probe,
+                 train_loader, test_loader)
 
-    history: list[dict[str, Any]] = []
-    measured: dict[str, Any] = {"inference": None, "eval_T": [], "headline": {}}
-    status, compute_s, samples, error = "ok", 0.0, 0, None
-    reporter.start(train_cfg["epochs"])
+
+def train_and_measure(req: RunRequest, setup: Setup, reporter: Reporter) -> Outcome:
+    """The epochs (schedule hooks, searches, training, testing, diagnostics), then the
+    measurements. Errors and interrupts end the run but keep what was measured."""
+    out, epochs = Outcome(), setup.cfg["train"]["epochs"]
+    T, encoding = setup.cfg["T"], setup.cfg["data"]["encoding"]
+    reporter.start(epochs)
     try:
-        for epoch in range(train_cfg["epochs"]):
+        for epoch in range(epochs):
             epoch_start = time.perf_counter()
-            method.on_epoch_start(model, epoch, train_cfg["epochs"])
-            timed("adapt_s", method.adapt, model, epoch, probe)
-            lr = optimizer.param_groups[0]["lr"]
-            result = train_epoch(model, method, train_loader, optimizer, loss_fn, T, encoding,
-                                 device, precision)
-            compute_s, samples = compute_s + result.compute_s, samples + result.samples
+            setup.method.on_epoch_start(setup.model, epoch, epochs)
+            out.timed("adapt_s", setup.method.adapt, setup.model, epoch, setup.probe)
+            lr = setup.optimizer.param_groups[0]["lr"]
+            result = train_epoch(setup.model, setup.method, setup.train_loader,
+                                 setup.optimizer, setup.loss_fn, T, encoding, setup.device,
+                                 setup.precision)
+            out.compute_s += result.compute_s
+            out.samples += result.samples
             entry = {"epoch": epoch + 1, "lr": lr, "train_loss": result.loss,
                      "train_top1": result.top1}
             if not math.isfinite(result.loss):
-                status = "diverged"
+                out.status = "diverged"
                 entry.update(train_loss=None, train_top1=None, test_loss=None, test_top1=None)
             else:
-                entry["test_loss"], entry["test_top1"] = evaluate(model, test_loader, loss_fn, T,
-                                                                  encoding, device)
+                entry["test_loss"], entry["test_top1"] = evaluate(
+                    setup.model, setup.test_loader, setup.loss_fn, T, encoding, setup.device)
             entry["epoch_time_s"] = time.perf_counter() - epoch_start
-            history.append(entry)
+            out.history.append(entry)
             reporter.epoch(entry)
-            if status == "diverged":
+            if out.status == "diverged":
                 break
-            last = epoch + 1 == train_cfg["epochs"]
-            if last or (req.diag_every and (epoch + 1) % req.diag_every == 0):
-                snapshots.append(timed("diagnostics_s", diagnose, model, probe, epoch + 1))
-            if schedule is not None:
-                schedule.step()
-        if status == "ok":
-            measured = measure(model, method, data, cfg, test_loader, loss_fn, energy, req.eval_T,
-                               device, req.latency_repeats)
+            if epoch + 1 == epochs or (req.diag_every and (epoch + 1) % req.diag_every == 0):
+                out.snapshots.append(out.timed("diagnostics_s", diagnose, setup.model,
+                                               setup.probe, epoch + 1))
+            if setup.schedule is not None:
+                setup.schedule.step()
+        if out.status == "ok":
+            out.measured = measure(setup, req.eval_T, req.latency_repeats)
     except KeyboardInterrupt:
-        status = "interrupted"
+        out.status = "interrupted"
     except Exception as exc:  # keep what was measured; the error goes into the record
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        out.status, out.error = "failed", f"{type(exc).__name__}: {exc}"
     finally:
         reporter.close()
+    return out
 
-    record = {
+
+def make_record(req: RunRequest, setup: Setup, out: Outcome, wall_s: float) -> dict[str, Any]:
+    cfg, cls, history = setup.cfg, setup.method_cls, out.history
+    headline = out.measured["headline"]
+    return {
         "schema": rec.SCHEMA,
-        "run_id": rec.new_run_id(cfg["name"], method_cls.name, T, req.seed, req.protocol),
+        "run_id": rec.new_run_id(cfg["name"], cls.name, cfg["T"], req.seed, req.protocol),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "status": status,
-        "error": error,
-        "method": {"name": method_cls.name, "params": dataclasses.asdict(params),
-                   "fidelity": method_cls.fidelity, "kinds": list(method_cls.kinds),
-                   "citation": method_cls.citation,
-                   "source_sha256": method_source_sha256(method_cls)},
+        "status": out.status,
+        "error": out.error,
+        "method": {"name": cls.name, "params": dataclasses.asdict(setup.params),
+                   "fidelity": cls.fidelity, "kinds": list(cls.kinds), "citation": cls.citation,
+                   "source_sha256": method_source_sha256(cls)},
         "task": {"name": cfg["name"], "version": cfg["version"], "config": cfg,
                  "sha256": config_sha256(cfg)},
-        "T": T,
+        "T": cfg["T"],
         "seed": req.seed,
         "protocol": req.protocol,
-        "data": data.meta,
+        "data": setup.data.meta,
         "model": {"arch": cfg["model"]["arch"],
-                  "parameters": sum(p.numel() for p in model.parameters()),
-                  "neuron_layers": len(neurons(model))},
-        "precision": dataclasses.asdict(precision),  # what was in effect (CUDA only)
-        "paper_overlay": method_cls.paper_overlay(cfg["data"]["dataset"])
+                  "parameters": sum(p.numel() for p in setup.model.parameters()),
+                  "neuron_layers": len(neurons(setup.model))},
+        "precision": dataclasses.asdict(setup.precision),  # what was in effect (CUDA only)
+        "paper_overlay": cls.paper_overlay(cfg["data"]["dataset"])
         if req.protocol == "paper" else {},
-        "metrics": {**_summary(history), **measured["headline"].get("metrics", {})},
+        "metrics": {**_summary(history), **headline.get("metrics", {})},
         "history": history,
-        "diagnostics": {"probe": probe.describe(), "snapshots": snapshots},
-        "inference": measured["inference"],
-        "eval_T": measured["eval_T"],
-        "cost": {"wall_s": time.perf_counter() - wall_start,
-                 "train_compute_s": compute_s,
-                 "train_samples_per_s": samples / compute_s if compute_s > 0 else None,
-                 "epochs_completed": len(history), **timers,
+        "diagnostics": {"probe": setup.probe.describe(), "snapshots": out.snapshots},
+        "inference": out.measured["inference"],
+        "eval_T": out.measured["eval_T"],
+        "cost": {"wall_s": wall_s,
+                 "train_compute_s": out.compute_s,
+                 "train_samples_per_s": out.samples / out.compute_s if out.compute_s > 0
+                 else None,
+                 "epochs_completed": len(history), **out.timers,
                  "epoch_time_s": statistics.fmean(h["epoch_time_s"] for h in history)
                  if history else None,
-                 "peak_memory_mb": peak_memory_mb(device),
-                 **measured["headline"].get("cost", {})},
-        "env": rec.capture_env(device, used_backend(model) or cfg["neuron"]["backend"]),
+                 "peak_memory_mb": peak_memory_mb(setup.device),
+                 **headline.get("cost", {})},
+        "env": rec.capture_env(setup.device, used_backend(setup.model) or cfg["neuron"]["backend"]),
     }
-    path = rec.write_record(record, out_dir)
-    if status == "failed":
-        raise UserError(f"training failed: {error} (record written: {path})")
+
+
+def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, Any], Path]:
+    """Train and test one (method, task, T, seed, protocol); returns the record and its path.
+    Nothing is written when the request is wrong; a run that fails still writes its record."""
+    wall_start = time.perf_counter()
+    setup = prepare(req)
+    outcome = train_and_measure(req, setup, reporter or SilentReporter())
+    record = make_record(req, setup, outcome, time.perf_counter() - wall_start)
+    path = rec.write_record(record, setup.out_dir)
+    if outcome.status == "failed":
+        raise UserError(f"training failed: {outcome.error} (record written: {path})")
     return record, path
