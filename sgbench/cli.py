@@ -21,6 +21,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="sgbench: benchmark surrogate-gradient methods for spiking neural networks.")
 bench_app = typer.Typer(no_args_is_help=True, help="Speed benchmarks that print numbers.")
 app.add_typer(bench_app, name="bench")
+reference_app = typer.Typer(no_args_is_help=True,
+                            help="The reference suite: run it, pin it, render the leaderboard.")
+app.add_typer(reference_app, name="reference")
 err = Console(stderr=True)
 out = Console()
 
@@ -170,17 +173,26 @@ def compare_cmd(
     fmt: str = typer.Option("table", "--format", help="table, md, csv or json."),
     columns: Optional[str] = typer.Option(None, "--columns", help="Measures to show, e.g. "
                                           "top1,synops,energy_uj,latency_b1_p50_ms."),
+    T: Optional[int] = typer.Option(None, "--T", help="Only this T."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="A method to compare each "
+                                           "row with (difference and Welch's t-test)."),
+    published_file: Optional[Path] = typer.Option(None, "--published",
+                                                  help="Default: results/published.yaml."),
 ) -> None:
     """Leaderboard rows per configuration: mean ± std of top-1 and the chosen measures, n."""
     from .compare import check_format, parse_columns, render, summarize
     from .record import load_records
 
+    from .published import load as load_published
+
     check_format(fmt)
     chosen = parse_columns(columns)
-    records, problems = load_records(runs)
+    records, problems = load_records(runs) if runs.is_dir() or runs != Path("results/runs") \
+        else ([], [])
     for problem in problems:
         err.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
-    typer.echo(render(summarize(records, task), fmt, chosen))
+    rows = summarize(records, task, T, load_published(published_file), baseline)
+    typer.echo(render(rows, fmt, chosen))
 
 
 @app.command("show")
@@ -251,6 +263,117 @@ def profile_cmd(
         layers.add_row(row["layer"], f"{row['synops']:,.0f}", f"{row['macs']:,.0f}", rate,
                        f"{row['paper_sops']:,.0f}")
     out.print(layers)
+
+
+@app.command("check")
+@user_errors
+def check_cmd(
+    published_file: Optional[Path] = typer.Option(None, "--published",
+                                                  help="Default: results/published.yaml."),
+    runs: Path = typer.Option(Path("results/runs"), "--runs", help="Records to check."),
+) -> None:
+    """Validate the published numbers, every task YAML and every record; exit 1 on problems."""
+    from .check import check
+
+    found, counts = check(published_file, runs)
+    checked = ", ".join(f"{n} {what}" for what, n in counts.items())
+    if found:
+        for problem in found:
+            err.print(f"[red]problem[/] {problem}", highlight=False, soft_wrap=True)
+        err.print(f"{len(found)} problem(s) in {checked}", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"ok: {checked}", highlight=False)
+
+
+@reference_app.command("run")
+@user_errors
+def reference_run_cmd(
+    out_dir: Path = typer.Option(Path("results/reference-runs"), "--out"),
+    jobs: int = typer.Option(2, "--jobs", help="Runs at a time (one thread each)."),
+) -> None:
+    """Run every configuration of results/reference/suite.yaml."""
+    from .record import ensure_writable
+    from .reference import load_suite, run_suite, suite_runs
+
+    if jobs < 1:
+        raise UsageError("--jobs must be >= 1")
+    suite = load_suite()
+    ensure_writable(out_dir)
+    err.print(f"{len(suite_runs(suite))} runs, {jobs} at a time -> {out_dir}", highlight=False)
+    paths = run_suite(out_dir, jobs, suite)
+    out.print(f"{len(paths)} records in {out_dir}", highlight=False)
+
+
+@reference_app.command("pin")
+@user_errors
+def reference_pin_cmd(
+    runs: Path = typer.Option(Path("results/reference-runs"), "--runs"),
+) -> None:
+    """Pin the suite's results (mean, std, tolerance) and regenerate results/LEADERBOARD.md."""
+    import json
+
+    from .record import load_records
+    from .reference import LEADERBOARD, PINNED, leaderboard, load_suite, pin
+
+    records, problems = load_records(runs)
+    if problems:
+        raise UserError("; ".join(problems))
+    pinned = pin(records, load_suite())
+    PINNED.write_text(json.dumps(pinned, indent=1) + "\n")
+    LEADERBOARD.write_text(leaderboard(pinned))
+    out.print(f"pinned {len(pinned['groups'])} configurations in {PINNED}; wrote {LEADERBOARD}",
+              highlight=False)
+
+
+@reference_app.command("leaderboard")
+@user_errors
+def reference_leaderboard_cmd(
+    check: bool = typer.Option(False, "--check", help="Exit 1 if LEADERBOARD.md is stale."),
+) -> None:
+    """Render results/LEADERBOARD.md from the pinned numbers (or check that it is current)."""
+    from .reference import LEADERBOARD, leaderboard, read_pinned
+
+    text = leaderboard(read_pinned())
+    if check:
+        if not LEADERBOARD.is_file() or LEADERBOARD.read_text() != text:
+            raise UserError(f"{LEADERBOARD} is stale: run `sgbench reference leaderboard`")
+        out.print(f"{LEADERBOARD} is current", highlight=False)
+        return
+    LEADERBOARD.write_text(text)
+    out.print(f"wrote {LEADERBOARD}", highlight=False)
+
+
+@app.command("regress")
+@user_errors
+def regress_cmd(
+    runs: Path = typer.Option(Path("results/reference-runs"), "--runs"),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="Pinned numbers "
+                                             "(default: results/reference/reference.json)."),
+    published_too: bool = typer.Option(False, "--published", help="Also check published "
+                                       "numbers matched approximately or exactly."),
+) -> None:
+    """Exit 1 when runs fall short of the pinned reference (or published) numbers."""
+    from .published import load as load_published
+    from .record import load_records
+    from .reference import PINNED, covered, read_pinned, regress
+
+    records, problems = load_records(runs)
+    for problem in problems:
+        err.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
+    pinned = read_pinned(reference or PINNED)
+    short = regress(records, pinned, load_published() if published_too else [])
+    checked = f"{covered(records, pinned)} of {len(pinned['groups'])} pinned configurations"
+    if not short:
+        out.print(f"no regression ({checked} present in {runs})", highlight=False)
+        return
+    table = Table("task", "T", "method", "top-1", "n", "against", "expected", "tolerance",
+                  "short by", title=f"regressions ({checked})")
+    for row in short:
+        table.add_row(row["task"], str(row["T"]), row["method"], f"{row['top1']:.2f}",
+                      str(row["n"]), row["against"], f"{row['expected']:.2f}",
+                      f"{row['tolerance']:.2f}", f"{row['shortfall']:.2f}")
+    out.print(table)
+    raise typer.Exit(1)
 
 
 @app.command("env")

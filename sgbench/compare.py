@@ -56,13 +56,18 @@ def _stats(values: list[float]) -> tuple[float | None, float | None]:
             statistics.stdev(values) if len(values) > 1 else None)
 
 
-def summarize(records: list[dict[str, Any]], task: str | None = None) -> list[dict[str, Any]]:
+def summarize(records: list[dict[str, Any]], task: str | None = None, T: int | None = None,
+              published: list[dict[str, Any]] = (), baseline: str | None = None
+              ) -> list[dict[str, Any]]:
     """One row per (task, version, protocol, T, method, params): over the runs with status ok,
     the mean and sample std of every measure (``top1`` is the final epoch), their count n, and how
-    many runs were excluded."""
+    many runs were excluded. Published numbers for the same task, T and method sit beside them,
+    and published rows without local runs are rows of their own. With ``baseline``, each row gets
+    its difference to that method's row of the same task, version, protocol and T, and the
+    p-value of Welch's t-test over seeds."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for record in records:
-        if task is None or record["task"]["name"] == task:
+        if (task is None or record["task"]["name"] == task) and (T is None or record["T"] == T):
             groups.setdefault(group_key(record), []).append(record)
     rows = []
     for key in sorted(groups, key=lambda k: tuple(str(part) for part in k)):
@@ -70,12 +75,75 @@ def summarize(records: list[dict[str, Any]], task: str | None = None) -> list[di
         ok = [r for r in runs if r["status"] == "ok" and r["metrics"]["top1"] is not None]
         row: dict[str, Any] = {**dict(zip(KEYS, key)), "n": len(ok),
                                "excluded": len(runs) - len(ok),
-                               "seeds": sorted(r["seed"] for r in ok)}
+                               "seeds": sorted(r["seed"] for r in ok),
+                               "top1_runs": [r["metrics"]["top1"] for r in ok]}
         for column, (section, field, _) in MEASURES.items():
             values = [r[section][field] for r in ok if r[section].get(field) is not None]
             row[f"{column}_mean"], row[f"{column}_std"] = _stats(values)
         rows.append(row)
+    _attach_published(rows, published, task, T)
+    if baseline is not None:
+        _attach_baseline(rows, baseline)
     return rows
+
+
+def _published_label(entry: dict[str, Any]) -> str:
+    return entry["method"] or f"{entry['name']} (external)"
+
+
+def _attach_published(rows: list[dict[str, Any]], entries, task: str | None, T: int | None
+                      ) -> None:
+    """The published number beside each row, and rows for published numbers not run here."""
+    from .published import lookup
+
+    covered = set()
+    for row in rows:
+        matches = lookup(entries, row["task"], row["T"], row["method"])
+        entry = matches[0] if matches else None
+        row["published"] = _published_fields(entry)
+        if entry is not None and row["top1_mean"] is not None:
+            row["published"]["delta"] = row["top1_mean"] - entry["top1"]
+        covered.update((row["task"], row["T"], row["method"]) for _ in matches)
+    scope = {task} if task is not None else {row["task"] for row in rows}
+    for entry in entries:
+        if entry.get("top1") is None or entry.get("task") not in scope:
+            continue
+        if T is not None and entry["T"] != T:
+            continue
+        if (entry["task"], entry["T"], entry["method"]) in covered:
+            continue
+        row = {"task": entry["task"], "version": None, "protocol": None, "T": entry["T"],
+               "method": _published_label(entry), "params": f"arch {entry['arch']}", "n": 0,
+               "excluded": 0, "seeds": [], "top1_runs": [],
+               "published": _published_fields(entry)}
+        row.update({f"{c}_{s}": None for c in MEASURES for s in ("mean", "std")})
+        rows.append(row)
+
+
+def _published_fields(entry: dict[str, Any] | None) -> dict[str, Any]:
+    if entry is None:
+        return {"top1": None, "evidence": None, "epoch": None, "protocol_match": None,
+                "source": None, "delta": None}
+    return {"top1": entry["top1"], "std": entry["std"], "evidence": entry["evidence"],
+            "epoch": entry["epoch"], "protocol_match": entry["protocol_match"],
+            "source": entry["source"], "delta": None}
+
+
+def _attach_baseline(rows: list[dict[str, Any]], baseline: str) -> None:
+    from scipy.stats import ttest_ind
+
+    bases = {(r["task"], r["version"], r["protocol"], r["T"]): r for r in rows
+             if r["method"] == baseline and r["n"] > 0}
+    for row in rows:
+        base = bases.get((row["task"], row["version"], row["protocol"], row["T"]))
+        row["baseline"] = {"method": baseline, "delta": None, "p_value": None}
+        if base is None or row["n"] == 0 or row is base:
+            continue
+        row["baseline"]["delta"] = row["top1_mean"] - base["top1_mean"]
+        if row["n"] >= 2 and base["n"] >= 2:
+            test = ttest_ind(row["top1_runs"], base["top1_runs"], equal_var=False)
+            p = float(test.pvalue)
+            row["baseline"]["p_value"] = None if p != p else p  # nan when both are constant
 
 
 def _fmt(value: Any) -> str:
@@ -110,7 +178,23 @@ def render(rows: list[dict[str, Any]], fmt: str, columns: tuple[str, ...] = DEFA
         for row in rows:
             writer.writerow({**row, "seeds": " ".join(map(str, row["seeds"]))})
         return buffer.getvalue().rstrip("\n")
+    show_published = any(row.get("published", {}).get("top1") is not None for row in rows)
+    show_baseline = any("baseline" in row for row in rows)
     headers = [*KEYS] + [MEASURES[c][2] for c in columns] + ["n", "excluded"]
-    body = [[_fmt(row[k]) for k in KEYS] + [_cell(row, c) for c in columns]
-            + [str(row["n"]), str(row["excluded"])] for row in rows]
+    headers += ["published (evidence)", "Δ published"] * show_published
+    headers += ["Δ baseline", "p (Welch)"] * show_baseline + ["flag"]
+    body = []
+    for row in rows:
+        cells = [_fmt(row[k]) for k in KEYS] + [_cell(row, c) for c in columns] + [
+            str(row["n"]), str(row["excluded"])]
+        if show_published:
+            pub = row.get("published", {})
+            cells += [f"{pub['top1']:.2f} ({pub['evidence']}, {pub['epoch']} epoch)"
+                      if pub.get("top1") is not None else "—", _fmt(pub.get("delta"))]
+        if show_baseline:
+            base = row.get("baseline", {})
+            p = base.get("p_value")
+            cells += [_fmt(base.get("delta")), "—" if p is None else f"{p:.3g}"]
+        cells.append("n<3" if 0 < row["n"] < 3 else "")
+        body.append(cells)
     return tabulate(body, headers=headers, tablefmt="github" if fmt == "md" else "simple")

@@ -1,0 +1,95 @@
+"""Published numbers (``results/published.yaml``): loading, validation and lookup."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+
+SCHEMA = "sgbench.published/1"
+EVIDENCE = ("primary", "secondary", "secondary, corroborated", "cited", "number not found")
+EPOCHS = ("best", "final", "unknown")
+MATCHES = ("exact", "approximate", "different")
+FIELDS = {"method": (str, type(None)), "name": str, "external": bool, "paper": str,
+          "dataset": str, "task": (str, type(None)), "arch": str, "T": (int, type(None)),
+          "top1": (float, int, type(None)), "std": (float, int, type(None)), "epoch": str,
+          "evidence": str, "source": str, "protocol_match": str}
+
+
+def default_path() -> Path:
+    """The repository's results/published.yaml (found from a source or editable install)."""
+    return Path(__file__).resolve().parents[1] / "results" / "published.yaml"
+
+
+def load(path: Path | None = None) -> list[dict[str, Any]]:
+    """The entries of a published-numbers file; [] when the default file is not installed."""
+    target = Path(path) if path is not None else default_path()
+    if not target.is_file():
+        if path is not None:
+            raise UserError(f"no published-numbers file at '{target}'")
+        return []
+    try:
+        data = yaml.safe_load(target.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"malformed YAML in {target}: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        raise UserError(f"{target} must hold a mapping with a 'results' list")
+    return data["results"]
+
+
+def problems(entries: list[dict[str, Any]], methods: set[str], tasks: set[str]) -> list[str]:
+    """Every way the entries break the schema, name unknown methods or tasks, or repeat."""
+    found, seen = [], set()
+    for i, entry in enumerate(entries):
+        where = f"published entry {i + 1} ({entry.get('name', '?')}, {entry.get('dataset', '?')})"
+        if not isinstance(entry, dict):
+            found.append(f"{where}: not a mapping")
+            continue
+        for key, kinds in FIELDS.items():
+            if key not in entry:
+                found.append(f"{where}: missing '{key}'")
+            elif not isinstance(entry[key], kinds) or isinstance(entry[key], bool) and key != \
+                    "external":
+                found.append(f"{where}: '{key}' has the wrong type ({entry[key]!r})")
+        found += [f"{where}: unknown key '{key}'" for key in entry if key not in FIELDS]
+        found += _value_problems(where, entry, methods, tasks)
+        key = tuple(entry.get(k) for k in ("name", "dataset", "arch", "T", "source"))
+        if key in seen:
+            found.append(f"{where}: duplicate of an earlier entry")
+        seen.add(key)
+    return found
+
+
+def _value_problems(where: str, e: dict[str, Any], methods: set[str], tasks: set[str]
+                    ) -> list[str]:
+    out = []
+    for key, allowed in (("evidence", EVIDENCE), ("epoch", EPOCHS),
+                         ("protocol_match", MATCHES)):
+        if key in e and e[key] not in allowed:
+            out.append(f"{where}: {key} '{e[key]}' is not one of {', '.join(allowed)}")
+    if e.get("external") is False and e.get("method") not in methods:
+        out.append(f"{where}: unknown method '{e.get('method')}' (mark it external, or register "
+                   f"the method)")
+    if e.get("external") is True and e.get("method") is not None:
+        out.append(f"{where}: an external entry has method null")
+    if e.get("task") is not None and e["task"] not in tasks:
+        out.append(f"{where}: unknown task '{e['task']}'")
+    top1 = e.get("top1")
+    if top1 is None and e.get("evidence") != "number not found":
+        out.append(f"{where}: top1 is null but the evidence is not 'number not found'")
+    if isinstance(top1, (int, float)) and not 0 <= top1 <= 100:
+        out.append(f"{where}: top1 {top1} is not a percentage")
+    if isinstance(e.get("std"), (int, float)) and not 0 <= e["std"] < 100:
+        out.append(f"{where}: std {e['std']} is not a percentage spread")
+    if isinstance(e.get("T"), int) and e["T"] < 1:
+        out.append(f"{where}: T must be >= 1")
+    return out
+
+
+def lookup(entries: list[dict[str, Any]], task: str, T: int, method: str | None = None
+           ) -> list[dict[str, Any]]:
+    """Entries with a number for ``task`` at ``T`` (and ``method``, when given)."""
+    return [e for e in entries if e.get("task") == task and e.get("T") == T
+            and e.get("top1") is not None and (method is None or e.get("method") == method)]

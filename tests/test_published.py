@@ -1,0 +1,105 @@
+"""Published numbers: the repository's file is valid, check finds problems, compare shows them."""
+import json
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from sgbench.cli import app
+from sgbench.compare import summarize
+from sgbench.published import default_path, load
+
+runner = CliRunner()
+
+
+def test_check_passes_on_the_repository():
+    result = runner.invoke(app, ["check"])
+    assert result.exit_code == 0, result.output
+    assert "ok:" in result.stdout and "published entries" in result.stdout
+
+
+def test_check_reports_an_unknown_method_a_bad_value_and_a_duplicate(tmp_path):
+    data = yaml.safe_load(default_path().read_text())
+    first = data["results"][0]
+    data["results"] += [{**first, "method": "no_such_method"},
+                        {**first, "source": "elsewhere", "evidence": "rumour"},
+                        dict(first)]
+    path = tmp_path / "published.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = runner.invoke(app, ["check", "--published", str(path)])
+    assert result.exit_code == 1
+    assert "unknown method 'no_such_method'" in result.output
+    assert "evidence 'rumour'" in result.output and "duplicate" in result.output
+
+
+def test_compare_without_runs_shows_the_published_rows_with_their_evidence(tmp_path):
+    result = runner.invoke(app, ["compare", "--runs", str(tmp_path), "--task", "cifar10", "--T",
+                                 "4", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["method"]: row for row in json.loads(result.stdout)}
+    assert rows["mpd_agl"]["published"]["top1"] == 96.35
+    assert rows["mpd_agl"]["published"]["evidence"] == "secondary"
+    assert rows["a2sg"]["published"]["top1"] == 96.74
+    assert rows["LSG (external)"]["n"] == 0
+    assert all(row["task"] == "cifar10" and row["T"] == 4 for row in rows.values())
+
+
+def _record(method, seed, top1, task="cifar10", T=4):
+    return {"task": {"name": task, "version": 1}, "protocol": "controlled", "T": T,
+            "method": {"name": method, "params": {}}, "seed": seed, "status": "ok",
+            "metrics": {"top1": top1}, "cost": {}}
+
+
+def test_published_number_baseline_delta_welch_p_and_the_few_seeds_flag():
+    records = [_record("mpd_agl", s, v) for s, v in enumerate([90.0, 91.0, 92.0])]
+    records += [_record("rect", s, v) for s, v in enumerate([80.0, 81.0, 82.0])]
+    records += [_record("atan", 0, 85.0)]
+    rows = {r["method"]: r for r in summarize(records, "cifar10", 4, load(), "rect")}
+    mpd = rows["mpd_agl"]
+    assert mpd["published"]["top1"] == 96.35
+    assert mpd["published"]["delta"] == 91.0 - 96.35
+    assert mpd["baseline"]["delta"] == 10.0 and mpd["baseline"]["p_value"] < 0.01
+    assert rows["atan"]["baseline"]["p_value"] is None  # one seed: no test
+    from sgbench.compare import render
+    table = render(list(rows.values()), "md", ("top1",))
+    assert "n<3" in table and "Δ baseline" in table and "96.35 (secondary" in table
+
+
+def _suite_runs(tmp_path, method_file, seeds=(0, 1, 2)):
+    from sgbench.reference import load_suite
+    from sgbench.train import RunRequest, run
+
+    suite = load_suite()
+    for seed in seeds:
+        run(RunRequest(method=str(method_file), task="digits", T=2, seed=seed,
+                       epochs=suite["epochs"], latency_repeats=1, out_dir=tmp_path, device="cpu"))
+
+
+def test_regress_fails_after_a_deliberate_break_and_passes_when_the_reference_is_met(tmp_path):
+    from sgbench import methods
+
+    source = (Path(methods.__file__).parent / "rect.py").read_text()
+    intact, broken = tmp_path / "intact" / "rect.py", tmp_path / "broken" / "rect.py"
+    # the break: a window 1000 times wider (so 1000 times flatter), with the same parameters
+    wider = source.replace("half = self.params.width / 2", "half = self.params.width * 500")
+    assert wider != source
+    for path, text in ((intact, source), (broken, wider)):
+        path.parent.mkdir()
+        path.write_text(text)
+    _suite_runs(tmp_path / "ok", intact)
+    _suite_runs(tmp_path / "bad", broken)
+    ok = runner.invoke(app, ["regress", "--runs", str(tmp_path / "ok")])
+    assert ok.exit_code == 0 and "no regression" in ok.stdout, ok.output
+    bad = runner.invoke(app, ["regress", "--runs", str(tmp_path / "bad")])
+    assert bad.exit_code == 1 and "regressions" in bad.stdout and "rect" in bad.stdout
+
+
+def test_leaderboard_is_current_and_check_notices_a_stale_one(tmp_path, monkeypatch):
+    from sgbench import reference
+
+    assert runner.invoke(app, ["reference", "leaderboard", "--check"]).exit_code == 0
+    stale = tmp_path / "LEADERBOARD.md"
+    stale.write_text("old\n")
+    monkeypatch.setattr(reference, "LEADERBOARD", stale)
+    result = runner.invoke(app, ["reference", "leaderboard", "--check"])
+    assert result.exit_code == 1 and "stale" in result.output
