@@ -108,6 +108,8 @@ def run_cmd(
                                "or E_MAC,E_AC in pJ."),
     latency_repeats: int = typer.Option(30, "--latency-repeats", help="Timed passes per "
                                         "latency figure."),
+    resume: bool = typer.Option(False, "--resume", help="Continue this configuration from its "
+                                "last checkpoint in --out."),
 ) -> None:
     """Train and measure one method on one task; write its record."""
     from .record import print_json
@@ -118,7 +120,7 @@ def run_cmd(
                          diag_every=diag_every, data_dir=data_dir, download=download,
                          neuron_backend=neuron_backend, require_fused=require_fused,
                          eval_T=parse_ints(eval_T, "--eval-T"), energy=energy,
-                         latency_repeats=latency_repeats)
+                         latency_repeats=latency_repeats, resume=resume)
     record, path = run(request, ProgressReporter(f"{Path(method).stem} on {task}"))
     if json_out:
         print_json(record)

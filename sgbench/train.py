@@ -16,7 +16,9 @@ from spikingjelly.activation_based import functional
 from torch import nn
 from torch.utils.data import DataLoader
 
+from . import checkpoint
 from . import record as rec
+from .checkpoint import StopRequested, stop_requested
 from .config import config_sha256, resolve_task
 from .data import build_data, encode
 from .data.location import DataContext
@@ -48,6 +50,7 @@ class RunRequest:
     eval_T: list[int] = field(default_factory=list)  # also test the trained model at these T
     energy: str = "45nm-fp32"  # energy preset, or "E_MAC,E_AC" in pJ
     latency_repeats: int = 30  # timed passes per latency figure
+    resume: bool = False  # continue from this configuration's last checkpoint in out_dir
     diag_every: int = 0  # gradient diagnostics every N epochs (0: only after the last epoch)
     data_dir: Path | None = None  # else $SGBENCH_DATA, else the user cache folder
     download: bool = False
@@ -177,6 +180,8 @@ def train_epoch(model, method: Method, loader, optimizer, loss_fn, T: int, encod
         scaler.update()
         functional.reset_net(model)
         method.on_train_batch_end(model, step)
+        if stop_requested():  # the step is done; the partial epoch is dropped
+            raise StopRequested
         _sync(device)
         compute += time.perf_counter() - start
         loss_value = loss.item()
@@ -250,12 +255,16 @@ class Setup:
     probe: Probe
     train_loader: DataLoader
     test_loader: DataLoader
+    generator: torch.Generator
+    checkpoint: Path
 
 
 @dataclass
 class Outcome:
     status: str = "ok"
     error: str | None = None
+    start_epoch: int = 0
+    resumed_from: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     compute_s: float = 0.0
@@ -323,14 +332,20 @@ def prepare(req: RunRequest) -> Setup:
     probe = Probe.from_dataset(data.train, train_cfg["batch_size"], T, encoding, loss_fn,
                                method.aux_loss, device)
     workers = train_cfg["workers"]
+    generator = torch.Generator().manual_seed(req.seed)
     train_loader = DataLoader(data.train, batch_size=train_cfg["batch_size"], shuffle=True,
-                              generator=torch.Generator().manual_seed(req.seed),
-                              num_workers=workers, persistent_workers=workers > 0)
+                              generator=generator, num_workers=workers,
+                              persistent_workers=workers > 0)
     test_loader = DataLoader(data.test, batch_size=cfg["eval"]["batch_size"],
                              num_workers=workers)
+    ckpt = checkpoint.checkpoint_path(out_dir, cfg, method_cls.name, dataclasses.asdict(params),
+                                      req.seed, req.protocol)
+    if req.resume and not ckpt.is_file():
+        raise UserError(f"--resume: no checkpoint for this configuration in {out_dir} "
+                        f"(expected {ckpt.name})")
     return Setup(method_cls, params, method, cfg, energy, device, out_dir, data, model,
                  precision, optimizer, make_schedule(optimizer, train_cfg), loss_fn, probe,
-                 train_loader, test_loader)
+                 train_loader, test_loader, generator, ckpt)
 
 
 def train_and_measure(req: RunRequest, setup: Setup, reporter: Reporter) -> Outcome:
@@ -338,9 +353,11 @@ def train_and_measure(req: RunRequest, setup: Setup, reporter: Reporter) -> Outc
     measurements. Errors and interrupts end the run but keep what was measured."""
     out, epochs = Outcome(), setup.cfg["train"]["epochs"]
     T, encoding = setup.cfg["T"], setup.cfg["data"]["encoding"]
+    if req.resume:
+        _restore(setup, out)
     reporter.start(epochs)
     try:
-        for epoch in range(epochs):
+        for epoch in range(out.start_epoch, epochs):
             epoch_start = time.perf_counter()
             setup.method.on_epoch_start(setup.model, epoch, epochs)
             out.timed("adapt_s", setup.method.adapt, setup.model, epoch, setup.probe)
@@ -368,15 +385,39 @@ def train_and_measure(req: RunRequest, setup: Setup, reporter: Reporter) -> Outc
                                                setup.probe, epoch + 1))
             if setup.schedule is not None:
                 setup.schedule.step()
+            _save(setup, out, epoch + 1)
         if out.status == "ok":
             out.measured = measure(setup, req.eval_T, req.latency_repeats)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, StopRequested):
         out.status = "interrupted"
     except Exception as exc:  # keep what was measured; the error goes into the record
         out.status, out.error = "failed", f"{type(exc).__name__}: {exc}"
     finally:
         reporter.close()
     return out
+
+
+def _save(setup: Setup, out: Outcome, epochs_done: int) -> None:
+    checkpoint.save(setup.checkpoint, {
+        "epochs_done": epochs_done, "model": setup.model.state_dict(),
+        "optimizer": setup.optimizer.state_dict(),
+        "schedule": setup.schedule.state_dict() if setup.schedule is not None else None,
+        "rng": checkpoint.rng_states(setup.generator), "history": out.history,
+        "snapshots": out.snapshots, "compute_s": out.compute_s, "samples": out.samples,
+        "timers": out.timers})
+
+
+def _restore(setup: Setup, out: Outcome) -> None:
+    state = checkpoint.load(setup.checkpoint)
+    setup.model.load_state_dict(state["model"])
+    setup.optimizer.load_state_dict(state["optimizer"])
+    if setup.schedule is not None:
+        setup.schedule.load_state_dict(state["schedule"])
+    checkpoint.restore_rng(state["rng"], setup.generator)
+    out.start_epoch, out.history, out.snapshots = (state["epochs_done"], state["history"],
+                                                   state["snapshots"])
+    out.compute_s, out.samples, out.timers = state["compute_s"], state["samples"], state["timers"]
+    out.resumed_from = setup.checkpoint.name
 
 
 def make_record(req: RunRequest, setup: Setup, out: Outcome, wall_s: float) -> dict[str, Any]:
@@ -388,6 +429,8 @@ def make_record(req: RunRequest, setup: Setup, out: Outcome, wall_s: float) -> d
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "status": out.status,
         "error": out.error,
+        "resumed_from": out.resumed_from,
+        "checkpoint": setup.checkpoint.name if setup.checkpoint.is_file() else None,
         "method": {"name": cls.name, "params": dataclasses.asdict(setup.params),
                    "fidelity": cls.fidelity, "kinds": list(cls.kinds), "citation": cls.citation,
                    "source_sha256": method_source_sha256(cls)},
@@ -426,7 +469,8 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
     Nothing is written when the request is wrong; a run that fails still writes its record."""
     wall_start = time.perf_counter()
     setup = prepare(req)
-    outcome = train_and_measure(req, setup, reporter or SilentReporter())
+    with checkpoint.graceful_stop():
+        outcome = train_and_measure(req, setup, reporter or SilentReporter())
     record = make_record(req, setup, outcome, time.perf_counter() - wall_start)
     path = rec.write_record(record, setup.out_dir)
     if outcome.status == "failed":

@@ -180,3 +180,31 @@ def test_the_backend_used_is_recorded_and_a_fused_one_that_cannot_run_is_an_erro
         with pytest.raises(UserError, match="fused cupy backend was required"):
             _run(out, **kwargs)
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_stop_signal_leaves_a_checkpoint_and_resume_matches_a_straight_run(tmp_path):
+    marker = tmp_path / "interrupt-once"
+    method = _method_file(tmp_path, "stoppable", f"""
+        def on_epoch_start(self, model, epoch, epochs):
+            import os, pathlib, signal
+            marker = pathlib.Path({str(marker)!r})
+            if epoch == 1 and marker.exists():
+                marker.unlink()
+                os.kill(os.getpid(), signal.SIGINT)  # arrives during the epoch's first step
+    """)
+    straight, _ = _run(tmp_path / "straight", method=str(method), seed=5)
+    marker.write_text("")
+    out = tmp_path / "stopped"
+    stopped, _ = _run(out, method=str(method), seed=5)
+    assert stopped["status"] == "interrupted" and len(stopped["history"]) == 1
+    assert stopped["checkpoint"] and (out / stopped["checkpoint"]).is_file()
+    resumed, _ = _run(out, method=str(method), seed=5, resume=True)
+    assert resumed["status"] == "ok" and resumed["resumed_from"] == stopped["checkpoint"]
+    def without_times(history):
+        return [{k: v for k, v in h.items() if k != "epoch_time_s"} for h in history]
+
+    assert without_times(resumed["history"]) == without_times(straight["history"])
+    assert resumed["metrics"]["top1"] == straight["metrics"]["top1"]
+    assert resumed["metrics"]["test_loss"] == straight["metrics"]["test_loss"]
+    with pytest.raises(UserError, match="no checkpoint"):
+        _run(tmp_path / "nothing", method=str(method), seed=5, resume=True)
