@@ -42,6 +42,11 @@ def parse_columns(text: str | None) -> tuple[str, ...]:
     return columns
 
 
+def blank_measures() -> dict[str, None]:
+    """Every measure's mean and std, unknown: for rows that have no runs behind them."""
+    return {f"{c}_{s}": None for c in MEASURES for s in ("mean", "std")}
+
+
 def _params_label(params: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(params.items()))
 
@@ -116,7 +121,7 @@ def _attach_published(rows: list[dict[str, Any]], entries, task: str | None, T: 
                "method": _published_label(entry), "params": f"arch {entry['arch']}", "n": 0,
                "excluded": 0, "seeds": [], "top1_runs": [],
                "published": _published_fields(entry)}
-        row.update({f"{c}_{s}": None for c in MEASURES for s in ("mean", "std")})
+        row.update(blank_measures())
         rows.append(row)
 
 

@@ -50,8 +50,8 @@ def problems(entries: list[dict[str, Any]], methods: set[str], tasks: set[str]) 
         for key, kinds in FIELDS.items():
             if key not in entry:
                 found.append(f"{where}: missing '{key}'")
-            elif not isinstance(entry[key], kinds) or isinstance(entry[key], bool) and key != \
-                    "external":
+            elif not isinstance(entry[key], kinds) or (
+                    isinstance(entry[key], bool) and kinds is not bool):  # bool is an int too
                 found.append(f"{where}: '{key}' has the wrong type ({entry[key]!r})")
         found += [f"{where}: unknown key '{key}'" for key in entry if key not in FIELDS]
         found += _value_problems(where, entry, methods, tasks)

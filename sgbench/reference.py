@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from .compare import MEASURES, render, summarize
+from .compare import blank_measures, render, summarize
 from .errors import UserError
 from .published import lookup
 from .registry import builtin_names
@@ -89,7 +89,7 @@ def leaderboard(pinned: dict[str, Any]) -> str:
     for g in pinned["groups"]:
         row = {"task": g["task"], "version": g["version"], "protocol": "controlled", "T": g["T"],
                "method": g["method"], "params": g["params"], "n": g["n"], "excluded": 0,
-               **{f"{c}_{s}": None for c in MEASURES for s in ("mean", "std")}}
+               **blank_measures()}
         row["top1_mean"], row["top1_std"] = g["top1_mean"], g["top1_std"] if g["n"] > 1 else None
         rows.append(row)
     suite = pinned["suite"]

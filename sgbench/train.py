@@ -96,10 +96,10 @@ def param_groups(model: nn.Module, method: Method, train: dict[str, Any]) -> lis
     return [{"params": rest}] + groups
 
 
-def make_optimizer(model: nn.Module, train: dict[str, Any], method: Method | None = None
+def make_optimizer(model: nn.Module, train: dict[str, Any], method: Method
                    ) -> torch.optim.Optimizer:
     lr, wd = train["lr"], train["weight_decay"]
-    params = param_groups(model, method, train) if method is not None else model.parameters()
+    params = param_groups(model, method, train)
     if train["optimizer"] == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
     if train["optimizer"] == "adamw":

@@ -246,7 +246,10 @@ def _launch(kernel, n: int, args: tuple, device: torch.device) -> None:
 
 def _like(t: Tensor | None, ref: Tensor, dtype: torch.dtype) -> Tensor:
     """``t`` with ``ref``'s strides (so that one linear index addresses the same element in every
-    tensor) and ``dtype``; a zero tensor when ``t`` is None."""
+    tensor) and ``dtype``: ``t`` itself when it already is so (the kernels only read it), else a
+    copy; a zero tensor when ``t`` is None."""
+    if t is not None and t.dtype == dtype and t.shape == ref.shape and t.stride() == ref.stride():
+        return t
     out = torch.empty_like(ref, dtype=dtype)
     return out.zero_() if t is None else out.copy_(t)
 

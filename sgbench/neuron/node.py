@@ -124,7 +124,15 @@ class SpikingNeuron(base.MemoryModule):
             theta, p = (_like(a, x) for a in self.rule.sequence(self, T))
             s, v, h = SequenceFn.apply(x, v0, k, theta, p, shape, dyn, self.capture)
         else:
-            s, v, h, theta, p = self._stepwise(x, v0, k, dyn)
+            def fire(h, theta_t, p_t, t):
+                return FireResetFn.apply(h, _like(theta_t, x), _like(p_t, x), shape, dyn,
+                                         self.capture, t)
+            s, v, h, theta, p = self._stepwise(x, v0, k, dyn, fire)
+        return self._finish(x_seq, s, v, h, theta, p)
+
+    def _finish(self, x_seq: Tensor, s: Tensor, v: Tensor, h: Tensor, theta: Tensor,
+                p: Tensor) -> Tensor:
+        """Keep the state (and H when asked), observe, return spikes in the input's dtype."""
         self.v = v
         self.h_seq = h if self.keep_h and self.training else None
         if self.observe:
@@ -141,19 +149,10 @@ class SpikingNeuron(base.MemoryModule):
             theta, p = (a.to(device=dev, dtype=torch.float32) for a in self.rule.sequence(self, T))
             s, v, h = CupySequenceFn.apply(x_seq, v, k, theta, p, self.rule.shape, dyn)
         else:
-            spikes, hs, thetas, ps = [], [], [], []
-            for t in range(T):
-                h = charge(x_seq[t].float(), v, k, dyn)
-                theta_t, p_t = self.rule.step(self, t, h)
-                s_t, v = self._cupy_fire(h, theta_t, p_t, dyn)
-                spikes.append(s_t), hs.append(h), thetas.append(theta_t), ps.append(p_t)
-            s, h = torch.stack(spikes).to(x_seq.dtype), torch.stack(hs)
-            theta, p = torch.stack(thetas), torch.stack(ps)
-        self.v = v
-        self.h_seq = h if self.keep_h and self.training else None
-        if self.observe:
-            self._observe(h.detach(), s.detach(), theta.detach(), p.detach(), append=False)
-        return s
+            s, v, h, theta, p = self._stepwise(
+                x_seq.float(), v, k, dyn, lambda h, theta_t, p_t, t: self._cupy_fire(
+                    h, theta_t, p_t, dyn))
+        return self._finish(x_seq, s, v, h, theta, p)
 
     def _cupy_fire(self, h: Tensor, theta_t: Tensor, p_t: Tensor, dyn: Dynamics):
         """Fire and reset alone: the T=1 kernel on H itself, with k = 0, c = 1, b = 0."""
@@ -163,12 +162,14 @@ class SpikingNeuron(base.MemoryModule):
                                        0.0, theta_t.reshape(1), p_t[None], self.rule.shape, fire)
         return s[0].to(h.dtype), v
 
-    def _stepwise(self, x, v, k, dyn):
+    def _stepwise(self, x, v, k, dyn, fire):
+        """Charge, then the rule's theta[t] and p[t] from H[t], then ``fire(h, theta_t, p_t, t)``
+        -> (spikes, potential): one step at a time."""
         spikes, hs, thetas, ps = [], [], [], []
         for t in range(x.shape[0]):
             h = charge(x[t], v, k, dyn)
-            theta_t, p_t = (_like(a, x) for a in self.rule.step(self, t, h))
-            s, v = FireResetFn.apply(h, theta_t, p_t, self.rule.shape, dyn, self.capture, t)
+            theta_t, p_t = self.rule.step(self, t, h)
+            s, v = fire(h, theta_t, p_t, t)
             spikes.append(s), hs.append(h), thetas.append(theta_t), ps.append(p_t)
         return torch.stack(spikes), v, torch.stack(hs), torch.stack(thetas), torch.stack(ps)
 
