@@ -111,8 +111,8 @@ def run_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue this configuration from its "
                                 "last checkpoint in --out."),
 ) -> None:
-    """Train and measure one method on one task; write its record."""
-    from .record import print_json
+    """Train and measure one method on one task; write its record. Under `torchrun
+    --nproc_per_node N -m sgbench run ...` it trains data-parallel (DDP) on N processes."""
     from .train import RunRequest, run
 
     request = RunRequest(method=method, task=task, T=T, seed=seed, epochs=epochs, params=param,
@@ -122,6 +122,15 @@ def run_cmd(
                          eval_T=parse_ints(eval_T, "--eval-T"), energy=energy,
                          latency_repeats=latency_repeats, resume=resume)
     record, path = run(request, ProgressReporter(f"{Path(method).stem} on {task}"))
+    if path is not None:  # under torchrun, rank 0 alone reports
+        _report_run(record, path, json_out)
+    if record["status"] == "interrupted":
+        raise typer.Exit(130)
+
+
+def _report_run(record: dict, path: Path, json_out: bool) -> None:
+    from .record import print_json
+
     if json_out:
         print_json(record)
     else:
@@ -129,11 +138,11 @@ def run_cmd(
         best = f" (best {m['top1_best']:.2f}% at epoch {m['top1_best_epoch']})" \
             if m["top1"] is not None else ""
         top1 = f"{m['top1']:.2f}%" if m["top1"] is not None else "—"
+        world = record.get("distributed", {}).get("world_size", 1)
+        ranks = f"  {world} processes" if world > 1 else ""
         out.print(f"status {record['status']}  top-1 {top1}{best}  "
-                  f"wall {record['cost']['wall_s']:.1f}s", highlight=False)
+                  f"wall {record['cost']['wall_s']:.1f}s{ranks}", highlight=False)
     err.print(f"record: {path}", highlight=False, soft_wrap=True)
-    if record["status"] == "interrupted":
-        raise typer.Exit(130)
 
 
 @app.command("list")
@@ -172,7 +181,7 @@ def list_cmd(
 def compare_cmd(
     runs: Path = typer.Option(Path("results/runs"), "--runs", help="Folder of run records."),
     task: Optional[str] = typer.Option(None, "--task"),
-    fmt: str = typer.Option("table", "--format", help="table, md, csv or json."),
+    fmt: str = typer.Option("table", "--format", help="table, md, csv, json or html."),
     columns: Optional[str] = typer.Option(None, "--columns", help="Measures to show, e.g. "
                                           "top1,synops,energy_uj,latency_b1_p50_ms."),
     T: Optional[int] = typer.Option(None, "--T", help="Only this T."),
@@ -468,6 +477,146 @@ def bench_train_cmd(
         table.add_row(row["method"], str(row["backend"]), f"{row['median_s'] * 1e3:.1f}",
                       f"{row['min_s'] * 1e3:.1f}", f"{row['time_vs_first']:.2f}x")
     out.print(table)
+
+
+@app.command("plot")
+@user_errors
+def plot_cmd(
+    kind: str = typer.Argument(..., help="accuracy-vs-T, pareto, curves (over a task's records), "
+                               "firing, membrane or coverage (one record)."),
+    runs: Path = typer.Option(Path("results/runs"), "--runs", help="Folder of run records."),
+    task: Optional[str] = typer.Option(None, "--task", help="Needed when the records cover "
+                                       "several tasks."),
+    method: Optional[str] = typer.Option(None, "--method", help="Only this method's records."),
+    record_path: Optional[Path] = typer.Option(None, "--record", help="The record of a "
+                                               "one-record plot (default: the newest match)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="A .png or .svg file (default: "
+                                            "results/plots/<task>_<kind>.png)."),
+) -> None:
+    """Draw one figure from run records (matplotlib, PNG or SVG by the extension of --out)."""
+    from .plots import ONE_RECORD, check_kind, check_out, draw, pick_record, pick_task
+    from .record import NotARecord, load_records, read_record
+
+    check_kind(kind)
+    if out_file is not None:
+        check_out(out_file)
+    if kind in ONE_RECORD and record_path is not None:
+        try:
+            records = [read_record(record_path)]
+        except NotARecord:
+            raise UserError(f"'{record_path}' is not an sgbench run record") from None
+    else:
+        records = [r for r in load_records(runs)[0]
+                   if method is None or r["method"]["name"] == method]
+    if kind in ONE_RECORD:
+        records = [pick_record(records, task, method)]
+        name = records[0]["task"]["name"]
+    else:
+        task = name = pick_task(records, task)
+    path = draw(kind, records, task, out_file or Path("results/plots") / f"{name}_{kind}.png")
+    out.print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+@app.command("report")
+@user_errors
+def report_cmd(
+    out_dir: Path = typer.Option(Path("site"), "--out", help="Folder for index.html and img/."),
+    runs: Path = typer.Option(Path("results/runs"), "--runs", help="Folder of run records."),
+    published_file: Optional[Path] = typer.Option(None, "--published",
+                                                  help="Default: results/published.yaml."),
+) -> None:
+    """A static HTML report: leaderboards, published numbers with evidence levels, and plots."""
+    from .published import load as load_published
+    from .record import ensure_writable, load_records
+    from .report import build
+
+    records, problems = load_records(runs)
+    for problem in problems:
+        err.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
+    page = build(records, load_published(published_file), ensure_writable(out_dir), runs)
+    out.print(f"wrote {page}", highlight=False, soft_wrap=True)
+
+
+@app.command("sweep")
+@user_errors
+def sweep_cmd(
+    spec_path: Path = typer.Argument(..., metavar="SPEC.yaml", help="The sweep's grid."),
+    status: bool = typer.Option(False, "--status", help="Show each job's state; run nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the jobs that would run."),
+    executor: str = typer.Option("local", "--executor", help="local, slurm or submitit-local "
+                                 "(the Slurm path through submitit's LocalExecutor)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Local jobs at a time "
+                                          "(default: one per GPU, else 1)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="The sweep's folder (default: "
+                                           "the spec's out, else results/sweeps/NAME)."),
+    partition: Optional[str] = typer.Option(None, "--partition", help="Slurm partition."),
+    time_min: int = typer.Option(240, "--time-min", help="Slurm time limit per job, minutes."),
+    gpus: int = typer.Option(1, "--gpus", help="GPUs per Slurm job."),
+    cpus: int = typer.Option(8, "--cpus", help="CPUs per Slurm job."),
+    json_out: bool = typer.Option(False, "--json", help="Print the job table as JSON."),
+) -> None:
+    """Run a grid of methods x tasks x T x seeds x params x protocols; finished jobs are
+    skipped, interrupted ones resume, failures are reported and the rest go on."""
+    from .checkpoint import graceful_stop
+    from .record import print_json
+    from .sweep import SlurmOptions, counts, load_spec, plan, run_sweep, states, summary_rows
+
+    spec = load_spec(spec_path, out_dir)
+    if status or dry_run:
+        shown = plan(spec)[0] if dry_run else states(spec)
+        _sweep_table(spec, shown, json_out, "would run" if dry_run else "status")
+        return
+    todo, skipped = plan(spec)
+    err.print(f"sweep {spec.name}: {len(spec.jobs)} jobs, {len(skipped)} done or running, "
+              f"{len(todo)} to run, in {spec.out}", highlight=False, soft_wrap=True)
+    finished = [0]
+
+    def report(state) -> None:
+        finished[0] += 1
+        top1 = (state.record or {}).get("metrics", {}).get("top1")
+        result = f"top-1 {top1:.2f}%" if top1 is not None else state.note
+        err.print(f"[{finished[0]}/{len(todo)}] {state.state:<11} {state.job.id}  {result}",
+                  highlight=False, soft_wrap=True)
+
+    with graceful_stop():
+        final = run_sweep(spec, executor, workers,
+                          SlurmOptions(partition, time_min, gpus, cpus), report)
+    _sweep_table(spec, final, json_out, "summary")
+    tally = counts(final)
+    if tally.get("interrupted") or tally.get("pending") or tally.get("partial"):
+        raise typer.Exit(130)
+    if tally.get("failed"):
+        raise typer.Exit(1)
+
+
+def _cell(column: str, value) -> str:
+    if value is None:
+        return "task's" if column == "T" else "—"
+    return f"{value:.2f}" if column == "top1" else f"{value:.1f}" if column == "wall_s" \
+        else str(value)
+
+
+def _sweep_table(spec, shown, json_out: bool, title: str) -> None:
+    from .record import print_json
+    from .sweep import counts, summary_rows
+
+    rows = summary_rows(shown)
+    if json_out:
+        print_json({"sweep": spec.name, "out": str(spec.out), "counts": counts(shown),
+                    "jobs": rows})
+        return
+    columns = ["method", "task", "T", "seed", "protocol", "params", "state", "top1", "wall_s",
+               "note"]
+    shown_if = {"protocol": len({row["protocol"] for row in rows}) > 1,
+                "params": any(row["params"] for row in rows),
+                "note": any(row["note"] for row in rows)}
+    columns = [c for c in columns if shown_if.get(c, True)]
+    table = Table(*columns, title=f"sweep {spec.name}: {title}")
+    for row in rows:
+        table.add_row(*(_cell(c, row[c]) for c in columns))
+    out.print(table)
+    tally = ", ".join(f"{n} {state}" for state, n in sorted(counts(shown).items()))
+    out.print(f"{len(shown)} jobs: {tally or 'none'}  ({spec.out})", highlight=False)
 
 
 def main() -> None:

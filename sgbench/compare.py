@@ -12,7 +12,7 @@ from tabulate import tabulate
 from .errors import UsageError
 from .method import did_you_mean
 
-FORMATS = ("table", "md", "csv", "json")
+FORMATS = ("table", "md", "csv", "json", "html")
 KEYS = ("task", "version", "protocol", "T", "method", "params")
 # Measured columns: where a record keeps them, and their header.
 MEASURES: dict[str, tuple[str, str, str]] = {
@@ -202,4 +202,5 @@ def render(rows: list[dict[str, Any]], fmt: str, columns: tuple[str, ...] = DEFA
             cells += [_fmt(base.get("delta")), "—" if p is None else f"{p:.3g}"]
         cells.append("n<3" if 0 < row["n"] < 3 else "")
         body.append(cells)
-    return tabulate(body, headers=headers, tablefmt="github" if fmt == "md" else "simple")
+    style = {"md": "github", "html": "html"}.get(fmt, "simple")  # tabulate escapes html
+    return str(tabulate(body, headers=headers, tablefmt=style))

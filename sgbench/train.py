@@ -14,14 +14,15 @@ import numpy as np
 import torch
 from spikingjelly.activation_based import functional
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
-from . import checkpoint
+from . import checkpoint, distributed
 from . import record as rec
 from .checkpoint import StopRequested, stop_requested
 from .config import config_sha256, resolve_task
 from .data import build_data, encode
 from .data.location import DataContext
+from .distributed import Dist
 from .errors import UsageError, UserError
 from .measure.diagnostics import diagnose
 from .measure.inference import headline, measure_inference, peak_memory_mb, test_batch
@@ -158,8 +159,10 @@ class Precision:
 
 
 def train_epoch(model, method: Method, loader, optimizer, loss_fn, T: int, encoding: str,
-                device: torch.device, precision: Precision | None = None) -> EpochResult:
-    """One pass over the training data. compute_s excludes the time spent loading batches."""
+                device: torch.device, precision: Precision | None = None,
+                d: Dist = Dist()) -> EpochResult:
+    """One pass over the training data (this rank's shard; loss, top-1 and samples are summed
+    over the ranks). compute_s excludes the time spent loading batches."""
     precision = precision or Precision()
     scaler = torch.amp.GradScaler("cuda", enabled=precision.amp)
     model.train()
@@ -180,21 +183,27 @@ def train_epoch(model, method: Method, loader, optimizer, loss_fn, T: int, encod
         scaler.update()
         functional.reset_net(model)
         method.on_train_batch_end(model, step)
-        if stop_requested():  # the step is done; the partial epoch is dropped
+        loss_value = loss.item()
+        stop, nonfinite = distributed.any_rank([stop_requested(), not math.isfinite(loss_value)],
+                                               d, device)
+        if stop:  # the step is done; the partial epoch is dropped
             raise StopRequested
         _sync(device)
         compute += time.perf_counter() - start
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            return EpochResult(loss_value, float("nan"), samples, compute)
+        if nonfinite:
+            return EpochResult(float("nan"), float("nan"), samples, compute)
         total_loss += loss_value * len(y)
         correct += (logits.argmax(1) == y).sum().item()
         samples += len(y)
-    return EpochResult(total_loss / samples, 100.0 * correct / samples, samples, compute)
+    total_loss, correct, samples = distributed.total([total_loss, correct, samples], d, device)
+    return EpochResult(total_loss / samples, 100.0 * correct / samples, int(samples), compute)
 
 
 @torch.no_grad()
-def evaluate(model, loader, loss_fn, T: int, encoding: str, device) -> tuple[float, float]:
+def evaluate(model, loader, loss_fn, T: int, encoding: str, device,
+             d: Dist = Dist()) -> tuple[float, float]:
+    """Test loss and top-1 (over all ranks' shards)."""
+    distributed.sync_buffers(model, d)
     model.eval()
     total_loss, correct, samples = 0.0, 0, 0
     for x, y in loader:
@@ -204,25 +213,32 @@ def evaluate(model, loader, loss_fn, T: int, encoding: str, device) -> tuple[flo
         total_loss += loss_fn(logits, y).item() * len(y)
         correct += (logits.argmax(1) == y).sum().item()
         samples += len(y)
+    total_loss, correct, samples = distributed.total([total_loss, correct, samples], d, device)
     return total_loss / samples, 100.0 * correct / samples
 
 
 def measure(setup: "Setup", eval_T: list[int], repeats: int = 30) -> dict[str, Any]:
     """After training: ops, energy and latency at the trained T, and accuracy with all of them at
-    every T of ``eval_T`` (methods with per-timestep state say how they extend to it)."""
+    every T of ``eval_T`` (methods with per-timestep state say how they extend to it).
+    In a distributed run every rank tests its shard; rank 0 alone measures the rest."""
     model, method, cfg, energy = setup.model, setup.method, setup.cfg, setup.energy
     T, encoding, device = cfg["T"], cfg["data"]["encoding"], setup.device
-    data, test_loader, loss_fn = setup.data, setup.test_loader, setup.loss_fn
+    data, test_loader, loss_fn, main = setup.data, setup.test_loader, setup.loss_fn, \
+        setup.dist.is_main
     x = test_batch(data.test, cfg["eval"]["batch_size"], device)
-    inference = measure_inference(model, x, T, encoding, energy, repeats)
+    inference = measure_inference(model, x, T, encoding, energy, repeats) if main else None
     rows = []
     for t in sorted(set(eval_T) | {T}) if eval_T else []:
         policy = method.extend_to_T(model, t) if t != T else "trained"
-        loss, top1 = evaluate(model, test_loader, loss_fn, t, encoding, device)
+        loss, top1 = evaluate(model, test_loader, loss_fn, t, encoding, device, setup.dist)
+        if not main:
+            continue
         at_t = inference if t == T else measure_inference(model, x, t, encoding, energy, repeats)
         flat = headline(at_t)
         rows.append({"T": t, "top1": top1, "test_loss": loss, "policy": policy,
                      **flat["metrics"], **flat["cost"]})
+    if not main:
+        return Outcome().measured
     return {"inference": {"T": T, **inference}, "eval_T": rows, "headline": headline(inference)}
 
 
@@ -257,6 +273,8 @@ class Setup:
     test_loader: DataLoader
     generator: torch.Generator
     checkpoint: Path
+    dist: Dist = Dist()
+    train_model: nn.Module | None = None  # what training steps call: the DDP wrapper, or model
 
 
 @dataclass
@@ -312,13 +330,13 @@ def prepare(req: RunRequest) -> Setup:
     params = parse_params(method_cls, req.params)
     energy = EnergyModel.parse(req.energy)
     cfg = _resolve(req, method_cls)
-    device = pick_device(req.device)
+    dist_info, device = distributed.join(pick_device(req.device))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     out_dir = rec.ensure_writable(Path(req.out_dir))
 
     seed_everything(req.seed)
-    data = build_data(cfg["data"], DataContext.resolve(req.data_dir, req.download, cfg["T"]))
+    data = _build_data_once(req, cfg, dist_info)
     model = build_model(cfg["model"], cfg["neuron"], data.input_shape, data.num_classes)
     train_cfg, T, encoding = cfg["train"], cfg["T"], cfg["data"]["encoding"]
     method = method_cls(params)
@@ -333,11 +351,14 @@ def prepare(req: RunRequest) -> Setup:
                                method.aux_loss, device)
     workers = train_cfg["workers"]
     generator = torch.Generator().manual_seed(req.seed)
-    train_loader = DataLoader(data.train, batch_size=train_cfg["batch_size"], shuffle=True,
-                              generator=generator, num_workers=workers,
-                              persistent_workers=workers > 0)
-    test_loader = DataLoader(data.test, batch_size=cfg["eval"]["batch_size"],
-                             num_workers=workers)
+    sampler = DistributedSampler(data.train, dist_info.world_size, dist_info.rank,
+                                 seed=req.seed) if dist_info.enabled else None
+    train_loader = DataLoader(data.train, distributed.rank_batch(train_cfg["batch_size"],
+                                                                 dist_info),
+                              shuffle=sampler is None, sampler=sampler, generator=generator,
+                              num_workers=workers, persistent_workers=workers > 0)
+    test_loader = DataLoader(distributed.shard(data.test, dist_info),
+                             batch_size=cfg["eval"]["batch_size"], num_workers=workers)
     ckpt = checkpoint.checkpoint_path(out_dir, cfg, method_cls.name, dataclasses.asdict(params),
                                       req.seed, req.protocol)
     if req.resume and not ckpt.is_file():
@@ -345,7 +366,19 @@ def prepare(req: RunRequest) -> Setup:
                         f"(expected {ckpt.name})")
     return Setup(method_cls, params, method, cfg, energy, device, out_dir, data, model,
                  precision, optimizer, make_schedule(optimizer, train_cfg), loss_fn, probe,
-                 train_loader, test_loader, generator, ckpt)
+                 train_loader, test_loader, generator, ckpt, dist_info,
+                 distributed.wrap(model, dist_info, device))
+
+
+def _build_data_once(req: RunRequest, cfg: dict[str, Any], d: Dist):
+    """The datasets; in a distributed run rank 0 builds (and downloads) first, then the rest."""
+    context = DataContext.resolve(req.data_dir, req.download, cfg["T"])
+    if not d.is_main:
+        distributed.barrier(d)
+    data = build_data(cfg["data"], context)
+    if d.is_main:
+        distributed.barrier(d)
+    return data
 
 
 def train_and_measure(req: RunRequest, setup: Setup, reporter: Reporter) -> Outcome:
@@ -359,12 +392,15 @@ def train_and_measure(req: RunRequest, setup: Setup, reporter: Reporter) -> Outc
     try:
         for epoch in range(out.start_epoch, epochs):
             epoch_start = time.perf_counter()
+            if isinstance(setup.train_loader.sampler, DistributedSampler):
+                setup.train_loader.sampler.set_epoch(epoch)
+            distributed.sync_buffers(setup.model, setup.dist)
             setup.method.on_epoch_start(setup.model, epoch, epochs)
             out.timed("adapt_s", setup.method.adapt, setup.model, epoch, setup.probe)
             lr = setup.optimizer.param_groups[0]["lr"]
-            result = train_epoch(setup.model, setup.method, setup.train_loader,
-                                 setup.optimizer, setup.loss_fn, T, encoding, setup.device,
-                                 setup.precision)
+            result = train_epoch(setup.train_model or setup.model, setup.method,
+                                 setup.train_loader, setup.optimizer, setup.loss_fn, T, encoding,
+                                 setup.device, setup.precision, setup.dist)
             out.compute_s += result.compute_s
             out.samples += result.samples
             entry = {"epoch": epoch + 1, "lr": lr, "train_loss": result.loss,
@@ -374,18 +410,21 @@ def train_and_measure(req: RunRequest, setup: Setup, reporter: Reporter) -> Outc
                 entry.update(train_loss=None, train_top1=None, test_loss=None, test_top1=None)
             else:
                 entry["test_loss"], entry["test_top1"] = evaluate(
-                    setup.model, setup.test_loader, setup.loss_fn, T, encoding, setup.device)
+                    setup.model, setup.test_loader, setup.loss_fn, T, encoding, setup.device,
+                    setup.dist)
             entry["epoch_time_s"] = time.perf_counter() - epoch_start
             out.history.append(entry)
             reporter.epoch(entry)
             if out.status == "diverged":
                 break
-            if epoch + 1 == epochs or (req.diag_every and (epoch + 1) % req.diag_every == 0):
+            if setup.dist.is_main and (epoch + 1 == epochs or
+                                       (req.diag_every and (epoch + 1) % req.diag_every == 0)):
                 out.snapshots.append(out.timed("diagnostics_s", diagnose, setup.model,
                                                setup.probe, epoch + 1))
             if setup.schedule is not None:
                 setup.schedule.step()
-            _save(setup, out, epoch + 1)
+            if setup.dist.is_main:
+                _save(setup, out, epoch + 1)
         if out.status == "ok":
             out.measured = measure(setup, req.eval_T, req.latency_repeats)
     except (KeyboardInterrupt, StopRequested):
@@ -444,6 +483,8 @@ def make_record(req: RunRequest, setup: Setup, out: Outcome, wall_s: float) -> d
                   "parameters": sum(p.numel() for p in setup.model.parameters()),
                   "neuron_layers": len(neurons(setup.model))},
         "precision": dataclasses.asdict(setup.precision),  # what was in effect (CUDA only)
+        "distributed": {**setup.dist.describe(),
+                        "batch_size_per_rank": setup.train_loader.batch_size},
         "paper_overlay": cls.paper_overlay(cfg["data"]["dataset"])
         if req.protocol == "paper" else {},
         "metrics": {**_summary(history), **headline.get("metrics", {})},
@@ -464,15 +505,22 @@ def make_record(req: RunRequest, setup: Setup, out: Outcome, wall_s: float) -> d
     }
 
 
-def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, Any], Path]:
+def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, Any], Path | None]:
     """Train and test one (method, task, T, seed, protocol); returns the record and its path.
-    Nothing is written when the request is wrong; a run that fails still writes its record."""
+    Nothing is written when the request is wrong; a run that fails still writes its record.
+    Under torchrun only rank 0 reports and writes (the other ranks get the path None)."""
     wall_start = time.perf_counter()
     setup = prepare(req)
-    with checkpoint.graceful_stop():
-        outcome = train_and_measure(req, setup, reporter or SilentReporter())
-    record = make_record(req, setup, outcome, time.perf_counter() - wall_start)
-    path = rec.write_record(record, setup.out_dir)
+    try:
+        if not setup.dist.is_main:
+            reporter = SilentReporter()
+        with checkpoint.graceful_stop():
+            outcome = train_and_measure(req, setup, reporter or SilentReporter())
+        record = make_record(req, setup, outcome, time.perf_counter() - wall_start)
+        path = rec.write_record(record, setup.out_dir) if setup.dist.is_main else None
+    finally:
+        distributed.leave(setup.dist)
     if outcome.status == "failed":
-        raise UserError(f"training failed: {outcome.error} (record written: {path})")
+        where = f"record written: {path}" if path else f"rank {setup.dist.rank}"
+        raise UserError(f"training failed: {outcome.error} ({where})")
     return record, path

@@ -4,17 +4,20 @@
   surrogate and under the vanilla reference (unit rectangle at the neuron's threshold; DS-ATGO,
   AAAI 2026, Fig. 5 and 11; MPD-AGL, IJCAI 2025);
 - mean and std of the pre-spike potential H; the thresholds and surrogate parameters in use;
-- SGV, TGC and CV of dL/dH (A2SG, ICML 2026); the norm of dL/dW of the weights feeding the layer.
+- SGV, TGC and CV of dL/dH (A2SG, ICML 2026); the norm of dL/dW of the weights feeding the layer;
+- a histogram of H - theta with the surrogate's support per timestep: the data of the papers'
+  gradient-available-interval figure (`sgbench plot membrane`).
 """
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..neuron.node import preceding
+from ..neuron.node import HIST_BINS, HIST_RANGE, preceding
 from .probe import Probe
 
 DEEP_LAYERS = 3  # "deep-layer coverage": the mean over the last three spiking layers (DS-ATGO)
@@ -47,6 +50,8 @@ def diagnose(model: nn.Module, probe: Probe, epoch: int) -> dict[str, Any]:
             "coverage_vanilla": _floats(stats["in_support_vanilla"]),
             "h_mean": _floats(stats["h_mean"]), "h_std": _floats(stats["h_std"]),
             "theta": _floats(stats["theta"]), "p": _floats(stats["p"]),
+            "support": support(node.rule.shape, stats["p"]),
+            "h_hist": histogram(stats["h_hist"]),
             "sgv": _none_or(capture.sgv()), "tgc": _none_or(capture.tgc()),
             "tgc_per_step": [_none_or(v) for v in capture.tgc_per_step()],
             "cv": _none_or(capture.cv()),
@@ -56,6 +61,24 @@ def diagnose(model: nn.Module, probe: Probe, epoch: int) -> dict[str, Any]:
         })
     return {"epoch": epoch, "loss": _none_or(result.loss), "layers": layers,
             "summary": summarize(layers)}
+
+
+def support(shape, p: torch.Tensor) -> list[list[float | None]]:
+    """Per timestep, the surrogate's gradient-available interval [lo, hi] of H - theta
+    (None for an unbounded side)."""
+    def finite(v) -> float | None:
+        v = float(v)
+        return round(v, 6) if math.isfinite(v) else None
+
+    return [[finite(b) for b in shape.support(*row.unbind(0))] for row in p]
+
+
+def histogram(counts: torch.Tensor) -> dict[str, Any]:
+    """The pre-spike potential histogram (H - theta, all timesteps, the probe batch)."""
+    total = counts.sum(0)
+    return {"range": [-HIST_RANGE, HIST_RANGE], "bins": HIST_BINS,
+            "below": int(total[0]), "counts": [int(c) for c in total[1:-1]],
+            "above": int(total[-1])}
 
 
 def _mean(values: list[float | None]) -> float | None:

@@ -222,26 +222,49 @@ class Long(int):
     """An int passed to a kernel as ``long long`` (element counts)."""
 
 
-def _cp(t: Tensor):
+def _c_arg(a):
+    """One kernel argument in its C type: a tensor as its device pointer (the kernels read and
+    write its memory in place, whatever its dtype), float as float, ``Long`` as long long, any
+    other int as int."""
+    import numpy as np
+
+    if torch.is_tensor(a):
+        return np.uint64(a.data_ptr())
+    if isinstance(a, Long):
+        return np.int64(a)
+    return np.float32(a) if isinstance(a, float) else np.int32(a)
+
+
+class _TorchStream:
+    """A torch stream handle in the CUDA stream protocol, for ``cupy.cuda.Stream.from_external``."""
+
+    def __init__(self, handle: int):
+        self.handle = handle
+
+    def __cuda_stream__(self):
+        return 0, self.handle
+
+
+@functools.lru_cache(maxsize=64)
+def _cupy_stream(handle: int, device_index: int):
+    """CuPy's view of the torch stream ``handle`` (made once per stream)."""
     import cupy
 
-    if t.dtype in (torch.float16, torch.bfloat16):  # CuPy has no bfloat16: pass the bits
-        t = t.view(torch.int16)
-    return cupy.asarray(t)  # zero-copy (__cuda_array_interface__): the kernel gets the pointer
+    from_external = getattr(cupy.cuda.Stream, "from_external", None)
+    if from_external is not None:  # CuPy >= 14
+        return from_external(_TorchStream(handle))
+    return cupy.cuda.ExternalStream(handle, device_index)
 
 
 def _launch(kernel, n: int, args: tuple, device: torch.device) -> None:
-    """Run ``kernel`` over n threads on torch's current stream. Arguments are converted to the
-    kernel's C types: tensors to pointers, float to float, int to int, and ``Long`` to long long."""
+    """Run ``kernel`` over n threads on torch's current stream."""
     import cupy
-    import numpy as np
 
+    index = device.index if device.index is not None else torch.cuda.current_device()
     grid = ((n + BLOCK - 1) // BLOCK,)
-    converted = tuple(_cp(a) if torch.is_tensor(a) else np.int64(a) if isinstance(a, Long) else
-                      np.float32(a) if isinstance(a, float) else np.int32(a) for a in args)
-    with cupy.cuda.Device(device.index or 0), \
-            cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream):
-        kernel(grid, (BLOCK,), converted)
+    with cupy.cuda.Device(index), \
+            _cupy_stream(torch.cuda.current_stream(device).cuda_stream, index):
+        kernel(grid, (BLOCK,), tuple(_c_arg(a) for a in args))
 
 
 def _like(t: Tensor | None, ref: Tensor, dtype: torch.dtype) -> Tensor:

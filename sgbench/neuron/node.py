@@ -215,7 +215,8 @@ class SpikingNeuron(base.MemoryModule):
         stats = {"spike_rate": flat_s.float().mean(1), "h_mean": flat_h.mean(1),
                  "h_std": flat_h.std(1) if flat_h.shape[1] > 1 else torch.zeros(T),
                  "theta": theta.reshape(T), "p": p.reshape(T, -1),
-                 "in_support": torch.stack(own), "in_support_vanilla": torch.stack(vanilla)}
+                 "in_support": torch.stack(own), "in_support_vanilla": torch.stack(vanilla),
+                 "h_hist": potential_histogram(flat_h - theta.reshape(T, 1).to(flat_h))}
         stats = {name: value.float().cpu() for name, value in stats.items()}
         if append and self.stats is not None:
             stats = {name: torch.cat([self.stats[name], value]) for name, value in stats.items()}
@@ -225,6 +226,17 @@ class SpikingNeuron(base.MemoryModule):
         return (f"charge={self.charge}, v_threshold={self.v_threshold}, reset={self.reset_mode}, "
                 f"detach_reset={self.detach_reset}, backend={self.backend}, "
                 f"step_mode={self.step_mode}")
+
+
+HIST_RANGE, HIST_BINS = 3.0, 60  # H - theta in [-3, 3], bins of 0.1: compact enough for a record
+
+
+def potential_histogram(x: Tensor) -> Tensor:
+    """Counts of H - theta over all timesteps: [below range, HIST_BINS bins, above range]."""
+    x = x.detach().float().reshape(-1)
+    inside = torch.histc(x, bins=HIST_BINS, min=-HIST_RANGE, max=HIST_RANGE)
+    below, above = (x < -HIST_RANGE).sum().reshape(1), (x > HIST_RANGE).sum().reshape(1)
+    return torch.cat([below.float(), inside, above.float()]).reshape(1, -1)
 
 
 def _like(a: Tensor, x: Tensor) -> Tensor:

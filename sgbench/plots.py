@@ -1,0 +1,241 @@
+"""`sgbench plot KIND`: the figures SG papers argue with, drawn from run records (matplotlib).
+
+Over many records (one task): ``accuracy-vs-T`` (mean ± std over seeds per method), ``pareto``
+(top-1 against energy per sample, the Pareto front marked) and ``curves`` (train and test top-1
+and loss per epoch, mean over seeds). For one record: ``firing`` (spike rate, layer x timestep),
+``membrane`` (histogram of H - theta per layer with the surrogate's support, the threshold and the
+vanilla window: the gradient-available-interval figure of DS-ATGO, AAAI 2026, Fig. 5) and
+``coverage`` (the share of H in the support per layer, the method's against vanilla).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from .compare import summarize
+from .errors import UsageError, UserError
+
+KINDS = ("accuracy-vs-T", "pareto", "firing", "membrane", "curves", "coverage")
+ONE_RECORD = ("firing", "membrane", "coverage")
+FORMATS = (".png", ".svg")
+VANILLA = (-0.5, 0.5)  # the unit rectangle that coverage_vanilla uses
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        from .method import did_you_mean
+
+        raise UsageError(f"unknown plot '{kind}'{did_you_mean(kind, KINDS)}; plots: "
+                         f"{', '.join(KINDS)}")
+
+
+def check_out(out: Path) -> None:
+    if out.suffix.lower() not in FORMATS:
+        raise UsageError(f"--out must end in .png or .svg; got '{out.name}'")
+
+
+def _label(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The method's name, with its params where one method runs with several."""
+    several = len({r["params"] for r in rows if r["method"] == row["method"]}) > 1
+    return f"{row['method']} ({row['params']})" if several and row["params"] else row["method"]
+
+
+def _measured(records: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
+    return [row for row in summarize(records, task) if row["n"] > 0]
+
+
+def accuracy_vs_T(ax, records: list[dict[str, Any]], task: str) -> None:
+    rows = _measured(records, task)
+    for label in sorted({_label(r, rows) for r in rows}):
+        mine = sorted((r for r in rows if _label(r, rows) == label), key=lambda r: r["T"])
+        ax.errorbar([r["T"] for r in mine], [r["top1_mean"] for r in mine],
+                    yerr=[r["top1_std"] or 0.0 for r in mine], marker="o", capsize=3,
+                    label=label)
+    ax.set(xlabel="timesteps T", ylabel="top-1 (%)", title=f"{task}: accuracy against T "
+           "(mean ± std over seeds)")
+    ax.set_xticks(sorted({r["T"] for r in rows}))
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other point beats in both energy (lower) and top-1 (higher)."""
+    front, best = [], float("-inf")
+    for energy, top1 in sorted(points, key=lambda p: (p[0], -p[1])):
+        if top1 > best:
+            front.append((energy, top1))
+            best = top1
+    return front
+
+
+def pareto(ax, records: list[dict[str, Any]], task: str) -> None:
+    rows = [r for r in _measured(records, task) if r["energy_uj_mean"] is not None]
+    if not rows:
+        raise UserError(f"no records of '{task}' carry an energy estimate")
+    markers = "os^Dv<>P*X"
+    for index, r in enumerate(sorted(rows, key=lambda r: (_label(r, rows), r["T"]))):
+        ax.scatter(r["energy_uj_mean"], r["top1_mean"], s=40, marker=markers[index % 10],
+                   label=f"{_label(r, rows)} T={r['T']}", zorder=3)
+    front = pareto_front([(r["energy_uj_mean"], r["top1_mean"]) for r in rows])
+    ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="black",
+            linestyle="--", linewidth=1, label="Pareto front")
+    ax.scatter([p[0] for p in front], [p[1] for p in front], s=120, facecolors="none",
+               edgecolors="black", zorder=4)
+    ax.set(xlabel="energy per sample (uJ, 45 nm model)", ylabel="top-1 (%)",
+           title=f"{task}: top-1 against energy (mean over seeds)")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+
+
+def curves(axes, records: list[dict[str, Any]], task: str) -> None:
+    """Per method, the mean over its ok runs of each epoch's train and test numbers."""
+    loss_ax, top1_ax = axes
+    ok = [r for r in records if r["task"]["name"] == task and r["status"] == "ok"]
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in ok:
+        groups.setdefault((r["method"]["name"], r["T"]), []).append(r)
+    for (method, T), runs in sorted(groups.items()):
+        epochs = min(len(r["history"]) for r in runs)
+        colour = None
+        for key, ax in (("loss", loss_ax), ("top1", top1_ax)):
+            for split, style in (("test", "-"), ("train", "--")):
+                ys = [sum(r["history"][e][f"{split}_{key}"] for r in runs) / len(runs)
+                      for e in range(epochs)]
+                line, = ax.plot(range(1, epochs + 1), ys, style, color=colour,
+                                label=f"{method} T={T} {split}" if ax is top1_ax else None)
+                colour = line.get_color()
+    loss_ax.set(xlabel="epoch", ylabel="loss", title=f"{task}: loss (train dashed, test solid)")
+    top1_ax.set(xlabel="epoch", ylabel="top-1 (%)", title=f"{task}: top-1")
+    top1_ax.legend(fontsize=7, ncol=2)
+
+
+def _last_snapshot(record: dict[str, Any]) -> dict[str, Any]:
+    snapshots = record.get("diagnostics", {}).get("snapshots") or []
+    if not snapshots:
+        raise UserError(f"record {record['run_id']} has no diagnostics snapshot")
+    return snapshots[-1]
+
+
+def _title(record: dict[str, Any]) -> str:
+    return (f"{record['method']['name']} on {record['task']['name']}, T={record['T']}, "
+            f"seed {record['seed']}")
+
+
+def firing(ax, record: dict[str, Any]) -> None:
+    layers = _last_snapshot(record)["layers"]
+    rates = [layer["spike_rate"] for layer in layers]
+    image = ax.imshow(rates, aspect="auto", cmap="viridis", vmin=0)
+    ax.figure.colorbar(image, ax=ax, label="spike rate")
+    ax.set_xticks(range(len(rates[0])), [str(t + 1) for t in range(len(rates[0]))])
+    ax.set_yticks(range(len(layers)), [layer["name"] for layer in layers], fontsize=7)
+    ax.set(xlabel="timestep", ylabel="spiking layer", title=f"firing rates: {_title(record)}")
+
+
+def membrane(fig, record: dict[str, Any]) -> None:
+    layers = [layer for layer in _last_snapshot(record)["layers"] if "h_hist" in layer]
+    if not layers:
+        raise UserError(f"record {record['run_id']} predates membrane histograms: rerun it")
+    cols = min(4, len(layers))
+    rows = (len(layers) + cols - 1) // cols
+    fig.set_size_inches(max(3.4 * cols, 6.0), 2.5 * rows + 0.9)
+    for index, layer in enumerate(layers):
+        ax = fig.add_subplot(rows, cols, index + 1)
+        _membrane_panel(ax, layer)
+    fig.axes[0].legend(fontsize=6, loc="upper left")
+    fig.suptitle(f"H - θ on the probe batch: {_title(record)}", fontsize=9)
+
+
+def _membrane_panel(ax, layer: dict[str, Any]) -> None:
+    hist = layer["h_hist"]
+    lo, hi = hist["range"]
+    width = (hi - lo) / hist["bins"]
+    total = hist["below"] + hist["above"] + sum(hist["counts"]) or 1
+    centres = [lo + width * (i + 0.5) for i in range(hist["bins"])]
+    ax.bar(centres, [c / total for c in hist["counts"]], width=width, color="tab:blue",
+           label="share of H")
+    for n, (left, right) in enumerate(sorted({tuple(s) for s in layer["support"]},
+                                             key=str)):
+        ax.axvspan(lo if left is None else max(left, lo), hi if right is None else min(right, hi),
+                   color="tab:orange", alpha=0.2, label="surrogate support" if n == 0 else None)
+    for n, bound in enumerate(VANILLA):
+        ax.axvline(bound, color="grey", linestyle="--", linewidth=0.8,
+                   label="vanilla window" if n == 0 else None)
+    ax.axvline(0.0, color="red", linewidth=1, label="threshold")
+    own = sum(layer["coverage"]) / len(layer["coverage"])
+    ax.set_title(f"{layer['name']} ({layer['shape']}): in support {own:.0%}", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.set_xlim(lo, hi)
+
+
+def coverage(ax, record: dict[str, Any]) -> None:
+    layers = _last_snapshot(record)["layers"]
+    xs = range(len(layers))
+    own = [sum(layer["coverage"]) / len(layer["coverage"]) for layer in layers]
+    vanilla = [sum(layer["coverage_vanilla"]) / len(layer["coverage_vanilla"])
+               for layer in layers]
+    ax.bar([x - 0.2 for x in xs], own, width=0.4, label=f"{record['method']['name']}")
+    ax.bar([x + 0.2 for x in xs], vanilla, width=0.4, label="vanilla (unit rectangle)")
+    ax.set_xticks(list(xs), [layer["name"] for layer in layers], rotation=45, ha="right",
+                  fontsize=7)
+    ax.set(ylabel="share of H with a gradient", ylim=(0, 1),
+           title=f"gradient-available share per layer: {_title(record)}")
+    ax.legend(fontsize=8)
+
+
+def draw(kind: str, records: list[dict[str, Any]], task: str | None, out: Path) -> Path:
+    """Render ``kind`` from ``records`` (one record for the one-record kinds) into ``out``."""
+    check_kind(kind)
+    check_out(out)
+    plt = _pyplot()
+    fig = plt.figure(figsize=(7, 4.5) if kind != "curves" else (11, 4.2))
+    painters: dict[str, Callable[[], None]] = {
+        "accuracy-vs-T": lambda: accuracy_vs_T(fig.add_subplot(), records, task),
+        "pareto": lambda: pareto(fig.add_subplot(), records, task),
+        "curves": lambda: curves(fig.subplots(1, 2), records, task),
+        "firing": lambda: firing(fig.add_subplot(), records[0]),
+        "membrane": lambda: membrane(fig, records[0]),
+        "coverage": lambda: coverage(fig.add_subplot(), records[0]),
+    }
+    try:
+        painters[kind]()
+        if kind == "accuracy-vs-T":
+            fig.axes[0].legend(fontsize=8)
+        fig.tight_layout()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=110)
+    finally:
+        plt.close(fig)
+    return out
+
+
+def pick_task(records: list[dict[str, Any]], task: str | None) -> str:
+    """The task to plot: the one asked for, or the only one the records have."""
+    tasks = sorted({r["task"]["name"] for r in records if r["status"] == "ok"})
+    if task is not None:
+        if task not in tasks:
+            raise UserError(f"no finished records of task '{task}'; found: "
+                            f"{', '.join(tasks) or 'none'}")
+        return task
+    if len(tasks) != 1:
+        raise UsageError(f"the records cover tasks {', '.join(tasks) or 'none'}: choose one with "
+                         "--task" if tasks else "no finished records to plot")
+    return tasks[0]
+
+
+def pick_record(records: list[dict[str, Any]], task: str | None, method: str | None
+                ) -> dict[str, Any]:
+    """The newest finished record of the task (and method) that has diagnostics."""
+    found = [r for r in records if r["status"] == "ok"
+             and (task is None or r["task"]["name"] == task)
+             and (method is None or r["method"]["name"] == method)
+             and r.get("diagnostics", {}).get("snapshots")]
+    if not found:
+        raise UserError("no finished record with diagnostics matches "
+                        f"task={task or 'any'}, method={method or 'any'}")
+    return max(found, key=lambda r: r["created"])
