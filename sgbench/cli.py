@@ -5,7 +5,6 @@ Errors a user can cause end in one line on stderr and a non-zero exit (2 for wro
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -206,6 +205,15 @@ def compare_cmd(
     typer.echo(render(rows, fmt, chosen))
 
 
+def _read_record(path: Path) -> dict:
+    from .record import NotARecord, read_record
+
+    try:
+        return read_record(path)
+    except NotARecord:
+        raise UserError(f"'{path}' is not an sgbench run record") from None
+
+
 @app.command("show")
 @user_errors
 def show_cmd(
@@ -214,14 +222,11 @@ def show_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the diagnostics as JSON."),
 ) -> None:
     """A run's result and its gradient diagnostics per layer and timestep."""
-    from .record import NotARecord, print_json, read_record
+    from .record import print_json
     from .show import activity_table, gradient_table, headline, snapshot, summary_table, \
         timestep_table
 
-    try:
-        record = read_record(record_path)
-    except NotARecord:
-        raise UserError(f"'{record_path}' is not an sgbench run record") from None
+    record = _read_record(record_path)
     snap = snapshot(record, epoch)
     if json_out:
         print_json(snap)
@@ -495,16 +500,13 @@ def plot_cmd(
 ) -> None:
     """Draw one figure from run records (matplotlib, PNG or SVG by the extension of --out)."""
     from .plots import ONE_RECORD, check_kind, check_out, draw, pick_record, pick_task
-    from .record import NotARecord, load_records, read_record
+    from .record import load_records
 
     check_kind(kind)
     if out_file is not None:
         check_out(out_file)
     if kind in ONE_RECORD and record_path is not None:
-        try:
-            records = [read_record(record_path)]
-        except NotARecord:
-            raise UserError(f"'{record_path}' is not an sgbench run record") from None
+        records = [_read_record(record_path)]
     else:
         records = [r for r in load_records(runs)[0]
                    if method is None or r["method"]["name"] == method]
@@ -558,8 +560,7 @@ def sweep_cmd(
     """Run a grid of methods x tasks x T x seeds x params x protocols; finished jobs are
     skipped, interrupted ones resume, failures are reported and the rest go on."""
     from .checkpoint import graceful_stop
-    from .record import print_json
-    from .sweep import SlurmOptions, counts, load_spec, plan, run_sweep, states, summary_rows
+    from .sweep import SlurmOptions, counts, load_spec, plan, run_sweep, states
 
     spec = load_spec(spec_path, out_dir)
     if status or dry_run:

@@ -9,6 +9,7 @@ reads every record of the sweep.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -32,6 +33,7 @@ from .errors import UsageError, UserError
 SPEC_KEYS = {"name", "methods", "tasks", "T", "seeds", "protocols", "params", "epochs",
              "overrides", "device", "out"}
 FINISHED = ("ok", "diverged")  # a run that ended with a result
+EXECUTORS = ("local", "slurm", "submitit-local")
 RUNNING_MARK, EXIT_MARK = "running.json", "exit.json"  # a job's process, its last exit code
 
 
@@ -353,9 +355,9 @@ def wait_slurm(handles: list[Any], tasks: list[tuple[list[str], Path]],
         try:
             handle.result()
         except Exception as exc:  # the job died outside `sgbench run` (time limit, node)
+            with open(tasks[index][1] / "log.txt", "a") as log:
+                log.write(f"slurm job failed: {exc}\n")
             _finish(tasks[index][1], -1)
-            (tasks[index][1] / "log.txt").open("a").write(f"slurm job failed: {exc}\n")
-        (tasks[index][1] / RUNNING_MARK).unlink(missing_ok=True)
         on_done(index)
 
 
@@ -382,6 +384,10 @@ def default_workers(device: str) -> tuple[int, list[int]]:
 def run_sweep(spec: Spec, executor: str, workers: int | None, slurm: SlurmOptions,
               on_done: Callable[[JobState], None]) -> list[JobState]:
     """Run every job not yet done; returns the final state of every job of the spec."""
+    if executor not in EXECUTORS:
+        raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}; got '{executor}'")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be >= 1; got {workers}")
     todo, _ = plan(spec)
     tasks = [(st.job.argv(spec.out / st.job.id, spec.device,
                           _resumable(spec.out / st.job.id)), spec.out / st.job.id)
@@ -393,17 +399,11 @@ def run_sweep(spec: Spec, executor: str, workers: int | None, slurm: SlurmOption
     spec.out.mkdir(parents=True, exist_ok=True)
     if executor == "local":
         count, gpus = default_workers(spec.device)
-        if workers is not None:
-            count = workers
-        if count < 1:
-            raise UsageError(f"--workers must be >= 1; got {count}")
-        LocalExecutor(count, gpus).run(tasks, done)
-    elif executor in ("slurm", "submitit-local"):
-        if executor == "submitit-local":
-            slurm = SlurmOptions(**{**slurm.__dict__, "cluster": "local"})
-        wait_slurm(submit_slurm(tasks, spec.out, spec.name, slurm), tasks, done)
+        LocalExecutor(workers or count, gpus).run(tasks, done)
     else:
-        raise UsageError(f"--executor must be local, slurm or submitit-local; got '{executor}'")
+        if executor == "submitit-local":
+            slurm = dataclasses.replace(slurm, cluster="local")
+        wait_slurm(submit_slurm(tasks, spec.out, spec.name, slurm), tasks, done)
     return states(spec)
 
 

@@ -223,8 +223,8 @@ def measure(setup: "Setup", eval_T: list[int], repeats: int = 30) -> dict[str, A
     In a distributed run every rank tests its shard; rank 0 alone measures the rest."""
     model, method, cfg, energy = setup.model, setup.method, setup.cfg, setup.energy
     T, encoding, device = cfg["T"], cfg["data"]["encoding"], setup.device
-    data, test_loader, loss_fn, main = setup.data, setup.test_loader, setup.loss_fn, \
-        setup.dist.is_main
+    data, test_loader, loss_fn = setup.data, setup.test_loader, setup.loss_fn
+    main = setup.dist.is_main
     x = test_batch(data.test, cfg["eval"]["batch_size"], device)
     inference = measure_inference(model, x, T, encoding, energy, repeats) if main else None
     rows = []
@@ -273,8 +273,8 @@ class Setup:
     test_loader: DataLoader
     generator: torch.Generator
     checkpoint: Path
-    dist: Dist = Dist()
-    train_model: nn.Module | None = None  # what training steps call: the DDP wrapper, or model
+    dist: Dist
+    train_model: nn.Module  # what training steps call: the DDP wrapper, or model itself
 
 
 @dataclass
@@ -398,7 +398,7 @@ def train_and_measure(req: RunRequest, setup: Setup, reporter: Reporter) -> Outc
             setup.method.on_epoch_start(setup.model, epoch, epochs)
             out.timed("adapt_s", setup.method.adapt, setup.model, epoch, setup.probe)
             lr = setup.optimizer.param_groups[0]["lr"]
-            result = train_epoch(setup.train_model or setup.model, setup.method,
+            result = train_epoch(setup.train_model, setup.method,
                                  setup.train_loader, setup.optimizer, setup.loss_fn, T, encoding,
                                  setup.device, setup.precision, setup.dist)
             out.compute_s += result.compute_s

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -73,3 +74,24 @@ def events(root: Path, size: int, classes: list[str], per_class: int,
             d.mkdir(parents=True)
             for i in range(per_class):
                 _events(d / f"{stem}_{name}_{i}.npz", size)
+
+
+def method_file(folder: Path, name: str, body: str, params: str = "") -> Path:
+    """A one-file method (atan surrogate, parameter alpha and the lines ``params``) whose class
+    gets the extra methods in ``body``."""
+    path = folder / f"{name}.py"
+    path.write_text(textwrap.dedent('''
+        from dataclasses import dataclass
+        import torch
+        from sgbench.method import FixedSurrogate
+
+        class Probe(FixedSurrogate):
+            citation = "test"
+            shape = "atan"
+
+            @dataclass
+            class Params:
+                alpha: float = 2.0
+    ''') + textwrap.indent(textwrap.dedent(params), " " * 8)
+        + textwrap.indent(textwrap.dedent(body), "    "))
+    return path

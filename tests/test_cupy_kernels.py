@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from sgbench.neuron.cupy_backend import DTYPES, HEADER, SHAPE_SOURCE, kernel_source, variant_tag
-from sgbench.neuron.engine import Dynamics, SequenceFn
+from sgbench.neuron.engine import SequenceFn
 from sgbench.neuron.node import SpikingNeuron
 from sgbench.neuron.shapes import get_shape
 

@@ -1,6 +1,4 @@
 import json
-import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -8,31 +6,13 @@ from sgbench.errors import UsageError, UserError
 from sgbench.record import SCHEMA, load_records, write_record
 from sgbench.registry import builtin_names, load_method
 from sgbench.train import RunRequest, run
+from fixtures import method_file as _method_file
 
 
 def _run(tmp_path, **kwargs):
     kwargs.setdefault("method", "atan")
     kwargs.setdefault("task", "synthetic")
     return run(RunRequest(out_dir=tmp_path, device="cpu", **kwargs))
-
-
-def _method_file(folder: Path, name: str, body: str) -> Path:
-    """A one-file method (atan surrogate) whose class gets the extra methods in ``body``."""
-    path = folder / f"{name}.py"
-    path.write_text(textwrap.dedent('''
-        from dataclasses import dataclass
-        import torch
-        from sgbench.method import FixedSurrogate
-
-        class Probe(FixedSurrogate):
-            citation = "test"
-            shape = "atan"
-
-            @dataclass
-            class Params:
-                alpha: float = 2.0
-    ''') + textwrap.indent(textwrap.dedent(body), "    "))
-    return path
 
 
 def test_record_has_the_documented_fields(tmp_path):

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from fixtures import method_file
 from sgbench.cli import app
 from sgbench.distributed import Dist, rank_batch
 from sgbench.errors import UsageError
@@ -115,24 +115,11 @@ def test_sweep_runs_the_grid_then_a_rerun_runs_nothing(tmp_path):
 
 
 def test_failed_jobs_are_reported_and_do_not_stop_the_sweep(tmp_path):
-    method = tmp_path / "fragile.py"
-    method.write_text(textwrap.dedent('''
-        from dataclasses import dataclass
-        from sgbench.method import FixedSurrogate
-
-        class Fragile(FixedSurrogate):
-            citation = "test"
-            shape = "atan"
-
-            @dataclass
-            class Params:
-                alpha: float = 2.0
-                explode: bool = False
-
-            def on_epoch_start(self, model, epoch, epochs):
-                if self.params.explode:
-                    raise RuntimeError("exploded on purpose")
-    '''))
+    method = method_file(tmp_path, "fragile", params="explode: bool = False\n", body="""
+        def on_epoch_start(self, model, epoch, epochs):
+            if self.params.explode:
+                raise RuntimeError("exploded on purpose")
+    """)
     spec = _spec(tmp_path, methods=[str(method)], params={str(method): {"explode": [True,
                                                                                    False]}})
     out = tmp_path / "sweep"

@@ -1,7 +1,6 @@
 """The one-dimensional Bayesian optimiser behind A2SG's window search."""
 import math
 
-import pytest
 
 from sgbench.search import bayes_minimize, expected_improvement
 
