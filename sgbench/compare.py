@@ -81,7 +81,9 @@ def summarize(records: list[dict[str, Any]], task: str | None = None, T: int | N
         row: dict[str, Any] = {**dict(zip(KEYS, key)), "n": len(ok),
                                "excluded": len(runs) - len(ok),
                                "seeds": sorted(r["seed"] for r in ok),
-                               "top1_runs": [r["metrics"]["top1"] for r in ok]}
+                               "top1_runs": [r["metrics"]["top1"] for r in ok],
+                               # runs whose resolved task configs differ (epochs, overrides)
+                               "configs": len({r["task"].get("sha256") for r in ok})}
         for column, (section, field, _) in MEASURES.items():
             values = [r[section][field] for r in ok if r[section].get(field) is not None]
             row[f"{column}_mean"], row[f"{column}_std"] = _stats(values)
@@ -164,6 +166,12 @@ def _cell(row: dict[str, Any], column: str) -> str:
     return _fmt(mean) + (f" ± {_fmt(std)}" if std is not None else "")
 
 
+def flags(row: dict[str, Any]) -> list[str]:
+    """Warnings about a row: too few seeds, or runs of differing task configs averaged."""
+    found = ["n<3"] if 0 < row["n"] < 3 else []
+    return found + (["mixed configs"] if row.get("configs", 1) > 1 else [])
+
+
 def check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}; got '{fmt}'")
@@ -200,7 +208,7 @@ def render(rows: list[dict[str, Any]], fmt: str, columns: tuple[str, ...] = DEFA
             base = row.get("baseline", {})
             p = base.get("p_value")
             cells += [_fmt(base.get("delta")), "—" if p is None else f"{p:.3g}"]
-        cells.append("n<3" if 0 < row["n"] < 3 else "")
+        cells.append(", ".join(flags(row)))
         body.append(cells)
     style = {"md": "github", "html": "html"}.get(fmt, "simple")  # tabulate escapes html
     return str(tabulate(body, headers=headers, tablefmt=style))

@@ -44,8 +44,9 @@ def test_compare_without_runs_shows_the_published_rows_with_their_evidence(tmp_p
     assert all(row["task"] == "cifar10" and row["T"] == 4 for row in rows.values())
 
 
-def _record(method, seed, top1, task="cifar10", T=4):
-    return {"task": {"name": task, "version": 1}, "protocol": "controlled", "T": T,
+def _record(method, seed, top1, task="cifar10", T=4, config="a"):
+    return {"task": {"name": task, "version": 1, "sha256": config}, "protocol": "controlled",
+            "T": T,
             "method": {"name": method, "params": {}}, "seed": seed, "status": "ok",
             "metrics": {"top1": top1}, "cost": {}}
 
@@ -63,6 +64,16 @@ def test_published_number_baseline_delta_welch_p_and_the_few_seeds_flag():
     from sgbench.compare import render
     table = render(list(rows.values()), "md", ("top1",))
     assert "n<3" in table and "Δ baseline" in table and "96.35 (secondary" in table
+    assert "mixed configs" not in table
+
+
+def test_runs_of_differing_task_configs_in_one_row_are_flagged():
+    records = [_record("rect", s, 80.0, config="30 epochs") for s in range(3)]
+    records += [_record("rect", 3, 70.0, config="10 epochs")]
+    from sgbench.compare import render
+    rows = summarize(records, "cifar10", 4)
+    assert rows[0]["n"] == 4 and rows[0]["configs"] == 2
+    assert "mixed configs" in render(rows, "table", ("top1",))
 
 
 def _suite_runs(tmp_path, method_file, seeds=(0, 1, 2)):
