@@ -560,9 +560,10 @@ def sweep_cmd(
     """Run a grid of methods x tasks x T x seeds x params x protocols; finished jobs are
     skipped, interrupted ones resume, failures are reported and the rest go on."""
     from .checkpoint import graceful_stop
-    from .sweep import SlurmOptions, counts, load_spec, plan, run_sweep, states
+    from .sweep import SlurmOptions, check_executor, counts, load_spec, plan, run_sweep, states
 
     spec = load_spec(spec_path, out_dir)
+    check_executor(executor, workers)
     if status or dry_run:
         shown = plan(spec)[0] if dry_run else states(spec)
         _sweep_table(spec, shown, json_out, "would run" if dry_run else "status")

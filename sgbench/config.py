@@ -58,14 +58,19 @@ def _task_file(name: str) -> Traversable | Path:
     return candidate
 
 
-def _read_yaml(path: Traversable | Path) -> dict[str, Any]:
+def load_yaml(path: Traversable | Path, what: str) -> Any:
+    """A YAML file's content; a syntax error is one line that names the file and the line."""
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"malformed task YAML in {path}{where}: "
-                        f"{getattr(exc, 'problem', None) or exc}") from exc
+        raise UserError(f"malformed {what} YAML in {path}{where}: "
+                        f"{getattr(exc, 'problem', None) or exc}") from None
+
+
+def _read_yaml(path: Traversable | Path) -> dict[str, Any]:
+    data = load_yaml(path, "task")
     if not isinstance(data, dict):
         raise UserError(f"task file {path} must hold a mapping, not {type(data).__name__}")
     return data

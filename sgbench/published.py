@@ -4,8 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .config import load_yaml
 from .errors import UserError
 
 SCHEMA = "sgbench.published/1"
@@ -30,10 +29,7 @@ def load(path: Path | None = None) -> list[dict[str, Any]]:
         if path is not None:
             raise UserError(f"no published-numbers file at '{target}'")
         return []
-    try:
-        data = yaml.safe_load(target.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"malformed YAML in {target}: {exc}") from None
+    data = load_yaml(target, "published-numbers")
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
         raise UserError(f"{target} must hold a mapping with a 'results' list")
     return data["results"]

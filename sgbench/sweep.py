@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from .checkpoint import stop_requested
 from .errors import UsageError, UserError
 
@@ -96,16 +94,13 @@ def _param_grid(method: str, grid: dict[str, Any]) -> list[tuple[str, ...]]:
 
 def load_spec(path: Path, out: Path | None = None) -> Spec:
     """Read and check a sweep spec; every method, task and param is checked before anything runs."""
-    from .config import resolve_task
+    from .config import load_yaml, resolve_task
     from .method import parse_params
     from .registry import load_method
 
     if not path.is_file():
         raise UserError(f"no sweep spec at '{path}'")
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"sweep spec '{path}' is not valid YAML: {exc}") from None
+    spec = load_yaml(path, "sweep spec")
     if not isinstance(spec, dict):
         raise UserError(f"sweep spec '{path}' must be a mapping of keys to values")
     unknown = set(spec) - SPEC_KEYS
@@ -381,13 +376,17 @@ def default_workers(device: str) -> tuple[int, list[int]]:
     return 1, []
 
 
-def run_sweep(spec: Spec, executor: str, workers: int | None, slurm: SlurmOptions,
-              on_done: Callable[[JobState], None]) -> list[JobState]:
-    """Run every job not yet done; returns the final state of every job of the spec."""
+def check_executor(executor: str, workers: int | None) -> None:
     if executor not in EXECUTORS:
         raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}; got '{executor}'")
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be >= 1; got {workers}")
+
+
+def run_sweep(spec: Spec, executor: str, workers: int | None, slurm: SlurmOptions,
+              on_done: Callable[[JobState], None]) -> list[JobState]:
+    """Run every job not yet done; returns the final state of every job of the spec."""
+    check_executor(executor, workers)
     todo, _ = plan(spec)
     tasks = [(st.job.argv(spec.out / st.job.id, spec.device,
                           _resumable(spec.out / st.job.id)), spec.out / st.job.id)
