@@ -87,24 +87,24 @@ def wrap(model: nn.Module, d: Dist, device: torch.device) -> nn.Module:
                                    else None, find_unused_parameters=True)
 
 
-def _reduce(values: Sequence[float], d: Dist, device: torch.device, op) -> list[float]:
+def _reduce(values: Sequence[float], d: Dist, device: torch.device, op: str) -> list[float]:
+    """``values`` combined over the ranks by the all-reduce ``op`` (SUM, MAX)."""
     if not d.enabled:
         return list(values)
-    on = device if d.backend == "nccl" else torch.device("cpu")
+    on = device if d.backend == "nccl" else torch.device("cpu")  # NCCL reduces on the GPU
     t = torch.tensor(list(values), dtype=torch.float64, device=on)
-    dist.all_reduce(t, op=op)
+    dist.all_reduce(t, op=getattr(dist.ReduceOp, op))
     return t.tolist()
 
 
 def total(values: Sequence[float], d: Dist, device: torch.device) -> list[float]:
     """Each value summed over the ranks."""
-    return _reduce(values, d, device, dist.ReduceOp.SUM if d.enabled else None)
+    return _reduce(values, d, device, "SUM")
 
 
 def any_rank(flags: Sequence[bool], d: Dist, device: torch.device) -> list[bool]:
     """Each flag, true where it is true on any rank (so that every rank takes the same branch)."""
-    return [v > 0 for v in _reduce([float(f) for f in flags], d, device,
-                                   dist.ReduceOp.MAX if d.enabled else None)]
+    return [v > 0 for v in _reduce([float(f) for f in flags], d, device, "MAX")]
 
 
 def sync_buffers(model: nn.Module, d: Dist) -> None:

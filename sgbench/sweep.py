@@ -51,7 +51,8 @@ class Job:
         digest = hashlib.sha256(json.dumps([self.params, self.epochs, self.overrides])
                                 .encode()).hexdigest()[:8]
         T = "default" if self.T is None else self.T
-        return f"{self.task}_{self.method}_T{T}_s{self.seed}_{self.protocol}_{digest}"
+        task, method = Path(self.task).stem, Path(self.method).stem  # names or file paths
+        return f"{task}_{method}_T{T}_s{self.seed}_{self.protocol}_{digest}"
 
     def argv(self, folder: Path, device: str, resume: bool) -> list[str]:
         """The `sgbench run` arguments of this job."""
@@ -134,8 +135,8 @@ def load_spec(path: Path, out: Path | None = None) -> Spec:
         grids[method] = _param_grid(method, params.get(method, {}))
         for combo in grids[method]:
             parse_params(cls, list(combo))
-    for task in tasks:
-        resolve_task(task)
+    for task in tasks:  # unknown tasks and override keys fail here, not in every job
+        resolve_task(task, epochs=epochs, overrides=list(overrides))
     jobs = [Job(m, task, T, seed, protocol, combo, epochs, overrides)
             for task in tasks for T in Ts for m in methods for combo in grids[m]
             for protocol in protocols for seed in seeds]

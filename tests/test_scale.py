@@ -92,7 +92,8 @@ def test_spec_grid_expands_params_and_rejects_mistakes(tmp_path):
                            ({"methods": ["atan"], "T": [0]}, "T must be >= 1"),
                            ({"methods": ["atan"], "params": {"atan": {"beta": 1}}},
                             "unknown --param 'beta'"),
-                           ({"methods": ["atan"], "tasks": ["cifar11"]}, "cifar11")]:
+                           ({"methods": ["atan"], "tasks": ["cifar11"]}, "cifar11"),
+                           ({"methods": ["atan"], "overrides": ["train.lrr=1"]}, "lrr")]:
         done = _sweep(_spec(tmp_path, **fields), "--out", str(tmp_path / "o"))
         assert done.exit_code != 0 and needle in done.output, done.output
         assert isinstance(done.exception, SystemExit)  # a message, not a traceback
@@ -126,6 +127,7 @@ def test_failed_jobs_are_reported_and_do_not_stop_the_sweep(tmp_path):
     done = _sweep(spec, "--out", str(out), "--json")
     assert done.exit_code == 1
     jobs = {row["params"]: row for row in json.loads(done.stdout)["jobs"]}
+    assert all(row["job"].startswith("digits_fragile_T2_") for row in jobs.values())
     assert jobs["explode=true"]["state"] == "failed"
     assert "exploded on purpose" in jobs["explode=true"]["note"]
     assert jobs["explode=false"]["state"] == "done"
