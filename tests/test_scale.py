@@ -134,14 +134,14 @@ def test_failed_jobs_are_reported_and_do_not_stop_the_sweep(tmp_path):
 
 
 def test_an_interrupted_sweep_resumes_and_runs_only_what_is_missing(tmp_path):
-    spec_path = _spec(tmp_path, methods=["atan"], seeds=[0, 1, 2], epochs=8)
+    spec_path = _spec(tmp_path, methods=["atan"], seeds=[0, 1, 2], epochs=16)
     spec, out = load_spec(spec_path), tmp_path / "sweep"
     first, second, third = (out / job.id for job in spec.jobs)
     sweep = subprocess.Popen([*SGBENCH, "sweep", str(spec_path), "--out", str(out),
                               "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     # interrupt once the first job is done and the second has trained an epoch
-    _wait_for(lambda: (second / "log.txt").is_file() and "epoch 2/8" in
+    _wait_for(lambda: (second / "log.txt").is_file() and "epoch 2/16" in
               (second / "log.txt").read_text())
     sweep.send_signal(signal.SIGINT)
     _, stderr = sweep.communicate(timeout=120)
