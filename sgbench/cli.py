@@ -191,18 +191,24 @@ def compare_cmd(
 ) -> None:
     """Leaderboard rows per configuration: mean ± std of top-1 and the chosen measures, n."""
     from .compare import check_format, parse_columns, render, summarize
-    from .record import load_records
-
     from .published import load as load_published
 
     check_format(fmt)
     chosen = parse_columns(columns)
-    records, problems = load_records(runs) if runs.is_dir() or runs != Path("results/runs") \
-        else ([], [])
-    for problem in problems:
-        err.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
+    # the default folder may not exist yet: then only published rows are shown
+    records = _load_runs(runs) if runs.is_dir() or runs != Path("results/runs") else []
     rows = summarize(records, task, T, load_published(published_file), baseline)
     typer.echo(render(rows, fmt, chosen))
+
+
+def _load_runs(runs: Path) -> list[dict]:
+    """Every record under ``runs``; unreadable record files are named on stderr and skipped."""
+    from .record import load_records
+
+    records, problems = load_records(runs)
+    for problem in problems:
+        err.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
+    return records
 
 
 def _read_record(path: Path) -> dict:
@@ -370,12 +376,9 @@ def regress_cmd(
 ) -> None:
     """Exit 1 when runs fall short of the pinned reference (or published) numbers."""
     from .published import load as load_published
-    from .record import load_records
     from .reference import PINNED, covered, read_pinned, regress
 
-    records, problems = load_records(runs)
-    for problem in problems:
-        err.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
+    records = _load_runs(runs)
     pinned = read_pinned(reference or PINNED)
     short = regress(records, pinned, load_published() if published_too else [])
     checked = f"{covered(records, pinned)} of {len(pinned['groups'])} pinned configurations"
@@ -500,7 +503,6 @@ def plot_cmd(
 ) -> None:
     """Draw one figure from run records (matplotlib, PNG or SVG by the extension of --out)."""
     from .plots import ONE_RECORD, check_kind, check_out, draw, pick_record, pick_task
-    from .record import load_records
 
     check_kind(kind)
     if out_file is not None:
@@ -508,7 +510,7 @@ def plot_cmd(
     if kind in ONE_RECORD and record_path is not None:
         records = [_read_record(record_path)]
     else:
-        records = [r for r in load_records(runs)[0]
+        records = [r for r in _load_runs(runs)
                    if method is None or r["method"]["name"] == method]
     if kind in ONE_RECORD:
         records = [pick_record(records, task, method)]
@@ -529,12 +531,10 @@ def report_cmd(
 ) -> None:
     """A static HTML report: leaderboards, published numbers with evidence levels, and plots."""
     from .published import load as load_published
-    from .record import ensure_writable, load_records
+    from .record import ensure_writable
     from .report import build
 
-    records, problems = load_records(runs)
-    for problem in problems:
-        err.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
+    records = _load_runs(runs)
     page = build(records, load_published(published_file), ensure_writable(out_dir), runs)
     out.print(f"wrote {page}", highlight=False, soft_wrap=True)
 
@@ -581,7 +581,7 @@ def sweep_cmd(
                   highlight=False, soft_wrap=True)
 
     with graceful_stop():
-        final = run_sweep(spec, executor, workers,
+        final = run_sweep(spec, todo, executor, workers,
                           SlurmOptions(partition, time_min, gpus, cpus), report)
     _sweep_table(spec, final, json_out, "summary")
     tally = counts(final)

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from .compare import summarize
 from .errors import UsageError, UserError
+from .show import snapshot
 
 KINDS = ("accuracy-vs-T", "pareto", "firing", "membrane", "curves", "coverage")
 ONE_RECORD = ("firing", "membrane", "coverage")
@@ -115,20 +116,13 @@ def curves(axes, records: list[dict[str, Any]], task: str) -> None:
     top1_ax.legend(fontsize=7, ncol=2)
 
 
-def _last_snapshot(record: dict[str, Any]) -> dict[str, Any]:
-    snapshots = record.get("diagnostics", {}).get("snapshots") or []
-    if not snapshots:
-        raise UserError(f"record {record['run_id']} has no diagnostics snapshot")
-    return snapshots[-1]
-
-
 def _title(record: dict[str, Any]) -> str:
     return (f"{record['method']['name']} on {record['task']['name']}, T={record['T']}, "
             f"seed {record['seed']}")
 
 
 def firing(ax, record: dict[str, Any]) -> None:
-    layers = _last_snapshot(record)["layers"]
+    layers = snapshot(record, None)["layers"]
     rates = [layer["spike_rate"] for layer in layers]
     image = ax.imshow(rates, aspect="auto", cmap="viridis", vmin=0)
     ax.figure.colorbar(image, ax=ax, label="spike rate")
@@ -138,7 +132,7 @@ def firing(ax, record: dict[str, Any]) -> None:
 
 
 def membrane(fig, record: dict[str, Any]) -> None:
-    layers = [layer for layer in _last_snapshot(record)["layers"] if "h_hist" in layer]
+    layers = [layer for layer in snapshot(record, None)["layers"] if "h_hist" in layer]
     if not layers:
         raise UserError(f"record {record['run_id']} predates membrane histograms: rerun it")
     cols = min(4, len(layers))
@@ -174,7 +168,7 @@ def _membrane_panel(ax, layer: dict[str, Any]) -> None:
 
 
 def coverage(ax, record: dict[str, Any]) -> None:
-    layers = _last_snapshot(record)["layers"]
+    layers = snapshot(record, None)["layers"]
     xs = range(len(layers))
     own = [sum(layer["coverage"]) / len(layer["coverage"]) for layer in layers]
     vanilla = [sum(layer["coverage_vanilla"]) / len(layer["coverage_vanilla"])

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from .checkpoint import stop_requested
 from .errors import UsageError, UserError
+from .record import load_records
 
 SPEC_KEYS = {"name", "methods", "tasks", "T", "seeds", "protocols", "params", "epochs",
              "overrides", "device", "out"}
@@ -155,18 +156,6 @@ class JobState:
     note: str = ""
 
 
-def _records(folder: Path) -> list[dict[str, Any]]:
-    from .record import NotARecord, read_record
-
-    found = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            found.append(read_record(path))
-        except (NotARecord, UserError):
-            continue
-    return sorted(found, key=lambda r: r["created"])
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -181,7 +170,8 @@ def job_state(out: Path, job: Job) -> JobState:
     """What the job's folder says: a finished record, a live process or Slurm job, the last
     attempt's exit code and record, a checkpoint, or nothing yet."""
     folder = out / job.id
-    records = _records(folder) if folder.is_dir() else []
+    records = sorted(load_records(folder)[0], key=lambda r: r["created"]) \
+        if folder.is_dir() else []
     finished = [r for r in records if r["status"] in FINISHED]
     if finished:
         return JobState(job, "done", finished[-1])
@@ -384,11 +374,10 @@ def check_executor(executor: str, workers: int | None) -> None:
         raise UsageError(f"--workers must be >= 1; got {workers}")
 
 
-def run_sweep(spec: Spec, executor: str, workers: int | None, slurm: SlurmOptions,
-              on_done: Callable[[JobState], None]) -> list[JobState]:
-    """Run every job not yet done; returns the final state of every job of the spec."""
+def run_sweep(spec: Spec, todo: list[JobState], executor: str, workers: int | None,
+              slurm: SlurmOptions, on_done: Callable[[JobState], None]) -> list[JobState]:
+    """Run the jobs ``todo`` (from ``plan``); returns the final state of every job of the spec."""
     check_executor(executor, workers)
-    todo, _ = plan(spec)
     tasks = [(st.job.argv(spec.out / st.job.id, spec.device,
                           _resumable(spec.out / st.job.id)), spec.out / st.job.id)
              for st in todo]
