@@ -71,6 +71,16 @@ class ProgressReporter:
             self.bar.stop()
 
 
+def set_threads(threads: int | None) -> None:
+    """torch's intra-op threads for a benchmark (None: torch's default)."""
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def parse_ints(text: str, flag: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
@@ -109,6 +119,8 @@ def run_cmd(
                                         "latency figure."),
     resume: bool = typer.Option(False, "--resume", help="Continue this configuration from its "
                                 "last checkpoint in --out."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch's intra-op CPU threads "
+                                          "(default: torch's own; the record keeps the count)."),
 ) -> None:
     """Train and measure one method on one task; write its record. Under `torchrun
     --nproc_per_node N -m sgbench run ...` it trains data-parallel (DDP) on N processes."""
@@ -119,7 +131,7 @@ def run_cmd(
                          diag_every=diag_every, data_dir=data_dir, download=download,
                          neuron_backend=neuron_backend, require_fused=require_fused,
                          eval_T=parse_ints(eval_T, "--eval-T"), energy=energy,
-                         latency_repeats=latency_repeats, resume=resume)
+                         latency_repeats=latency_repeats, resume=resume, threads=threads)
     record, path = run(request, ProgressReporter(f"{Path(method).stem} on {task}"))
     if path is not None:  # under torchrun, rank 0 alone reports
         _report_run(record, path, json_out)
@@ -414,6 +426,7 @@ def bench_neuron_cmd(
     device: str = typer.Option("cpu", "--device"),
     dtype: str = typer.Option("float32", "--dtype", help="float32, float16 or bfloat16 input."),
     sweep: bool = typer.Option(False, "--sweep", help="T in {4, 10} x 2^20..2^26 neurons."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch's intra-op threads."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Forward+backward time and memory bandwidth: sgbench's backends vs SpikingJelly's LIFNode
@@ -426,6 +439,7 @@ def bench_neuron_cmd(
 
     if T < 1 or neurons < 1 or repeats < 1:
         raise UsageError("--T, --neurons and --repeats must be >= 1")
+    set_threads(threads)
     dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
     if dtype not in dtypes:
         raise UsageError(f"--dtype must be one of {', '.join(dtypes)}; got '{dtype}'")
@@ -459,6 +473,7 @@ def bench_train_cmd(
     steps: int = typer.Option(10, "--steps"),
     device: str = typer.Option("cpu", "--device"),
     backend: str = typer.Option("auto", "--neuron-backend"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch's intra-op threads."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Training-step time of ResNet-19 on CIFAR-shaped random data, per method."""
@@ -472,6 +487,7 @@ def bench_train_cmd(
         load_method(name)  # unknown names fail here, with "did you mean"
     if min(batch, T, steps) < 1 or batch * T < 2:
         raise UsageError("--batch, --T and --steps must be >= 1, and batch x T >= 2 (BatchNorm)")
+    set_threads(threads)
     dev = pick_device(device)
     result = bench_train(names, batch=batch, T=T, steps=steps, device=str(dev), backend=backend)
     result["env"] = capture_env(dev, backend)
@@ -485,6 +501,52 @@ def bench_train_cmd(
         table.add_row(row["method"], str(row["backend"]), f"{row['median_s'] * 1e3:.1f}",
                       f"{row['min_s'] * 1e3:.1f}", f"{row['time_vs_first']:.2f}x")
     out.print(table)
+
+
+@bench_app.command("epoch")
+@user_errors
+def bench_epoch_cmd(
+    task: str = typer.Option(..., "--task", "-t", help="Task name or path to a .yaml file."),
+    method: str = typer.Option("atan", "--method", "-m", help="sgbench's method; the baselines "
+                               "use its surrogate (ATan for methods that adapt theirs)."),
+    steps: int = typer.Option(20, "--steps", help="Timed training steps per candidate."),
+    device: str = typer.Option("cpu", "--device"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch's intra-op threads."),
+    override: list[str] = typer.Option([], "-o", "--override", help="Task key=value."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Training steps of a task as sgbench runs them (its data path included), interleaved with
+    the same network on SpikingJelly's neurons and on a plain PyTorch LIF loop."""
+    from .epoch_bench import bench_epoch
+    from .record import capture_env, print_json
+    from .train import pick_device
+
+    if steps < 1:
+        raise UsageError("--steps must be >= 1")
+    set_threads(threads)
+    dev = pick_device(device)
+    result = bench_epoch(task, method, steps=steps, device=str(dev), data_dir=data_dir,
+                         overrides=override)
+    result["env"] = capture_env(dev, result["sgbench_backend"])
+    if json_out:
+        print_json(result)
+        return
+    table = Table("candidate", "median step (ms)", "samples/s", "time / sgbench",
+                  title=f"training step, {result['task']} v{result['version']}, batch "
+                        f"{result['batch']}, T={result['T']}, {result['method']}, "
+                        f"{result['threads']} thread(s), {result['env']['device_name']}")
+    for row in result["results"]:
+        table.add_row(row["candidate"], f"{row['median_s'] * 1e3:.1f}",
+                      f"{row['samples_per_s']:,.0f}", f"{row['time_vs_sgbench']:.2f}x")
+    out.print(table)
+    ratios = result["ratios"]
+    out.print(f"sgbench's time: {ratios['sgbench/spikingjelly']:.2f}x SpikingJelly's, "
+              f"{ratios['sgbench/plain']:.2f}x the plain loop's; waiting for data "
+              f"{100 * result['data_share']:.1f}% of sgbench's step time "
+              f"({result['data_s_per_batch'] * 1e3:.2f} ms a batch); an epoch ~"
+              f"{result['epoch_s_estimate']:.0f} s. Baselines' surrogate: "
+              f"{result['baseline_surrogate']}.", highlight=False)
 
 
 @app.command("plot")

@@ -33,7 +33,8 @@ DEFAULTS: dict[str, Any] = {
                "detach_reset": False, "backend": "auto", "require_fused": False},
     "train": {"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "momentum": 0.9,
               "weight_decay": 0.0, "schedule": "cosine", "loss": "ce", "label_smoothing": 0.0,
-              "amp": False, "channels_last": False, "workers": 0},
+              "amp": False, "channels_last": False, "workers": "auto",
+              "drop_last": False},
     "eval": {"batch_size": 256},
 }
 OPEN_SECTIONS = ("data", "model")  # sections whose extra keys are builder arguments

@@ -18,7 +18,6 @@ from typing import Sequence
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import Dataset, Subset
 
 from .errors import UsageError
 
@@ -69,11 +68,6 @@ def rank_batch(batch_size: int, d: Dist) -> int:
         raise UsageError(f"train.batch_size {batch_size} does not split over {d.world_size} "
                          "processes: make it a multiple of the world size")
     return batch_size // d.world_size
-
-
-def shard(dataset: Dataset, d: Dist) -> Dataset:
-    """Every world_size-th sample from this rank's offset: the shards cover the set exactly once."""
-    return Subset(dataset, range(d.rank, len(dataset), d.world_size)) if d.enabled else dataset
 
 
 def wrap(model: nn.Module, d: Dist, device: torch.device) -> nn.Module:

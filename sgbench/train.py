@@ -8,24 +8,24 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterable, Protocol
 
 import numpy as np
 import torch
 from spikingjelly.activation_based import functional
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DistributedSampler
 
 from . import checkpoint, distributed
 from . import record as rec
 from .checkpoint import StopRequested, stop_requested
 from .config import config_sha256, resolve_task
-from .data import build_data, encode
+from .data import build_data, encode, loading
 from .data.location import DataContext
 from .distributed import Dist
 from .errors import UsageError, UserError
 from .measure.diagnostics import diagnose
-from .measure.inference import headline, measure_inference, peak_memory_mb, test_batch
+from .measure.inference import headline, measure_inference, peak_memory_mb
 from .measure.ops import EnergyModel
 from .measure.probe import Probe
 from .method import Method, parse_params
@@ -55,6 +55,7 @@ class RunRequest:
     diag_every: int = 0  # gradient diagnostics every N epochs (0: only after the last epoch)
     data_dir: Path | None = None  # else $SGBENCH_DATA, else the user cache folder
     download: bool = False
+    threads: int | None = None  # torch's intra-op threads (None: torch's default)
 
 
 class Reporter(Protocol):
@@ -118,10 +119,20 @@ def make_schedule(optimizer, train: dict[str, Any]):
     raise UserError(f"train.schedule must be cosine or constant; got '{train['schedule']}'")
 
 
+class RateMSE(nn.Module):
+    """Mean squared error between the output (a firing rate over T) and the one-hot label: the
+    loss of SpikingJelly's examples (e.g. ``conv_fashion_mnist``)."""
+
+    def forward(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return nn.functional.mse_loss(out, nn.functional.one_hot(y, out.shape[1]).to(out.dtype))
+
+
 def make_loss(train: dict[str, Any]) -> nn.Module:
-    if train["loss"] != "ce":
-        raise UserError(f"train.loss must be ce; got '{train['loss']}'")
-    return nn.CrossEntropyLoss(label_smoothing=train["label_smoothing"])
+    if train["loss"] == "ce":
+        return nn.CrossEntropyLoss(label_smoothing=train["label_smoothing"])
+    if train["loss"] == "mse":
+        return RateMSE()
+    raise UserError(f"train.loss must be ce or mse; got '{train['loss']}'")
 
 
 @dataclass
@@ -225,7 +236,7 @@ def measure(setup: "Setup", eval_T: list[int], repeats: int = 30) -> dict[str, A
     T, encoding, device = cfg["T"], cfg["data"]["encoding"], setup.device
     data, test_loader, loss_fn = setup.data, setup.test_loader, setup.loss_fn
     main = setup.dist.is_main
-    x = test_batch(data.test, cfg["eval"]["batch_size"], device)
+    x = loading.first_samples(data.test, cfg["eval"]["batch_size"], device)
     inference = measure_inference(model, x, T, encoding, energy, repeats) if main else None
     rows = []
     for t in sorted(set(eval_T) | {T}) if eval_T else []:
@@ -269,8 +280,8 @@ class Setup:
     schedule: Any
     loss_fn: nn.Module
     probe: Probe
-    train_loader: DataLoader
-    test_loader: DataLoader
+    train_loader: Iterable  # batches of (x, y): a TensorLoader or a DataLoader
+    test_loader: Iterable
     generator: torch.Generator
     checkpoint: Path
     dist: Dist
@@ -304,6 +315,8 @@ def _check_request(req: RunRequest) -> None:
         raise UsageError(f"--T must be >= 1, got {req.T}")
     if req.diag_every < 0:
         raise UsageError(f"--diag-every must be >= 0, got {req.diag_every}")
+    if req.threads is not None and req.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {req.threads}")
     if any(t < 1 for t in req.eval_T) or req.latency_repeats < 1:
         raise UsageError(f"--eval-T values and --latency-repeats must be >= 1, got "
                          f"{req.eval_T} and {req.latency_repeats}")
@@ -330,6 +343,8 @@ def prepare(req: RunRequest) -> Setup:
     params = parse_params(method_cls, req.params)
     energy = EnergyModel.parse(req.energy)
     cfg = _resolve(req, method_cls)
+    if req.threads is not None:
+        torch.set_num_threads(req.threads)
     dist_info, device = distributed.join(pick_device(req.device))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -337,6 +352,7 @@ def prepare(req: RunRequest) -> Setup:
 
     seed_everything(req.seed)
     data = _build_data_once(req, cfg, dist_info)
+    data.train, data.test = (loading.on_device(d, device) for d in (data.train, data.test))
     model = build_model(cfg["model"], cfg["neuron"], data.input_shape, data.num_classes)
     train_cfg, T, encoding = cfg["train"], cfg["T"], cfg["data"]["encoding"]
     method = method_cls(params)
@@ -349,16 +365,15 @@ def prepare(req: RunRequest) -> Setup:
     loss_fn = make_loss(train_cfg)
     probe = Probe.from_dataset(data.train, train_cfg["batch_size"], T, encoding, loss_fn,
                                method.aux_loss, device)
-    workers = train_cfg["workers"]
+    workers = loading.resolve_workers(train_cfg["workers"])
     generator = torch.Generator().manual_seed(req.seed)
-    sampler = DistributedSampler(data.train, dist_info.world_size, dist_info.rank,
-                                 seed=req.seed) if dist_info.enabled else None
-    train_loader = DataLoader(data.train, distributed.rank_batch(train_cfg["batch_size"],
-                                                                 dist_info),
-                              shuffle=sampler is None, sampler=sampler, generator=generator,
-                              num_workers=workers, persistent_workers=workers > 0)
-    test_loader = DataLoader(distributed.shard(data.test, dist_info),
-                             batch_size=cfg["eval"]["batch_size"], num_workers=workers)
+    train_loader = loading.train_batches(
+        data.train, distributed.rank_batch(train_cfg["batch_size"], dist_info), generator,
+        workers, train_cfg["drop_last"], dist_info.rank, dist_info.world_size)
+    test_loader = loading.test_batches(
+        loading.shard(data.test, dist_info.rank, dist_info.world_size),
+        cfg["eval"]["batch_size"], workers)
+    data.meta["loader"] = loading.describe(data.train, workers)
     ckpt = checkpoint.checkpoint_path(out_dir, cfg, method_cls.name, dataclasses.asdict(params),
                                       req.seed, req.protocol)
     if req.resume and not ckpt.is_file():
@@ -392,7 +407,7 @@ def train_and_measure(req: RunRequest, setup: Setup, reporter: Reporter) -> Outc
     try:
         for epoch in range(out.start_epoch, epochs):
             epoch_start = time.perf_counter()
-            if isinstance(setup.train_loader.sampler, DistributedSampler):
+            if isinstance(getattr(setup.train_loader, "sampler", None), DistributedSampler):
                 setup.train_loader.sampler.set_epoch(epoch)
             distributed.sync_buffers(setup.model, setup.dist)
             setup.method.on_epoch_start(setup.model, epoch, epochs)

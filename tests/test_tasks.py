@@ -13,11 +13,13 @@ from sgbench.models import build_model
 from sgbench.neuron.node import neurons
 
 runner = CliRunner()
-TASKS = ["digits", "digits_deep", "synthetic", "mnist", "fashion_mnist", "cifar10", "cifar100",
-         "cifar10_dvs", "dvs128_gesture", "nmnist", "imagenet", "tiny_imagenet"]
+TASKS = ["digits", "digits_deep", "synthetic", "mnist", "fashion_mnist", "fashion_mnist_sj",
+         "cifar10", "cifar100", "cifar10_dvs", "dvs128_gesture", "nmnist", "imagenet",
+         "tiny_imagenet"]
 FIXTURES = {
     "mnist": lambda root: fixtures.mnist(root, "MNIST"),
     "fashion_mnist": lambda root: fixtures.mnist(root, "FashionMNIST"),
+    "fashion_mnist_sj": lambda root: fixtures.mnist(root, "FashionMNIST"),
     "cifar10": lambda root: fixtures.cifar(root, 10),
     "cifar100": lambda root: fixtures.cifar(root, 100),
     "imagenet": lambda root: fixtures.image_folder(root, "imagenet"),
@@ -28,6 +30,13 @@ FIXTURES = {
     "dvs128_gesture": lambda root: fixtures.events(root / "dvs128_gesture", 128, ["0", "1"], 1),
     "nmnist": lambda root: fixtures.events(root / "nmnist", 34, ["0", "1"], 2),
 }
+SMALLER = {"fashion_mnist_sj": ["-o", "model.channels=4"]}  # its FC layer alone has 12.8M weights
+
+
+@pytest.fixture(autouse=True)
+def _no_system_data(monkeypatch):
+    """Only the folders a test names: not the data installed on this machine."""
+    monkeypatch.setenv("SGBENCH_SYSTEM_DATA", "")
 
 
 def test_every_task_is_listed_with_dataset_architecture_T_and_citation():
@@ -64,7 +73,7 @@ def test_each_task_trains_on_its_format_true_fixture(tmp_path, monkeypatch, task
     result = runner.invoke(app, [
         "run", "-m", "atan", "-t", task, "--data-dir", str(tmp_path / "data"), "--out",
         str(tmp_path / "runs"), "--json", "-o", "train.epochs=1", "-o", "train.batch_size=2",
-        "-o", "train.workers=0", "--latency-repeats", "3"])
+        "-o", "train.workers=0", "--latency-repeats", "3", *SMALLER.get(task, [])])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["status"] == "ok" and record["history"][0]["train_loss"] > 0

@@ -11,9 +11,8 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
-from torch.utils.data import TensorDataset
-
 from . import DataBundle
+from .tensors import TensorSplit
 
 
 def digits(test_fraction: float = 0.2, split_seed: int = 0) -> DataBundle:
@@ -32,6 +31,6 @@ def digits(test_fraction: float = 0.2, split_seed: int = 0) -> DataBundle:
                   "test_indices_sha256": hashlib.sha256(test_idx.tobytes()).hexdigest()},
         "normalisation": {"mean": mean, "std": std},
     }
-    return DataBundle(TensorDataset(images[train_idx], labels[train_idx]),
-                      TensorDataset(images[test_idx], labels[test_idx]),
+    return DataBundle(TensorSplit(images[train_idx], labels[train_idx]),
+                      TensorSplit(images[test_idx], labels[test_idx]),
                       num_classes=10, input_shape=(1, 8, 8), meta=meta)

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.data import TensorDataset
-
 from . import DataBundle
+from .tensors import TensorSplit
 
 
 def synthetic(n_train: int = 256, n_test: int = 128, n_classes: int = 4, size: int = 8,
@@ -12,10 +11,10 @@ def synthetic(n_train: int = 256, n_test: int = 128, n_classes: int = 4, size: i
     gen = torch.Generator().manual_seed(seed)
     prototypes = torch.randn(n_classes, 1, size, size, generator=gen)
 
-    def sample(n: int) -> TensorDataset:
+    def sample(n: int) -> TensorSplit:
         labels = torch.randint(0, n_classes, (n,), generator=gen)
         images = prototypes[labels] + noise * torch.randn(n, 1, size, size, generator=gen)
-        return TensorDataset(images, labels)
+        return TensorSplit(images, labels)
 
     meta = {"source": "generated", "seed": seed, "split": {"n_train": n_train, "n_test": n_test}}
     return DataBundle(sample(n_train), sample(n_test), n_classes, (1, size, size), meta)

@@ -1,14 +1,21 @@
-"""Static-image datasets through torchvision's own loaders: MNIST, Fashion-MNIST, CIFAR-10/100
-(official train/test splits) and ImageFolder trees for ImageNet and Tiny-ImageNet."""
+"""Static-image datasets: MNIST and Fashion-MNIST from their idx files (read in place),
+CIFAR-10/100 through torchvision's reader of the pickled batches (official train/test splits),
+all three held as tensors (``tensors.TensorSplit``); ImageFolder trees for ImageNet and
+Tiny-ImageNet, streamed through torchvision's per-sample transforms and a DataLoader."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+import torch
 from torchvision import datasets
 from torchvision import transforms as tv
 
-from . import DataBundle
+from ..errors import UserError
+from . import DataBundle, idx
 from .location import DataContext, require
+from .tensors import Augment, TensorSplit
 
 # Per-dataset normalisation: CIFAR as in the MPD-AGL/DS-ATGO and AdaLi code (spec 1.6, 3.6);
 # MNIST and ImageNet the usual torchvision values; Fashion-MNIST its training-set statistics.
@@ -19,15 +26,6 @@ NORMALISATION = {
     "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
-MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-               "t10k-labels-idx1-ubyte"]
-
-
-def _finish(train_aug: list, normalise_as: str, normalize: bool) -> tuple[Callable, Callable]:
-    tail = [tv.ToTensor()] + ([tv.Normalize(*NORMALISATION[normalise_as])] if normalize else [])
-    return tv.Compose(train_aug + tail), tv.Compose(tail)
-
-
 def _meta(source: str, train, test, normalise_as: str, normalize: bool,
           augment: dict[str, Any]) -> dict[str, Any]:
     return {"source": source, "split": {"kind": "official", "n_train": len(train),
@@ -36,16 +34,54 @@ def _meta(source: str, train, test, normalise_as: str, normalize: bool,
             "augment": augment}
 
 
+# Where MNIST-format files may sit below a data root: torchvision's layout, the distribution
+# package's folder (Debian: /usr/share/datasets/fashion-mnist) and sgbench's own name.
+MNIST_FOLDERS = {"mnist": ("MNIST/raw", "mnist"),
+                 "fashion_mnist": ("FashionMNIST/raw", "fashion-mnist", "fashion_mnist")}
+MNIST_PACKAGES = {"fashion_mnist": "dataset-fashion-mnist"}
+
+
+def _find_mnist(name: str, ctx: DataContext) -> dict[str, Path] | None:
+    for root in ctx.roots():
+        for folder in MNIST_FOLDERS[name]:
+            found = idx.complete_folder(root / folder)
+            if found:
+                return found
+    return None
+
+
+def _mnist_files(name: str, cls, ctx: DataContext) -> dict[str, Path]:
+    """The four idx files, found in place, or fetched by torchvision with --download."""
+    found = _find_mnist(name, ctx)
+    if found is None and ctx.download:
+        for train in (True, False):
+            cls(ctx.root, train=train, download=True)
+        found = idx.complete_folder(ctx.root / MNIST_FOLDERS[name][0])
+    if found is not None:
+        return found
+    searched = [str(root / folder) for root in ctx.roots() for folder in MNIST_FOLDERS[name]]
+    package = MNIST_PACKAGES.get(name)
+    install = f"Install it with `apt-get install {package}` (Debian, Ubuntu) or run" \
+        if package else "Run"
+    raise UserError(
+        f"{name} data not found in {', '.join(searched)}: each needs "
+        f"{', '.join(idx.FILES)} (plain or .gz). {install} with --download to fetch it with "
+        f"torchvision.datasets.{cls.__name__} into {ctx.root} (choose the data folder with "
+        f"--data-dir or SGBENCH_DATA)")
+
+
 def _mnist_like(name: str, cls, ctx: DataContext, normalize: bool) -> DataBundle:
-    if not ctx.download:
-        require(name, ctx.root / cls.__name__ / "raw", MNIST_FILES,
-                f"Run with --download to fetch it with torchvision.datasets.{cls.__name__}, or "
-                f"put the unpacked idx files there.")
-    train_tf, test_tf = _finish([], name, normalize)
-    train = cls(ctx.root, train=True, transform=train_tf, download=ctx.download)
-    test = cls(ctx.root, train=False, transform=test_tf, download=ctx.download)
-    meta = _meta(f"torchvision.datasets.{cls.__name__}", train, test, name, normalize, {})
-    return DataBundle(train, test, 10, (1, 28, 28), meta)
+    files = _mnist_files(name, cls, ctx)
+    mean, std = NORMALISATION[name] if normalize else (None, None)
+    splits, read = {}, []
+    for split in ("train", "test"):
+        images, labels, files_read = idx.read_split(files, split)
+        splits[split] = TensorSplit(torch.from_numpy(images.copy()).unsqueeze(1),
+                                    torch.from_numpy(labels.astype(np.int64)), 1 / 255, mean, std)
+        read += files_read
+    meta = {**_meta("idx files, read in place", splits["train"], splits["test"], name,
+                    normalize, {}), "files": read}
+    return DataBundle(splits["train"], splits["test"], 10, (1, 28, 28), meta)
 
 
 def mnist(ctx: DataContext, normalize: bool = True) -> DataBundle:
@@ -63,14 +99,17 @@ def _cifar(name: str, cls, folder: str, files: list[str], classes: int, ctx: Dat
                 f"Run with --download to fetch it with torchvision.datasets.{cls.__name__}, or "
                 f"unpack the python version of the archive (www.cs.toronto.edu/~kriz/cifar.html)"
                 f" into {ctx.root}.")
-    augment = [tv.RandomCrop(32, padding=4)] * crop + [tv.RandomHorizontalFlip()] * flip \
-        + [tv.AutoAugment(tv.AutoAugmentPolicy.CIFAR10)] * autoaugment
-    train_tf, test_tf = _finish(augment, name, normalize)
-    train = cls(ctx.root, train=True, transform=train_tf, download=ctx.download)
-    test = cls(ctx.root, train=False, transform=test_tf, download=ctx.download)
-    meta = _meta(f"torchvision.datasets.{cls.__name__}", train, test, name, normalize,
-                 {"crop": crop, "flip": flip, "autoaugment": autoaugment})
-    return DataBundle(train, test, classes, (3, 32, 32), meta)
+    mean, std = NORMALISATION[name] if normalize else (None, None)
+    augment = Augment(crop_padding=4 * crop, flip=flip, autoaugment=autoaugment)
+    splits = {}
+    for train in (True, False):
+        raw = cls(ctx.root, train=train, download=ctx.download)  # the pickled batches, checked
+        splits[train] = TensorSplit(torch.from_numpy(raw.data).permute(0, 3, 1, 2).contiguous(),
+                                    torch.as_tensor(raw.targets), 1 / 255, mean, std,
+                                    augment if train else Augment())
+    meta = _meta(f"torchvision.datasets.{cls.__name__}", splits[True], splits[False], name,
+                 normalize, {"crop": crop, "flip": flip, "autoaugment": autoaugment})
+    return DataBundle(splits[True], splits[False], classes, (3, 32, 32), meta)
 
 
 def cifar10(ctx: DataContext, crop: bool = True, flip: bool = True, autoaugment: bool = True,

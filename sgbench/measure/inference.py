@@ -13,12 +13,6 @@ from .latency import measure_latency
 from .ops import EnergyModel, count_ops
 
 
-def test_batch(dataset, n: int, device: torch.device) -> torch.Tensor:
-    """The first ``n`` samples of ``dataset`` as one batch (the same for every method)."""
-    xs = [dataset[i][0] for i in range(min(n, len(dataset)))]
-    return torch.stack(xs).to(device)
-
-
 def measure_inference(model: nn.Module, x: torch.Tensor, T: int, encoding: str,
                       energy: EnergyModel, repeats: int = 30) -> dict[str, Any]:
     """Ops and energy per sample on batch ``x``, and latency for batch 1 and batch N."""

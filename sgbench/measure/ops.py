@@ -23,6 +23,7 @@ from spikingjelly.activation_based import op_counter as oc
 from torch import nn
 
 from ..errors import UsageError
+from ..models.static import stock_layers
 
 PRESETS = {"45nm-fp32": (4.6, 0.9), "45nm-fp16": (1.5, 0.4), "45nm-int8": (0.23, 0.03)}
 WEIGHT_OPS = ("convolution", "mm", "addmm", "bmm", "baddbmm")
@@ -91,7 +92,7 @@ def count_ops(model: nn.Module, x_seq: torch.Tensor, energy: EnergyModel = Energ
     was_training = model.training
     model.eval()
     try:
-        with oc.DispatchCounterMode([syn, mac]):
+        with oc.DispatchCounterMode([syn, mac]), stock_layers():  # every timestep counts
             model(x_seq)
     finally:
         for handle in handles:

@@ -12,6 +12,7 @@ from spikingjelly.activation_based import functional
 from torch import nn
 
 from ..data import encode
+from ..data.loading import samples
 from ..neuron.capture import GradCapture
 from ..neuron.node import SpikingNeuron, neurons
 
@@ -59,9 +60,8 @@ class Probe:
                      device: torch.device) -> "Probe":
         generator = torch.Generator().manual_seed(PROBE_SEED)
         index = torch.randperm(len(dataset), generator=generator)[:size]
-        xs, ys = zip(*(dataset[i] for i in index.tolist()))
-        x = encode(torch.stack(xs).to(device), T, encoding)
-        y = torch.as_tensor(ys).to(device)
+        x, y = samples(dataset, index)
+        x, y = encode(x.to(device), T, encoding), y.to(device)
         digest = hashlib.sha256(",".join(map(str, index.tolist())).encode()).hexdigest()
         return cls(x, y, loss_fn, aux_loss, digest)
 

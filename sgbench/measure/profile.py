@@ -13,7 +13,8 @@ from ..errors import UserError
 from ..method import parse_params
 from ..models import build_model
 from ..registry import load_method
-from .inference import headline, measure_inference, test_batch
+from ..data.loading import first_samples
+from .inference import headline, measure_inference
 from .ops import EnergyModel
 
 
@@ -46,7 +47,7 @@ def profile(task: str, method: str, T: int | None, device: torch.device,
     model.to(device)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, device)
-    x = test_batch(data.test, cfg["eval"]["batch_size"], device)
+    x = first_samples(data.test, cfg["eval"]["batch_size"], device)
     measured = measure_inference(model, x, cfg["T"], cfg["data"]["encoding"], energy_model,
                                  repeats)
     flat = headline(measured)

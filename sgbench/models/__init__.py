@@ -11,10 +11,11 @@ from ..data import check_kwargs
 from ..errors import UserError
 from ..method import did_you_mean
 from ..neuron.node import SpikingNeuron
+from . import static
+from .pool import MaxPool2d
 from .norm import Norm
 
 NeuronFactory = Callable[[], nn.Module]
-
 
 class SpikingClassifier(nn.Module):
     """Runs ``body`` on [T, B, ...] input; the logits are averaged over T."""
@@ -27,39 +28,61 @@ class SpikingClassifier(nn.Module):
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         return self.body(x_seq).mean(0)
 
-
 def convnet(in_shape: tuple[int, ...], num_classes: int, neuron: NeuronFactory,
-            channels: list[int] = (16, 32), pool: int = 2, norm_scale: float = 1.0,
-            norm_gamma: float = 1.0) -> nn.Module:
-    """Plain spiking CNN (no residuals): [conv3x3 - BN - neuron] per entry of ``channels``,
-    avg-pool, linear. ``norm_scale`` and ``norm_gamma`` set the threshold-dependent BN."""
+            channels: list[int] = (16, 32), pool: int = 2, pools: list[int] | None = None,
+            norm_scale: float = 1.0, norm_gamma: float = 1.0) -> nn.Module:
+    """Plain spiking CNN (no residuals): [conv3x3 - BN - neuron] per entry of ``channels``, each
+    followed by a max-pool of the factor in ``pools`` (1 or none: no pooling), then avg-pool
+    ``pool`` and a linear head. ``norm_scale`` and ``norm_gamma`` set the threshold-dependent BN."""
     c, h, w = in_shape
+    pools = list(pools) if pools is not None else [1] * len(channels)
+    if len(pools) != len(channels) or min(pools, default=1) < 1 or pool < 1:
+        raise UserError(f"model.pools needs one factor >= 1 per entry of model.channels "
+                        f"({len(channels)}), and model.pool >= 1; got {pools} and {pool}")
     blocks: list[nn.Module] = []
-    for out_c in channels:
-        blocks += [layer.Conv2d(c, out_c, 3, padding=1, bias=False),
+    for out_c, factor in zip(channels, pools):
+        blocks += [static.Conv2d(c, out_c, 3, padding=1, bias=False),
                    Norm(norm_scale, norm_gamma).d2(out_c), neuron()]
+        if factor > 1:
+            blocks.append(MaxPool2d(factor))
+            h, w = h // factor, w // factor
         c = out_c
-    blocks += [layer.AvgPool2d(pool), layer.Flatten(),
-               layer.Linear(c * (h // pool) * (w // pool), num_classes)]
+    blocks += [layer.AvgPool2d(pool)] * (pool > 1) + [
+        layer.Flatten(), layer.Linear(c * (h // pool) * (w // pool), num_classes)]
     return SpikingClassifier(nn.Sequential(*blocks))
 
+def csnn(in_shape: tuple[int, ...], num_classes: int, neuron: NeuronFactory,
+         channels: int = 128) -> nn.Module:
+    """SpikingJelly's Fashion-MNIST example network (``conv_fashion_mnist``, ``CSNN``): two
+    [conv3x3 - BN - neuron - max-pool 2] blocks, FC(C*7*7 -> C*4*4) - neuron, FC(-> classes) -
+    neuron, both FC without bias; the output is the output layer's firing rate over T."""
+    c, h, w = in_shape
+    blocks: list[nn.Module] = []
+    for cin in (c, channels):
+        blocks += [static.Conv2d(cin, channels, 3, padding=1, bias=False),
+                   Norm().d2(channels), neuron(), MaxPool2d(2, 2)]
+    blocks += [layer.Flatten(), layer.Linear(channels * (h // 4) * (w // 4), channels * 16,
+                                             bias=False), neuron(),
+               layer.Linear(channels * 16, num_classes, bias=False), neuron()]
+    return SpikingClassifier(nn.Sequential(*blocks))
 
 def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise UserError(f"{what} must be one of {', '.join(choices)}; got '{value}'")
 
-
 def _archs() -> dict[str, Callable[..., nn.Module]]:
     from . import resnet, vgg
 
-    return {"convnet": convnet, "resnet19": resnet.resnet19,
+    return {"convnet": convnet, "csnn": csnn, "resnet19": resnet.resnet19,
             "resnet18_cifar": resnet.resnet18_cifar, "resnet20": resnet.resnet20,
             "resnet18": resnet.resnet18, "resnet34": resnet.resnet34, "vgg11": vgg.vgg11,
             "vggsnn": vgg.vggsnn, "dvsgesturenet": vgg.dvsgesturenet}
 
-
 def build_model(section: dict[str, Any], neuron_section: dict[str, Any],
-                in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+                in_shape: tuple[int, ...], num_classes: int,
+                neuron_factory: NeuronFactory | None = None) -> nn.Module:
+    """The task's architecture with the engine's neuron (or ``neuron_factory``'s, for
+    benchmarks against other neuron implementations)."""
     arch, archs = section["arch"], _archs()
     if arch not in archs:
         raise UserError(f"unknown architecture '{arch}'{did_you_mean(arch, archs)}")
@@ -69,4 +92,4 @@ def build_model(section: dict[str, Any], neuron_section: dict[str, Any],
     def neuron() -> nn.Module:
         return SpikingNeuron(**neuron_section)
 
-    return archs[arch](in_shape, num_classes, neuron, **options)
+    return archs[arch](in_shape, num_classes, neuron_factory or neuron, **options)

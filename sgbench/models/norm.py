@@ -14,6 +14,8 @@ import torch
 from spikingjelly.activation_based import layer
 from torch import nn
 
+from . import static
+
 
 class _ThresholdScaled:
     """gamma * x_hat + beta -> gamma * scale * x_hat + beta, on top of a SpikingJelly BN."""
@@ -23,7 +25,9 @@ class _ThresholdScaled:
         self.scale = float(scale)
 
     def super_forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = super().super_forward(x)
+        return self.rescale(super().super_forward(x))
+
+    def rescale(self, y: torch.Tensor) -> torch.Tensor:
         shift = self.bias.view(1, -1, *([1] * (y.dim() - 2)))
         return y * self.scale + shift * (1.0 - self.scale)
 
@@ -31,7 +35,7 @@ class _ThresholdScaled:
         return super().extra_repr() + f", scale={self.scale}"
 
 
-class ScaledBatchNorm2d(_ThresholdScaled, layer.BatchNorm2d):
+class ScaledBatchNorm2d(_ThresholdScaled, static.BatchNorm2d):
     """BatchNorm2d (statistics over T x B x H x W) with a constant threshold scale."""
 
 
@@ -48,7 +52,7 @@ class Norm:
 
     def d2(self, channels: int) -> nn.Module:
         norm = ScaledBatchNorm2d(channels, self.scale) if self.scale != 1.0 \
-            else layer.BatchNorm2d(channels)
+            else static.BatchNorm2d(channels)
         nn.init.constant_(norm.weight, self.gamma)
         return norm
 

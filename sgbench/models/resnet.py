@@ -20,6 +20,7 @@ from spikingjelly.activation_based import layer
 from spikingjelly.activation_based.model import spiking_resnet
 from torch import nn
 
+from . import static
 from .norm import Norm
 
 NeuronFactory = Callable[[], nn.Module]
@@ -42,10 +43,10 @@ class BasicBlock(nn.Module):
                  variant: str = "tdbn", shortcut: str = "conv", zero_last_bn: bool = False):
         super().__init__()
         self.variant = variant
-        self.conv1 = layer.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.conv1 = static.Conv2d(cin, cout, 3, stride, 1, bias=False)
         self.bn1 = norm.d2(cout)
         self.sn1 = neuron()
-        self.conv2 = layer.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.conv2 = static.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = norm.d2(cout)
         if zero_last_bn:
             nn.init.zeros_(self.bn2.weight)
@@ -56,7 +57,7 @@ class BasicBlock(nn.Module):
                 else []
             conv_stride = 1 if pool else stride
             self.shortcut = nn.Sequential(
-                *pool, layer.Conv2d(cin, cout, 1, conv_stride, bias=False), norm.d2(cout),
+                *pool, static.Conv2d(cin, cout, 1, conv_stride, bias=False), norm.d2(cout),
                 *([neuron()] if variant == "sew" else []))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,7 +79,7 @@ def _stages(cin: int, plan: list[tuple[int, int, int]], neuron, norm, **block) -
 def _stem(cin: int, widths: list[int], neuron, norm) -> list[nn.Module]:
     out = []
     for width in widths:
-        out += [layer.Conv2d(cin, width, 3, 1, 1, bias=False), norm.d2(width), neuron()]
+        out += [static.Conv2d(cin, width, 3, 1, 1, bias=False), norm.d2(width), neuron()]
         cin = width
     return out
 

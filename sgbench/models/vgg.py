@@ -13,6 +13,8 @@ from __future__ import annotations
 from spikingjelly.activation_based import layer
 from torch import nn
 
+from . import static
+from .pool import MaxPool2d
 from .norm import Norm
 from .resnet import kaiming_init
 
@@ -26,7 +28,7 @@ def _features(cin: int, plan: list, neuron, norm: Norm, bias: bool) -> list[nn.M
         if item == "M":
             out.append(layer.AvgPool2d(2, 2))
         else:
-            out += [layer.Conv2d(cin, item, 3, padding=1, bias=bias), norm.d2(item), neuron()]
+            out += [static.Conv2d(cin, item, 3, padding=1, bias=bias), norm.d2(item), neuron()]
             cin = item
     return out
 
@@ -60,8 +62,8 @@ def dvsgesturenet(in_shape, num_classes, neuron, channels: int = 128, norm_scale
 
     norm, layers, cin = Norm(norm_scale, norm_gamma), [], in_shape[0]
     for _ in range(5):
-        layers += [layer.Conv2d(cin, channels, 3, padding=1, bias=False), norm.d2(channels),
-                   neuron(), layer.MaxPool2d(2, 2)]
+        layers += [static.Conv2d(cin, channels, 3, padding=1, bias=False), norm.d2(channels),
+                   neuron(), MaxPool2d(2, 2)]
         cin = channels
     side = in_shape[1] // 32
     body = nn.Sequential(

@@ -69,9 +69,11 @@ class StepGrads:
 
 
 def step_backward(h, theta, p, grad_s, grad_v, shape: Shape, dyn: Dynamics,
-                  need_theta: bool, need_p: bool, out: Tensor | None = None) -> StepGrads:
+                  need_theta: bool, need_p: bool, out: Tensor | None = None,
+                  below: Tensor | None = None) -> StepGrads:
     """Gradients of one fire-and-reset step given dL/dS[t] (grad_s) and dL/dV[t] (grad_v);
-    ``p`` is the step's shape-parameter vector [P]; dL/dH[t] is written to ``out`` if given."""
+    ``p`` is the step's shape-parameter vector [P]; dL/dH[t] is written to ``out`` if given.
+    ``below`` is (H < theta) as a float mask, when the caller has it already."""
     p = tuple(p.unbind(0))
     x = h - theta
     sg = shape.grad(x, *p)
@@ -86,8 +88,9 @@ def step_backward(h, theta, p, grad_s, grad_v, shape: Shape, dyn: Dynamics,
                 gs = torch.addcmul(grad_s, grad_v, h, value=-1.0)
             else:
                 gs = torch.addcmul(grad_s, grad_v, dyn.v_reset - h)
-        through_reset = grad_v * torch.lt(x, 0.0, out=torch.empty_like(x)) if dyn.hard_reset \
-            else grad_v
+        if below is None and dyn.hard_reset:
+            below = torch.lt(x, 0.0, out=torch.empty_like(x))
+        through_reset = grad_v * below if dyn.hard_reset else grad_v
         gh = torch.addcmul(through_reset, gs, sg, out=out)
     g_theta = g_p = None
     if need_theta:
@@ -97,6 +100,16 @@ def step_backward(h, theta, p, grad_s, grad_v, shape: Shape, dyn: Dynamics,
     if need_p:
         g_p = shape.param_grads(x, p, gs)
     return StepGrads(gh, g_theta, g_p)
+
+
+def _previous_potential(h: Tensor, theta: Tensor, dyn: Dynamics
+                        ) -> tuple[Tensor, Tensor | None]:
+    """V[t-1] from H[t-1] (as ``fire_reset``), and the mask (H < theta) under a hard reset."""
+    if not dyn.hard_reset:
+        return fire_reset(h, theta, dyn)[1], None
+    below = torch.lt(h, theta, out=torch.empty_like(h))
+    v = h * below  # H (1 - S)
+    return (v.add_(1.0 - below, alpha=dyn.v_reset) if dyn.v_reset else v), below
 
 
 @dataclass
@@ -122,9 +135,10 @@ def bptt(h_seq, v0, k, theta, p, grad_s, grad_v, grad_h, shape: Shape, dyn: Dyna
     g_p = torch.zeros_like(p) if need_p else None
     g_k = torch.zeros((), dtype=h_seq.dtype, device=h_seq.device) if need_k else None
     gv, unit_k = grad_v, isinstance(k, float) and k == 1.0
+    below = None  # (H[t] < theta[t]), made for V[t] at step t + 1 and reused at step t
     for t in range(T - 1, -1, -1):
         g = step_backward(h_seq[t], theta[t], p[t], grad_s[t], gv, shape, dyn,
-                          need_theta, need_p, out=delta[t])
+                          need_theta, need_p, out=delta[t], below=below)
         if grad_h is not None:
             delta[t].add_(grad_h[t])
         if capture is not None:
@@ -133,9 +147,10 @@ def bptt(h_seq, v0, k, theta, p, grad_s, grad_v, grad_h, shape: Shape, dyn: Dyna
             g_theta[t] = g.theta
         if need_p:
             g_p[t] = torch.stack(g.p)
-        if need_k:
-            v_prev = v0 if t == 0 else fire_reset(h_seq[t - 1], theta[t - 1], dyn)[1]
-            g_k += (delta[t] * v_prev).sum()
+        if need_k:  # dL/dk = sum_t <dL/dH[t], V[t-1]>
+            v_prev, below = (v0, None) if t == 0 else _previous_potential(
+                h_seq[t - 1], theta[t - 1], dyn)
+            g_k += torch.vdot(delta[t].reshape(-1), v_prev.reshape(-1))
         gv = delta[t] if unit_k else delta[t] * k  # dL/dV[t-1]
     if capture is not None:
         capture.flush()

@@ -1,0 +1,229 @@
+"""`sgbench bench epoch`: training steps of a task as sgbench runs them, side by side with the same
+network built on SpikingJelly's neurons and on a plain PyTorch LIF loop.
+
+All three train the task's architecture (the same conv, BN and linear layers, the same initial
+weights, optimizer and loss) on the same batches, drawn by sgbench's data path; only the
+spiking neuron differs: sgbench's engine with the method's rule, SpikingJelly's LIF/IF node with
+the same surrogate (its built-in class where one has the same formula, else a custom one, which
+SpikingJelly runs on its reference path), or a Python loop over T with an autograd surrogate.
+Steps are interleaved (sgbench, SpikingJelly, plain, sgbench, ...) so drift in the machine
+affects each alike; medians are reported. The data wait is the time to draw a batch.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from spikingjelly.activation_based import base, functional, neuron, surrogate
+from torch import nn
+
+from .data import build_data, encode, loading
+from .data.location import DataContext
+from .method import FixedSurrogate, Method
+from .models import build_model, static
+from .neuron.node import used_backend
+from .neuron.shapes import Shape, get_shape
+
+Tensor = torch.Tensor
+
+
+class ShapeSpike(torch.autograd.Function):
+    """Heaviside forward; backward through the sgbench shape g(x; p), x = H - theta."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, shape: Shape, p: tuple[float, ...]) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.shape, ctx.p = shape, p
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (x,) = ctx.saved_tensors
+        return grad * ctx.shape.grad(x, *ctx.p), None, None
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    shape: Shape
+    p: tuple[float, ...]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return ShapeSpike.apply(x, self.shape, self.p)
+
+    def spikingjelly(self) -> surrogate.SurrogateFunctionBase:
+        """SpikingJelly's own class for the same formula, else a custom surrogate class."""
+        if self.shape.name == "atan":
+            return surrogate.ATan(alpha=self.p[0])
+        if self.shape.name == "sigmoid":
+            return surrogate.Sigmoid(alpha=self.p[0])
+        return _CustomSurrogate(self)
+
+
+class _CustomSurrogate(surrogate.SurrogateFunctionBase):
+    def __init__(self, sg: Surrogate):
+        super().__init__(spiking=True)
+        self.sg = sg
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.sg(x)
+
+
+class PlainLIF(nn.Module):
+    """H = k V + c X + b, S = step(H - theta), hard or soft reset: a loop over T, autograd through
+    every operation (the straightforward PyTorch implementation)."""
+
+    def __init__(self, k: float, c: float, b: float, theta: float, hard: bool, v_reset: float,
+                 detach_reset: bool, spike: Callable[[Tensor], Tensor]):
+        super().__init__()
+        self.k, self.c, self.b, self.theta = k, c, b, theta
+        self.hard, self.v_reset, self.detach_reset, self.spike = hard, v_reset, detach_reset, spike
+
+    def forward(self, x_seq: Tensor) -> Tensor:
+        v, out = torch.zeros_like(x_seq[0]), []
+        for x in x_seq:
+            h = self.k * v + self.c * x + self.b
+            s = self.spike(h - self.theta)
+            r = s.detach() if self.detach_reset else s
+            v = h * (1 - r) + self.v_reset * r if self.hard else h - self.theta * r
+            out.append(s)
+        return torch.stack(out)
+
+
+def plain_factory(section: dict[str, Any], sg: Surrogate) -> Callable[[], nn.Module]:
+    """The task's neuron as a plain loop (a learnable decay is held at its initial value)."""
+    from .neuron.node import SpikingNeuron
+
+    ref = SpikingNeuron(**section)
+    dyn = ref.dynamics
+    return lambda: PlainLIF(ref.decay_value(), dyn.c, dyn.b, ref.v_threshold, dyn.hard_reset,
+                            dyn.v_reset, dyn.detach_reset, sg)
+
+
+def spikingjelly_factory(section: dict[str, Any], sg: Surrogate) -> Callable[[], nn.Module]:
+    """The task's neuron as SpikingJelly's node: IF, LIF (tau charge), or LIF with
+    tau = 1 / (1 - k) and no input decay for H = k V + X (parametric when k is learnable)."""
+    common = dict(v_threshold=section["v_threshold"], detach_reset=section["detach_reset"],
+                  v_reset=section["v_reset"] if section["reset"] == "hard" else None,
+                  step_mode="m")
+    if section["charge"] == "if":
+        return lambda: neuron.IFNode(surrogate_function=sg.spikingjelly(),
+                                     **common)
+    if section["charge"] == "tau":
+        return lambda: neuron.LIFNode(tau=section["tau"], decay_input=section["decay_input"],
+                                      surrogate_function=sg.spikingjelly(),
+                                      **common)
+    tau = 1 / (1 - section["decay"])
+    if section["learnable_decay"]:
+        return lambda: neuron.ParametricLIFNode(init_tau=tau, decay_input=False,
+                                                surrogate_function=sg.spikingjelly(),
+                                                **common)
+    return lambda: neuron.LIFNode(tau=tau, decay_input=False,
+                                  surrogate_function=sg.spikingjelly(),
+                                  **common)
+
+
+def baseline_surrogate(method: Method) -> tuple[Surrogate, str]:
+    """The method's fixed surrogate, or ATan (alpha 2) for methods that adapt theirs."""
+    if isinstance(method, FixedSurrogate):
+        return Surrogate(get_shape(method.shape), tuple(method.shape_params())), method.name
+    return Surrogate(get_shape("atan"), (2.0,)), "atan (alpha=2): the method adapts its own"
+
+
+@dataclass
+class Candidate:
+    name: str
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    method: Method | None = None
+    times: list[float] | None = None
+
+
+def _candidate(name: str, cfg: dict[str, Any], data, device: torch.device, seed: int,
+               method: Method | None, factory: Callable[[], nn.Module] | None,
+               make_optimizer: Callable) -> Candidate:
+    torch.manual_seed(seed)  # the same initial weights for every candidate
+    model = build_model(cfg["model"], cfg["neuron"], data.input_shape, data.num_classes,
+                        neuron_factory=factory)
+    if method is not None:
+        method.attach(model, cfg["T"])
+    model.to(device).train()
+    return Candidate(name, model, make_optimizer(model, cfg["train"], method or Method()),
+                     method, [])
+
+
+def _step(c: Candidate, x: Tensor, y: Tensor, cfg: dict[str, Any], loss_fn, sync) -> float:
+    sync()
+    start = time.perf_counter()
+    with nullcontext() if c.method is not None else static.stock_layers():
+        out = c.model(encode(x, cfg["T"], cfg["data"]["encoding"]))
+    loss = loss_fn(out, y)
+    aux = c.method.aux_loss(c.model) if c.method is not None else None
+    c.optimizer.zero_grad(set_to_none=True)
+    (loss if aux is None else loss + aux).backward()
+    c.optimizer.step()
+    functional.reset_net(c.model)
+    sync()
+    return time.perf_counter() - start
+
+
+def bench_epoch(task: str, method_name: str = "atan", steps: int = 20, warmup: int = 3,
+                device: str = "cpu", seed: int = 0, data_dir=None, overrides=()
+                ) -> dict[str, Any]:
+    """Median seconds per training step of each candidate, samples/s, and their ratios."""
+    from .config import resolve_task
+    from .registry import load_method
+    from .train import make_loss, make_optimizer
+
+    dev = torch.device(device)
+    cfg = resolve_task(task, overrides=list(overrides))
+    data = build_data(cfg["data"], DataContext.resolve(data_dir, False, cfg["T"]))
+    train = loading.on_device(data.train, dev)
+    batch = cfg["train"]["batch_size"]
+    method = load_method(method_name)()
+    sg, sg_label = baseline_surrogate(method)
+    candidates = [
+        _candidate("sgbench", cfg, data, dev, seed, method, None, make_optimizer),
+        _candidate("spikingjelly", cfg, data, dev, seed, None,
+                   spikingjelly_factory(cfg["neuron"], sg), make_optimizer),
+        _candidate("plain pytorch", cfg, data, dev, seed, None,
+                   plain_factory(cfg["neuron"], sg), make_optimizer)]
+    loss_fn, sync = make_loss(cfg["train"]), (torch.cuda.synchronize if dev.type == "cuda"
+                                              else (lambda: None))
+    batches = iter(loading.train_batches(train, batch, torch.Generator().manual_seed(seed), 0,
+                                         drop_last=True))
+    data_times = []
+    for step in range(warmup + steps):
+        sync()
+        start = time.perf_counter()
+        x, y = next(batches)
+        sync()
+        if step >= warmup:
+            data_times.append(time.perf_counter() - start)
+        for c in candidates:
+            elapsed = _step(c, x, y, cfg, loss_fn, sync)
+            if step >= warmup:
+                c.times.append(elapsed)
+    return _summary(cfg, method, sg_label, candidates, data_times, batch, len(train), dev,
+                    steps)
+
+
+def _summary(cfg, method, sg_label, candidates, data_times, batch, n_train, dev, steps):
+    medians = {c.name: statistics.median(c.times) for c in candidates}
+    ours, data_s = medians["sgbench"], statistics.median(data_times)
+    return {
+        "task": cfg["name"], "version": cfg["version"], "T": cfg["T"], "batch": batch,
+        "method": method.name, "baseline_surrogate": sg_label, "device": str(dev),
+        "steps": steps, "threads": torch.get_num_threads(),
+        "sgbench_backend": used_backend(candidates[0].model),
+        "data_s_per_batch": data_s, "data_share": data_s / (data_s + ours),
+        "epoch_s_estimate": (ours + data_s) * n_train / batch,
+        "results": [{"candidate": c.name, "median_s": medians[c.name], "min_s": min(c.times),
+                     "samples_per_s": batch / medians[c.name],
+                     "time_vs_sgbench": medians[c.name] / ours} for c in candidates],
+        "ratios": {"sgbench/spikingjelly": ours / medians["spikingjelly"],
+                   "sgbench/plain": ours / medians["plain pytorch"]},
+    }
