@@ -322,17 +322,19 @@ def check_cmd(
 @reference_app.command("run")
 @user_errors
 def reference_run_cmd(
-    out_dir: Path = typer.Option(Path("results/reference-runs"), "--out"),
+    suite_name: str = typer.Option("digits", "--suite", help="A suite of results/reference/."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: "
+                                           "results/reference-runs/SUITE."),
     jobs: int = typer.Option(2, "--jobs", help="Runs at a time (one thread each)."),
 ) -> None:
-    """Run every configuration of results/reference/suite.yaml."""
+    """Run every configuration of a reference suite (results/reference/SUITE.yaml)."""
     from .record import ensure_writable
     from .reference import load_suite, run_suite, suite_runs
 
     if jobs < 1:
         raise UsageError("--jobs must be >= 1")
-    suite = load_suite()
-    ensure_writable(out_dir)
+    suite = load_suite(suite_name)
+    out_dir = ensure_writable(out_dir or Path("results/reference-runs") / suite_name)
     err.print(f"{len(suite_runs(suite))} runs, {jobs} at a time -> {out_dir}", highlight=False)
     paths = run_suite(out_dir, jobs, suite)
     out.print(f"{len(paths)} records in {out_dir}", highlight=False)
@@ -341,22 +343,25 @@ def reference_run_cmd(
 @reference_app.command("pin")
 @user_errors
 def reference_pin_cmd(
-    runs: Path = typer.Option(Path("results/reference-runs"), "--runs"),
+    suite_name: str = typer.Option("digits", "--suite", help="A suite of results/reference/."),
+    runs: Optional[Path] = typer.Option(None, "--runs", help="Default: "
+                                        "results/reference-runs/SUITE."),
 ) -> None:
-    """Pin the suite's results (mean, std, tolerance) and regenerate results/LEADERBOARD.md."""
+    """Pin a suite's results (mean, std, tolerance) and regenerate results/LEADERBOARD.md."""
     import json
 
     from .record import load_records
-    from .reference import LEADERBOARD, PINNED, leaderboard, load_suite, pin
+    from .reference import LEADERBOARD, leaderboard, load_suite, pin, pinned_path
 
-    records, problems = load_records(runs)
+    suite = load_suite(suite_name)
+    records, problems = load_records(runs or Path("results/reference-runs") / suite_name)
     if problems:
         raise UserError("; ".join(problems))
-    pinned = pin(records, load_suite())
-    PINNED.write_text(json.dumps(pinned, indent=1) + "\n")
-    LEADERBOARD.write_text(leaderboard(pinned))
-    out.print(f"pinned {len(pinned['groups'])} configurations in {PINNED}; wrote {LEADERBOARD}",
-              highlight=False)
+    pinned = pin(records, suite)
+    pinned_path(suite_name).write_text(json.dumps(pinned, indent=1) + "\n")
+    LEADERBOARD.write_text(leaderboard())
+    out.print(f"pinned {len(pinned['groups'])} configurations in {pinned_path(suite_name)}; "
+              f"wrote {LEADERBOARD}", highlight=False)
 
 
 @reference_app.command("leaderboard")
@@ -364,10 +369,11 @@ def reference_pin_cmd(
 def reference_leaderboard_cmd(
     check: bool = typer.Option(False, "--check", help="Exit 1 if LEADERBOARD.md is stale."),
 ) -> None:
-    """Render results/LEADERBOARD.md from the pinned numbers (or check that it is current)."""
-    from .reference import LEADERBOARD, leaderboard, read_pinned
+    """Render results/LEADERBOARD.md from the committed leaderboard records and the pinned
+    numbers (or check that it is current)."""
+    from .reference import LEADERBOARD, leaderboard
 
-    text = leaderboard(read_pinned())
+    text = leaderboard()
     if check:
         if not LEADERBOARD.is_file() or LEADERBOARD.read_text() != text:
             raise UserError(f"{LEADERBOARD} is stale: run `sgbench reference leaderboard`")
@@ -380,18 +386,22 @@ def reference_leaderboard_cmd(
 @app.command("regress")
 @user_errors
 def regress_cmd(
-    runs: Path = typer.Option(Path("results/reference-runs"), "--runs"),
+    suite_name: str = typer.Option("digits", "--suite", help="Whose pinned numbers to check."),
+    runs: Optional[Path] = typer.Option(None, "--runs", help="Default: "
+                                        "results/reference-runs/SUITE."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="Pinned numbers "
-                                             "(default: results/reference/reference.json)."),
+                                             "(default: results/reference/SUITE.pinned.json)."),
     published_too: bool = typer.Option(False, "--published", help="Also check published "
                                        "numbers matched approximately or exactly."),
 ) -> None:
     """Exit 1 when runs fall short of the pinned reference (or published) numbers."""
     from .published import load as load_published
-    from .reference import PINNED, covered, read_pinned, regress
+    from .reference import covered, load_suite, pinned_path, read_pinned, regress
 
+    load_suite(suite_name)  # an unknown suite fails here, with the known names
+    runs = runs or Path("results/reference-runs") / suite_name
     records = _load_runs(runs)
-    pinned = read_pinned(reference or PINNED)
+    pinned = read_pinned(reference or pinned_path(suite_name))
     short = regress(records, pinned, load_published() if published_too else [])
     checked = f"{covered(records, pinned)} of {len(pinned['groups'])} pinned configurations"
     if not short:

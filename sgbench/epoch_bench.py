@@ -170,6 +170,12 @@ def _step(c: Candidate, x: Tensor, y: Tensor, cfg: dict[str, Any], loss_fn, sync
     return time.perf_counter() - start
 
 
+def _forever(loader):
+    """Batches of pass after pass."""
+    while True:
+        yield from loader
+
+
 def bench_epoch(task: str, method_name: str = "atan", steps: int = 20, warmup: int = 3,
                 device: str = "cpu", seed: int = 0, data_dir=None, overrides=()
                 ) -> dict[str, Any]:
@@ -193,8 +199,8 @@ def bench_epoch(task: str, method_name: str = "atan", steps: int = 20, warmup: i
                    plain_factory(cfg["neuron"], sg), make_optimizer)]
     loss_fn, sync = make_loss(cfg["train"]), (torch.cuda.synchronize if dev.type == "cuda"
                                               else (lambda: None))
-    batches = iter(loading.train_batches(train, batch, torch.Generator().manual_seed(seed), 0,
-                                         drop_last=True))
+    batches = _forever(loading.train_batches(train, batch, torch.Generator().manual_seed(seed),
+                                             0, drop_last=True))
     data_times = []
     for step in range(warmup + steps):
         sync()
