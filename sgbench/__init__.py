@@ -1,2 +1,2 @@
 """sgbench: a benchmark for surrogate-gradient methods of spiking neural networks."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -10,7 +10,7 @@ from typing import Any
 from tabulate import tabulate
 
 from .errors import UsageError
-from .method import did_you_mean
+from .values import did_you_mean
 
 FORMATS = ("table", "md", "csv", "json", "html")
 KEYS = ("task", "version", "protocol", "T", "method", "params")
@@ -52,8 +52,11 @@ def _params_label(params: dict[str, Any]) -> str:
 
 
 def group_key(record: dict[str, Any]) -> tuple:
+    """The configuration a record belongs to; records of methods whose source differs (another
+    version of the file, or another method of the same name) are never averaged together."""
     return (record["task"]["name"], record["task"]["version"], record["protocol"], record["T"],
-            record["method"]["name"], _params_label(record["method"]["params"]))
+            record["method"]["name"], _params_label(record["method"]["params"]),
+            record["method"].get("source_sha256"))
 
 
 def _stats(values: list[float]) -> tuple[float | None, float | None]:
@@ -78,7 +81,8 @@ def summarize(records: list[dict[str, Any]], task: str | None = None, T: int | N
     for key in sorted(groups, key=lambda k: tuple(str(part) for part in k)):
         runs = groups[key]
         ok = [r for r in runs if r["status"] == "ok" and r["metrics"]["top1"] is not None]
-        row: dict[str, Any] = {**dict(zip(KEYS, key)), "n": len(ok),
+        row: dict[str, Any] = {**dict(zip(KEYS, key)), "source": (key[-1] or "")[:8],
+                               "n": len(ok),
                                "excluded": len(runs) - len(ok),
                                "seeds": sorted(r["seed"] for r in ok),
                                "top1_runs": [r["metrics"]["top1"] for r in ok],
@@ -88,10 +92,20 @@ def summarize(records: list[dict[str, Any]], task: str | None = None, T: int | N
             values = [r[section][field] for r in ok if r[section].get(field) is not None]
             row[f"{column}_mean"], row[f"{column}_std"] = _stats(values)
         rows.append(row)
+    _mark_sources(rows)
     _attach_published(rows, published, task, T)
     if baseline is not None:
         _attach_baseline(rows, baseline)
     return rows
+
+
+def _mark_sources(rows: list[dict[str, Any]]) -> None:
+    """Rows of one configuration whose method sources differ are told apart by a flag."""
+    sources: dict[tuple, set] = {}
+    for row in rows:
+        sources.setdefault(tuple(row[k] for k in KEYS), set()).add(row["source"])
+    for row in rows:
+        row["source_differs"] = len(sources[tuple(row[k] for k in KEYS)]) > 1
 
 
 def _published_label(entry: dict[str, Any]) -> str:
@@ -167,9 +181,11 @@ def _cell(row: dict[str, Any], column: str) -> str:
 
 
 def flags(row: dict[str, Any]) -> list[str]:
-    """Warnings about a row: too few seeds, or runs of differing task configs averaged."""
+    """Warnings about a row: too few seeds, runs of differing task configs averaged, or
+    another row of the same configuration whose method source differs."""
     found = ["n<3"] if 0 < row["n"] < 3 else []
-    return found + (["mixed configs"] if row.get("configs", 1) > 1 else [])
+    found += ["mixed configs"] if row.get("configs", 1) > 1 else []
+    return found + ([f"method source {row['source']}"] if row.get("source_differs") else [])
 
 
 def check_format(fmt: str) -> None:

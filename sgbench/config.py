@@ -17,7 +17,7 @@ from typing import Any, Callable
 import yaml
 
 from .errors import UsageError, UserError
-from .method import coerce, did_you_mean, split_assignment
+from .values import coerce, did_you_mean, split_assignment
 
 TASK_PACKAGE = "sgbench.tasks"
 PROTOCOLS = ("controlled", "paper")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
-from spikingjelly.activation_based import base, functional, neuron, surrogate
+from spikingjelly.activation_based import functional, neuron, surrogate
 from torch import nn
 
 from .data import build_data, encode, loading
@@ -129,7 +129,7 @@ def spikingjelly_factory(section: dict[str, Any], sg: Surrogate) -> Callable[[],
 def baseline_surrogate(method: Method) -> tuple[Surrogate, str]:
     """The method's fixed surrogate, or ATan (alpha 2) for methods that adapt theirs."""
     if isinstance(method, FixedSurrogate):
-        return Surrogate(get_shape(method.shape), tuple(method.shape_params())), method.name
+        return Surrogate(method.surrogate(), tuple(method.shape_params())), method.name
     return Surrogate(get_shape("atan"), (2.0,)), "atan (alpha=2): the method adapts its own"
 
 

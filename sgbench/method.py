@@ -9,19 +9,17 @@ under ``--protocol paper``: neuron, norm layer and loss settings belong there, n
 """
 from __future__ import annotations
 
-import dataclasses
-import difflib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import yaml
 from torch import nn
 
+from . import params as params_
 from .errors import UsageError
 from .neuron.node import SpikingNeuron, preceding
 from .neuron.rules import FixedRule, LayerRule
-from .neuron.shapes import get_shape
+from .neuron.shapes import Shape, get_shape
 
 KINDS = ("fixed", "scheduled", "learnable", "adaptive", "asymmetric", "threshold")
 FIDELITIES = ("official-code", "paper", "reconstruction")
@@ -63,6 +61,13 @@ class Method:
 
     def __init__(self, params: Any | None = None):
         self.params = params if params is not None else self.Params()
+        params_.validate(type(self), self.params)
+
+    @classmethod
+    def param_problems(cls, params: Any) -> list[str]:
+        """Rules across parameters (each field's own bounds and choices are declared with
+        ``param``): one message per broken rule."""
+        return []
 
     # -- the one thing every method must say --------------------------------------------------
     def layer_rule(self, ctx: LayerContext) -> LayerRule:
@@ -103,6 +108,7 @@ class Method:
         for index, (neuron, norm) in enumerate(layers.items()):
             ctx = LayerContext(index, len(layers), neuron, norm[1] if norm else None, T)
             neuron.rule = self.layer_rule(ctx)
+            neuron.rule.method_name = self.name
 
     @classmethod
     def paper_overlay(cls, dataset: str) -> dict[str, Any]:
@@ -116,62 +122,19 @@ class Method:
 
 
 class FixedSurrogate(Method):
-    """A fixed surrogate shape with the neuron's own threshold: the classic baselines."""
+    """A fixed surrogate shape with the neuron's own threshold: the classic baselines. ``shape``
+    is a built-in shape's name or a plugin's own ``Shape``."""
 
-    shape: ClassVar[str] = ""
+    shape: ClassVar[str | Shape] = ""
     kinds = ("fixed",)
+
+    @classmethod
+    def surrogate(cls) -> Shape:
+        return cls.shape if isinstance(cls.shape, Shape) else get_shape(cls.shape)
 
     def shape_params(self) -> list[float]:
         """The shape's parameter vector; by default the Params fields named like the shape's."""
-        return [float(getattr(self.params, name)) for name in get_shape(self.shape).params]
+        return [float(getattr(self.params, name)) for name in self.surrogate().params]
 
     def layer_rule(self, ctx: LayerContext) -> LayerRule:
-        return FixedRule(self.shape, self.shape_params())
-
-
-def parse_params(method_cls: type[Method], assignments: list[str]) -> Any:
-    """Build ``method_cls.Params`` from ``key=value`` strings; unknown keys are usage errors."""
-    fields = {f.name: f for f in dataclasses.fields(method_cls.Params)}
-    values: dict[str, Any] = {}
-    for item in assignments:
-        key, value = split_assignment(item, "--param")
-        if key not in fields:
-            raise UsageError(f"unknown --param '{key}' for method '{method_cls.name}'"
-                             f"{did_you_mean(key, fields)}; its parameters: "
-                             f"{', '.join(fields) or 'none'}")
-        default = getattr(method_cls.Params(), key)
-        values[key] = coerce(value, default, f"--param {key}")
-    return method_cls.Params(**values)
-
-
-def split_assignment(item: str, flag: str) -> tuple[str, str]:
-    if "=" not in item:
-        raise UsageError(f"{flag} expects key=value, got '{item}'")
-    key, value = item.split("=", 1)
-    return key.strip(), value.strip()
-
-
-def coerce(text: str, like: Any, what: str) -> Any:
-    """Parse ``text`` as YAML and check it has the type of the default ``like``."""
-    try:
-        value = yaml.safe_load(text) if text != "" else ""
-    except yaml.YAMLError:
-        value = text
-    if like is None or isinstance(like, str):
-        return value if like is None else str(value)
-    if isinstance(like, bool):
-        if isinstance(value, bool):
-            return value
-    elif isinstance(like, (int, float)) and isinstance(value, (int, float)) \
-            and not isinstance(value, bool):
-        if isinstance(like, int) and not isinstance(value, int):
-            raise UsageError(f"{what} must be an integer, got '{text}'")
-        return type(like)(value)
-    elif isinstance(like, (list, tuple)) and isinstance(value, list):
-        return value
-    raise UsageError(f"{what} must be of type {type(like).__name__}, got '{text}'")
-
-
-def did_you_mean(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        return FixedRule(self.surrogate(), self.shape_params())

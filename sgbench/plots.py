@@ -33,7 +33,7 @@ def _pyplot():
 
 def check_kind(kind: str) -> None:
     if kind not in KINDS:
-        from .method import did_you_mean
+        from .values import did_you_mean
 
         raise UsageError(f"unknown plot '{kind}'{did_you_mean(kind, KINDS)}; plots: "
                          f"{', '.join(KINDS)}")

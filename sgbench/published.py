@@ -1,4 +1,4 @@
-"""Published numbers (``results/published.yaml``): loading, validation and lookup."""
+"""Published numbers (``sgbench/published.yaml``): loading, validation and lookup."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +18,8 @@ FIELDS = {"method": (str, type(None)), "name": str, "external": bool, "paper": s
 
 
 def default_path() -> Path:
-    """The repository's results/published.yaml (found from a source or editable install)."""
-    return Path(__file__).resolve().parents[1] / "results" / "published.yaml"
+    """The published numbers sgbench ships (``sgbench/published.yaml``)."""
+    return Path(__file__).resolve().parent / "published.yaml"
 
 
 def load(path: Path | None = None) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ from typing import Any
 
 def iterative_lif(decay: float, v_threshold: float, learnable: bool) -> dict[str, Any]:
     """H = k V (1 - S) + I with hard reset to 0, not detached (Wu et al. 2019); k = sigmoid(w)
-    when learnable (the PLIF-style decay of the MPD-AGL / DS-ATGO code, spec section 1.3)."""
+    when learnable (the decay of the MPD-AGL / DS-ATGO code; docs/methods.md, 1.3)."""
     return {"neuron.charge": "mul", "neuron.decay": decay, "neuron.learnable_decay": learnable,
             "neuron.v_threshold": v_threshold, "neuron.reset": "hard", "neuron.v_reset": 0.0,
             "neuron.detach_reset": False}

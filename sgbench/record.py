@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from . import __version__
 from .alloc import allocator_tuned
 from .errors import UserError
@@ -63,14 +61,18 @@ def git_state() -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
-def device_name(device: torch.device) -> str:
+def device_name(device) -> str:
     if device.type == "cuda":
+        import torch
+
         return torch.cuda.get_device_name(device)
     return _cpu_name()
 
 
-def capture_env(device: torch.device, neuron_backend: str) -> dict[str, Any]:
+def capture_env(device, neuron_backend: str) -> dict[str, Any]:
     """What a record stores about the machine and software (never the hostname)."""
+    import torch
+
     return {
         "sgbench": __version__,
         "python": platform.python_version(),
@@ -125,7 +127,7 @@ def write_record(record: dict[str, Any], out_dir: Path) -> Path:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
+    if hasattr(value, "tolist"):  # tensors and numpy values
         return value.tolist()
     if isinstance(value, Path):
         return str(value)

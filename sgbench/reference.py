@@ -1,4 +1,8 @@
-"""The reference suite, its pinned numbers, the generated leaderboard, and regression checks."""
+"""The reference suites: run one, pin its numbers, and check runs against them (`regress`).
+
+A suite (``sgbench/suites/NAME.yaml``) is a grid of CPU runs; its pinned numbers
+(``NAME.pinned.json`` beside it) hold each configuration's mean, std and tolerance.
+"""
 from __future__ import annotations
 
 import json
@@ -7,16 +11,15 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .compare import blank_measures, render, summarize
+from .compare import summarize
 from .config import load_yaml
 from .errors import UsageError, UserError
-from .method import did_you_mean
 from .published import lookup
 from .record import load_records
 from .registry import builtin_names
+from .values import did_you_mean
 
-ROOT = Path(__file__).resolve().parents[1] / "results"
-SUITES, BOARDS, LEADERBOARD = ROOT / "reference", ROOT / "leaderboards", ROOT / "LEADERBOARD.md"
+SUITES = Path(__file__).resolve().parent / "suites"
 DEFAULT_SUITE = "digits"
 
 
@@ -92,76 +95,26 @@ def pin(records: list[dict[str, Any]], suite: dict[str, Any]) -> dict[str, Any]:
             "groups": groups}
 
 
+def pin_suite(name: str, runs: Path) -> tuple[Path, int]:
+    """Pin suite ``name`` from the records in ``runs``: its pinned file and how many
+    configurations it holds; then regenerate the leaderboard."""
+    from .leaderboard import write_leaderboard
+
+    suite = load_suite(name)
+    records, problems = load_records(runs)
+    if problems:
+        raise UserError("; ".join(problems))
+    pinned = pin(records, suite)
+    pinned_path(name).write_text(json.dumps(pinned, indent=1) + "\n")
+    write_leaderboard()
+    return pinned_path(name), len(pinned["groups"])
+
+
 def read_pinned(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"no pinned reference numbers at {path}; run `sgbench reference run` "
                         f"and `sgbench reference pin`")
     return json.loads(path.read_text())
-
-
-def pinned_section(pinned: dict[str, Any]) -> str:
-    """Markdown of one suite's pinned numbers, rendered by `compare`'s table code."""
-    rows = []
-    for g in pinned["groups"]:
-        row = {"task": g["task"], "version": g["version"], "protocol": "controlled", "T": g["T"],
-               "method": g["method"], "params": g["params"], "n": g["n"], "excluded": 0,
-               **blank_measures()}
-        row["top1_mean"], row["top1_std"] = g["top1_mean"], g["top1_std"] if g["n"] > 1 else None
-        rows.append(row)
-    suite = pinned["suite"]
-    return (f"## Reference suite `{suite['name']}` (pinned)\n\nFrom `results/reference/"
-            f"{suite['name']}.pinned.json` (suite v{suite['version']}: {suite['epochs']} epochs, "
-            f"seeds {suite['seeds']}). Final-epoch top-1, mean ± std over seeds. Short runs on "
-            f"CPU: a guard against regressions, not a measure of what the methods can reach.\n\n"
-            + render(rows, "md", ("top1",)) + "\n")
-
-
-BOARD_COLUMNS = ("top1", "synops", "energy_uj")
-BOARD_BASELINE = "atan"
-
-
-def board_section(spec_path: Path) -> str:
-    """Markdown of one committed leaderboard sweep: every record in its folder, the `compare`
-    table against the baseline, and where the numbers come from (read from the records)."""
-    spec = load_yaml(spec_path, "sweep spec")
-    folder = ROOT.parent / spec["out"]
-    records = load_records(folder)[0] if folder.is_dir() else []
-    tasks = sorted({r["task"]["name"] for r in records}) or list(spec["tasks"])
-    rows = [row for task in tasks for row in summarize(records, task, baseline=BOARD_BASELINE)]
-    cols = ",".join(BOARD_COLUMNS)
-    command = (f"sgbench compare --runs results --task {tasks[0]} --baseline {BOARD_BASELINE} "
-               f"--columns {cols} --format md")
-    return (f"## {spec['name']}: `{spec_path.relative_to(ROOT.parent)}`\n\n"
-            f"{provenance(records)}\n\nReproduce the table: `{command}`.\n\n"
-            + render(rows, "md", BOARD_COLUMNS) + "\n")
-
-
-def provenance(records: list[dict[str, Any]]) -> str:
-    """Which commits, devices, threads and epochs the records came from."""
-    if not records:
-        return "No records yet: run the sweep."
-
-    def values(get) -> str:
-        return ", ".join(sorted({str(get(r)) for r in records}))
-
-    return (f"{len(records)} records; epochs {values(lambda r: r['task']['config']['train']['epochs'])}"
-            f"; commit {values(lambda r: (r['env']['git']['commit'] or 'unknown')[:10])}"
-            f" (uncommitted changes: {values(lambda r: r['env']['git']['dirty'])}); device "
-            f"{values(lambda r: r['env']['device_name'])}; torch threads "
-            f"{values(lambda r: r['env']['torch_threads'])}; created "
-            f"{min(r['created'] for r in records)} to {max(r['created'] for r in records)}. "
-            f"Final-epoch top-1 (%), mean ± std over seeds; SynOps and energy (uJ) per sample; "
-            f"Δ and Welch's p against `{BOARD_BASELINE}`.")
-
-
-def leaderboard() -> str:
-    """results/LEADERBOARD.md: the committed leaderboard sweeps, then every pinned suite."""
-    sections = [board_section(p) for p in sorted(BOARDS.glob("*.yaml"))]
-    sections += [pinned_section(read_pinned(pinned_path(name))) for name in suite_names()
-                 if pinned_path(name).is_file()]
-    return ("# Leaderboards\n\nGenerated by `sgbench reference leaderboard` from committed run "
-            "records and pinned reference numbers; CI checks that it is current.\n\n"
-            + "\n".join(sections))
 
 
 def regress(records: list[dict[str, Any]], pinned: dict[str, Any],

@@ -1,109 +1,302 @@
-"""Method discovery: built-ins from ``sgbench.methods``, third-party entry points, or a .py path.
+"""Method discovery and identity.
 
-Third-party methods register under the entry-point group ``sgbench.methods``; set
-``SGBENCH_NO_ENTRY_POINTS=1`` to ignore them (e.g. for a reproducible built-in-only run).
+A method comes from one of three origins: built into sgbench (``sgbench/methods/<name>.py``), an
+installed package's entry point in the group ``sgbench.methods``, or a ``.py`` file named on the
+command line. Its name is the class's own ``name`` attribute when it sets one, else its module's
+file stem; an entry point must carry that same name, so a plugin is called the same whichever
+way it is loaded. Two methods never share a name: an entry point or a file named like a built-in
+(or like another entry point) is an error that names both origins. A method's identity in a
+record is its name, its origin (package and version, or file) and the sha256 of its source.
+
+Discovery reads names and metadata without importing anything (``sgbench list methods`` reads
+each module's source); a method is imported only when it is used, and a broken plugin affects
+only itself. ``SGBENCH_NO_ENTRY_POINTS=1`` ignores entry points.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
 import inspect
 import os
-import pkgutil
 import sys
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+from typing import Any
 
-from . import methods as builtin_methods
+from . import __version__
 from .errors import UsageError, UserError
-from .method import Method, did_you_mean
+from .values import did_you_mean
 
 ENTRY_POINT_GROUP = "sgbench.methods"
+BUILTIN_PACKAGE = "sgbench.methods"
+BUILTIN_DIR = Path(__file__).resolve().parent / "methods"
+DESCRIBED = ("citation", "kinds", "fidelity")
 
 
-def _method_class(module: ModuleType, name: str) -> type[Method]:
-    """The one Method subclass defined in ``module``, named ``name``."""
-    found = [obj for obj in vars(module).values()
-             if inspect.isclass(obj) and issubclass(obj, Method)
-             and obj.__module__ == module.__name__]
-    if len(found) != 1:
-        raise UserError(f"method file for '{name}' must define exactly one Method subclass, "
-                        f"found {len(found)}")
-    cls = found[0]
-    cls.name = name
-    return cls
+@dataclass(frozen=True)
+class Origin:
+    kind: str  # built-in | entry point | file
+    where: str  # the module (built-in, entry point "module:attr") or the file's path
+    package: str | None = None
+    version: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "file":
+            return f"file {self.where}"
+        if self.kind == "built-in":
+            return f"built-in (sgbench {self.version})"
+        return f"entry point of {self.package} {self.version} ({self.where})"
+
+    def as_record(self) -> dict[str, Any]:
+        return {"kind": self.kind, "where": self.where, "package": self.package,
+                "version": self.version}
 
 
-def _import(module_name: str, label: str) -> ModuleType:
-    try:
-        return importlib.import_module(module_name)
-    except Exception as exc:  # a broken plugin must not look like a crash of sgbench
-        raise UserError(f"cannot import method '{label}': {type(exc).__name__}: {exc}") from exc
+@dataclass(frozen=True)
+class Candidate:
+    """A method that can be loaded, found without importing it."""
+
+    name: str
+    origin: Origin
+    source: Path | None  # its module's file, when it can be found without importing
+    attr: str | None = None  # the class's name in the module (entry points say it)
 
 
-@lru_cache(maxsize=None)
 def builtin_names() -> tuple[str, ...]:
-    return tuple(sorted(m.name for m in pkgutil.iter_modules(builtin_methods.__path__)
-                        if not m.name.startswith("_")))
+    return tuple(sorted(p.stem for p in BUILTIN_DIR.glob("*.py") if not p.stem.startswith("_")))
 
 
-def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+def _builtins() -> list[Candidate]:
+    return [Candidate(name, Origin("built-in", f"{BUILTIN_PACKAGE}.{name}", "sgbench",
+                                   __version__), BUILTIN_DIR / f"{name}.py")
+            for name in builtin_names()]
+
+
+def _module_file(module: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin) if spec is not None and spec.origin not in (None, "built-in") \
+        else None
+
+
+def _entry_points() -> list[Candidate]:
     if os.environ.get("SGBENCH_NO_ENTRY_POINTS"):
-        return {}
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+        return []
+    found = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        origin = Origin("entry point", ep.value, dist.name if dist else None,
+                        dist.version if dist else None)
+        found.append(Candidate(ep.name, origin, _module_file(ep.module), ep.attr))
+    return found
+
+
+def candidates() -> dict[str, list[Candidate]]:
+    """Every discoverable method by name (more than one candidate for a name is a conflict)."""
+    by_name: dict[str, list[Candidate]] = {}
+    for candidate in _builtins() + _entry_points():
+        by_name.setdefault(candidate.name, []).append(candidate)
+    return by_name
 
 
 def method_names() -> list[str]:
-    return sorted(set(builtin_names()) | set(_entry_points()))
+    return sorted(candidates())
 
 
-def load_method(name: str) -> type[Method]:
+def _conflict(name: str, origins: list[Origin]) -> UserError:
+    return UserError(f"method name '{name}' is claimed by more than one method: "
+                     f"{'; '.join(o.describe() for o in origins)}. Give the plugin another name "
+                     f"(its class's `name`, its file's or entry point's name)")
+
+
+def load_method(spec: str) -> type:
     """A method class by registered name, or from a path to a ``.py`` file."""
-    if name.endswith(".py"):
-        return _load_file(Path(name))
-    if name in builtin_names():
-        return _method_class(_import(f"{builtin_methods.__name__}.{name}", name), name)
-    entry_points = _entry_points()
-    if name in entry_points:
-        try:
-            cls = entry_points[name].load()
-        except Exception as exc:
-            raise UserError(f"cannot load method plugin '{name}': {exc}") from exc
-        if not (inspect.isclass(cls) and issubclass(cls, Method)):
-            raise UserError(f"entry point '{name}' does not name a sgbench Method class")
-        cls.name = name
-        return cls
-    raise UsageError(f"unknown method '{name}'{did_you_mean(name, method_names())} "
-                     f"(see `sgbench list methods`)")
+    if spec.endswith(".py"):
+        return _load_file(Path(spec))
+    found = candidates().get(spec)
+    if not found:
+        raise UsageError(f"unknown method '{spec}'{did_you_mean(spec, method_names())} "
+                         f"(see `sgbench list methods`)")
+    if len(found) > 1:
+        raise _conflict(spec, [c.origin for c in found])
+    return _load(found[0])
 
 
-def _load_file(path: Path) -> type[Method]:
+def _load(candidate: Candidate) -> type:
+    if candidate.origin.kind == "built-in":
+        module = _import(candidate.origin.where, candidate.name)
+        return _adopt(_method_class(module, candidate.name), candidate.name, candidate.origin)
+    try:
+        module = importlib.import_module(candidate.origin.where.split(":")[0])
+        cls = getattr(module, candidate.attr)
+    except Exception as exc:  # a broken plugin must not look like a crash of sgbench
+        raise UserError(f"cannot load method plugin '{candidate.name}' "
+                        f"({candidate.origin.describe()}): {type(exc).__name__}: {exc}") from exc
+    if not _is_method(cls):
+        raise UserError(f"entry point '{candidate.name}' ({candidate.origin.where}) does not "
+                        f"name a sgbench Method class")
+    own = _declared_name(cls, module)
+    if own != candidate.name:
+        raise UserError(f"entry point '{candidate.name}' ({candidate.origin.describe()}) loads "
+                        f"the method '{own}': name the entry point '{own}', or set "
+                        f"name = '{candidate.name}' in its class")
+    return _adopt(cls, own, candidate.origin)
+
+
+def _load_file(path: Path) -> type:
     if not path.is_file():
         raise UsageError(f"method file not found: {path}")
-    module_name = f"sgbench_user_method_{path.stem}"
+    path = path.resolve()
+    for found in candidates().values():  # a registered method's own file, named by its path
+        if len(found) == 1 and found[0].source is not None and found[0].source.resolve() == path:
+            return _load(found[0])
+    module = _import_file(path)
+    cls = _method_class(module, path.stem)
+    name, origin = _declared_name(cls, module), Origin("file", str(path))
+    taken = candidates().get(name, [])
+    if taken:
+        raise _conflict(name, [origin] + [c.origin for c in taken])
+    return _adopt(cls, name, origin)
+
+
+def _import_file(path: Path):
+    """The module of a method file, imported once per process for each content it has."""
+    digest = hashlib.sha256(str(path).encode() + path.read_bytes()).hexdigest()[:12]
+    module_name = f"sgbench_user_method_{path.stem}_{digest}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit and the like too: a plugin must not end sgbench
+        sys.modules.pop(module_name, None)
         raise UserError(f"cannot import method file {path}: {type(exc).__name__}: {exc}") from exc
-    return _method_class(module, path.stem)
+    return module
 
 
-def method_source_sha256(cls: type[Method]) -> str:
-    """sha256 of the files that define the method: its own and those of the method classes it
-    extends (e.g. st_asg's and a2sg's), outside sgbench's own contract."""
-    files = dict.fromkeys(Path(inspect.getfile(c)) for c in cls.__mro__
-                          if issubclass(c, Method) and c.__module__ != Method.__module__)
+def _import(module_name: str, label: str):
+    try:
+        return importlib.import_module(module_name)
+    except Exception as exc:
+        raise UserError(f"cannot import method '{label}': {type(exc).__name__}: {exc}") from exc
+
+
+def _is_method(obj: Any) -> bool:
+    from .method import Method
+
+    return inspect.isclass(obj) and issubclass(obj, Method)
+
+
+def _method_class(module, label: str) -> type:
+    """The one Method subclass defined in ``module``."""
+    found = [obj for obj in vars(module).values()
+             if _is_method(obj) and obj.__module__ == module.__name__]
+    if len(found) != 1:
+        raise UserError(f"method file for '{label}' must define exactly one Method subclass, "
+                        f"found {len(found)}")
+    return found[0]
+
+
+def _declared_name(cls: type, module) -> str:
+    """The class's own ``name`` (not an inherited one), else its module's file stem."""
+    own = cls.__dict__.get("name")
+    if own:
+        return str(own)
+    return Path(getattr(module, "__file__", None) or module.__name__).stem
+
+
+def _adopt(cls: type, name: str, origin: Origin) -> type:
+    cls.name, cls.origin = name, origin
+    return cls
+
+
+def method_files(cls: type) -> list[Path]:
+    """The files that define the method: its own and those of the method classes it extends
+    (e.g. st_asg's and a2sg's), outside sgbench's own contract."""
+    from .method import Method
+
+    return list(dict.fromkeys(Path(inspect.getfile(c)) for c in cls.__mro__
+                              if issubclass(c, Method) and c.__module__ != Method.__module__))
+
+
+def method_source_sha256(cls: type) -> str:
+    """sha256 of the method's files (``method_files``)."""
     digest = hashlib.sha256()
-    for path in files:
+    for path in method_files(cls):
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
-def all_methods() -> list[type[Method]]:
-    return [load_method(name) for name in method_names()]
+def builtin_methods() -> list[type]:
+    return [load_method(name) for name in builtin_names()]
+
+
+# -- static description: `sgbench list methods` without importing any method ------------------
+
+def describe_all() -> list[dict[str, Any]]:
+    """Every discoverable method with its origin and metadata, read from its source; a conflict,
+    a missing module or dependency, or a source that cannot be read is reported in its row."""
+    rows = []
+    for name, found in sorted(candidates().items()):
+        for candidate in found:
+            row = {"name": name, "origin": candidate.origin.describe(), "kinds": [],
+                   "fidelity": "", "citation": "", "error": None}
+            try:
+                if len(found) > 1:
+                    raise _conflict(name, [c.origin for c in found])
+                row.update(_static_metadata(candidate))
+            except UserError as exc:
+                row["error"] = str(exc)
+            rows.append(row)
+    return rows
+
+
+def _static_metadata(candidate: Candidate) -> dict[str, Any]:
+    if candidate.source is None or not candidate.source.is_file():
+        raise UserError(f"cannot find the module of {candidate.origin.describe()}")
+    try:
+        tree = ast.parse(candidate.source.read_text(), filename=str(candidate.source))
+    except (SyntaxError, OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {candidate.source}: {exc}") from None
+    missing = _missing_imports(tree)
+    if missing:
+        raise UserError(f"{candidate.source} imports {', '.join(missing)}, which is not "
+                        f"installed")
+    classes = [node for node in tree.body if isinstance(node, ast.ClassDef)
+               and (node.name == candidate.attr if candidate.attr
+                    else "citation" in _literals(node))]
+    if len(classes) != 1:
+        raise UserError(f"{candidate.source}: no method class found")
+    values = _literals(classes[0])
+    return {key: values.get(key, "?") for key in DESCRIBED}
+
+
+def _literals(node: ast.ClassDef) -> dict[str, Any]:
+    out = {}
+    for item in node.body:
+        if isinstance(item, ast.Assign) and len(item.targets) == 1 \
+                and isinstance(item.targets[0], ast.Name):
+            try:
+                value = ast.literal_eval(item.value)
+            except ValueError:
+                continue
+            out[item.targets[0].id] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _missing_imports(tree: ast.Module) -> list[str]:
+    names = [alias.name for node in tree.body if isinstance(node, ast.Import)
+             for alias in node.names]
+    names += [node.module for node in tree.body
+              if isinstance(node, ast.ImportFrom) and node.module and not node.level]
+    tops = dict.fromkeys(name.split(".")[0] for name in names)
+    return [top for top in tops if importlib.util.find_spec(top) is None]

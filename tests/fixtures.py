@@ -83,7 +83,7 @@ def method_file(folder: Path, name: str, body: str, params: str = "") -> Path:
     path.write_text(textwrap.dedent('''
         from dataclasses import dataclass
         import torch
-        from sgbench.method import FixedSurrogate
+        from sgbench.api import FixedSurrogate
 
         class Probe(FixedSurrogate):
             citation = "test"

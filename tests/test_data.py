@@ -109,7 +109,8 @@ def test_loader_shuffles_by_its_generator_and_shards_cover_the_set_once():
                                                     world_size=3)]).tolist() for r in range(3)]
     assert sorted(sum(shards, [])) == sorted(set(sum(shards, []))) and len(sum(shards, [])) == 9
     dropped = list(TensorLoader(split, 4, drop_last=True))
-    assert [len(y) for _, y in dropped] == [4, 4] and len(TensorLoader(split, 4, drop_last=True)) == 2
+    assert [len(y) for _, y in dropped] == [4, 4]
+    assert len(TensorLoader(split, 4, drop_last=True)) == 2
 
 
 def test_crop_and_flip_are_torchvisions_per_sample():

@@ -1,4 +1,5 @@
-"""The five literature methods: the spec's test vectors and each method's own behaviour."""
+"""The five literature methods: test vectors from their papers and code (docs/methods.md) and
+each method's own behaviour."""
 import math
 
 import pytest
@@ -32,7 +33,7 @@ def _gaussian(std, n=1_000_000, seed=0):
     return torch.randn(n, generator=g, dtype=torch.float64) * std
 
 
-# -- DS-ATGO (spec section 3.4 and 3.8, section 5 vectors) --------------------------------------
+# -- DS-ATGO (docs/methods.md, section 4) ----------------------------------------------------------
 @pytest.mark.parametrize("sigma,kappa", [(0.0, 0.238406), (0.5, 0.537883), (1.0, 1.0),
                                          (2.0, 1.761594)])
 def test_ds_atgo_width_vectors(sigma, kappa):
@@ -90,7 +91,7 @@ def test_ds_atgo_paper_variant_uses_mean_plus_std():
         1 + math.tanh(float(mean + std) - 1))
 
 
-# -- MPD-AGL (spec section 2.3, section 5 vectors) ----------------------------------------------
+# -- MPD-AGL (docs/methods.md, section 3) ----------------------------------------------------------
 @pytest.mark.parametrize("gamma,k,expected", [(1.0, 0.2, [1.0, 1.019804, 1.019804]),
                                               (1.0, 0.5, [1.0, 1.118034, 1.118034]),
                                               (2.0, 0.2, [2.0, 2.039608, 2.039608])])
@@ -115,7 +116,7 @@ def test_mpd_agl_coverage_at_init_and_no_gradient_for_negative_gamma():
     assert grad.abs().sum() == 0
 
 
-# -- AdaLi (spec section 3.4) -------------------------------------------------------------------
+# -- AdaLi (docs/methods.md, section 5) ------------------------------------------------------------
 @pytest.mark.parametrize("E,values", [
     (500, {1: 1.5, 2: 1.254, 10: 0.826, 100: 0.455, 500: 0.300}),
     (1000, {1: 1.5, 2: 1.276, 10: 0.877, 100: 0.513, 500: 0.353, 1000: 0.300})])
@@ -146,7 +147,7 @@ def test_adali_on_epoch_start_sets_every_layers_widths():
         cls(cls.Params(schedule="cubic"))
 
 
-# -- A2SG / ST-ASG (spec section 2.3-2.4) -------------------------------------------------------
+# -- A2SG / ST-ASG (docs/methods.md, section 6) ----------------------------------------------------
 def _probe_setup(name, **params):
     torch.manual_seed(0)
     cls = load_method(name)
@@ -197,7 +198,7 @@ def test_a2sg_presets_are_unit_area_ramps(preset, edges):
     assert float(area) == pytest.approx(1.0)
 
 
-# -- PSG + PDA (spec section 4.3) ---------------------------------------------------------------
+# -- PSG + PDA (docs/methods.md, section 7) --------------------------------------------------------
 def test_psg_widths_receive_gradients_and_stay_in_bounds():
     torch.manual_seed(0)
     cls = load_method("psg_pda")
@@ -243,7 +244,7 @@ def test_pda_is_the_symmetric_kl_to_the_target_and_reaches_the_weights():
     assert off.aux_loss(model) is None
 
 
-# -- every method: paper overlays are valid task keys ------------------------------------------
+# -- every method: paper overlays are valid task keys ----------------------------------------------
 @pytest.mark.parametrize("name", LITERATURE)
 def test_paper_overlays_are_valid_for_every_dataset_they_name(name):
     cls = load_method(name)

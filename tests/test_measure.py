@@ -15,7 +15,7 @@ from sgbench.method import Method
 from sgbench.models import SpikingClassifier
 from sgbench.neuron.node import SpikingNeuron
 from sgbench.neuron.rules import FixedRule
-from sgbench.train import EpochResult, train_epoch
+from sgbench.train.loop import EpochResult, train_epoch
 
 runner = CliRunner()
 

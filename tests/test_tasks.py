@@ -91,7 +91,7 @@ def _neuron(learnable_decay=True):
     ({"arch": "vggsnn"}, (2, 48, 48), 10, 9_268_754, 8),
 ])
 def test_parameter_counts_match_the_spec(arch, shape, classes, expected, layers):
-    """Spec 1.4 and 1.5: counts include one learnable decay scalar per spiking layer."""
+    """docs/methods.md 1.4 and 1.5: counts include one learnable decay scalar per layer."""
     model = build_model(arch, _neuron(), shape, classes)
     assert sum(p.numel() for p in model.parameters()) == expected
     assert len(neurons(model)) == layers

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import UserError
-from ..method import did_you_mean
+from ..values import did_you_mean
 
 
 @dataclass
@@ -33,7 +33,7 @@ def _registry() -> dict[str, Callable[..., DataBundle]]:
             "dvs128_gesture": neuromorphic.dvs128_gesture, "nmnist": neuromorphic.nmnist}
 
 
-def build_data(section: dict[str, Any], ctx: "DataContext | None" = None) -> DataBundle:
+def build_data(section: dict[str, Any], ctx=None) -> DataBundle:
     """The dataset named in a task's ``data`` section; builders that read files take ``ctx``
     (data root, --download, T) as their first argument."""
     from .location import DataContext

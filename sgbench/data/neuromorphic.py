@@ -2,8 +2,8 @@
 (``data_type='frame'``, ``split_by='number'``): CIFAR10-DVS, DVS128 Gesture and N-MNIST.
 
 Frames are [T, 2, H, W] event counts per polarity. They are resized (bilinear, antialiased; TET
-resized through PIL) and augmented as in the MPD-AGL code (spec 1.6): horizontal flip with
-probability 0.5 and a cyclic roll of up to +-5 pixels, drawn independently in H and W.
+resized through PIL) and augmented as in the MPD-AGL code (docs/methods.md, 1.6): horizontal flip
+with probability 0.5 and a cyclic roll of up to +-5 pixels, drawn independently in H and W.
 """
 from __future__ import annotations
 

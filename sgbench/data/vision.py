@@ -17,7 +17,7 @@ from . import DataBundle, idx
 from .location import DataContext, require
 from .tensors import Augment, TensorSplit
 
-# Per-dataset normalisation: CIFAR as in the MPD-AGL/DS-ATGO and AdaLi code (spec 1.6, 3.6);
+# Per-dataset normalisation: CIFAR as in the MPD-AGL/DS-ATGO and AdaLi code (docs/methods.md, 1.6);
 # MNIST and ImageNet the usual torchvision values; Fashion-MNIST its training-set statistics.
 NORMALISATION = {
     "mnist": ((0.1307,), (0.3081,)),

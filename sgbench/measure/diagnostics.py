@@ -1,4 +1,4 @@
-"""Gradient diagnostics on the probe batch, per spiking layer and timestep (spec sections 4-5).
+"""Gradient diagnostics on the probe batch, per spiking layer and timestep (docs/methods.md, 8).
 
 - spike rate; coverage of the gradient-available interval under the layer's own threshold and
   surrogate and under the vanilla reference (unit rectangle at the neuron's threshold; DS-ATGO,

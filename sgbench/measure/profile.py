@@ -10,7 +10,7 @@ from ..config import resolve_task
 from ..data import build_data
 from ..data.location import DataContext
 from ..errors import UserError
-from ..method import parse_params
+from ..params import parse_params
 from ..models import build_model
 from ..registry import load_method
 from ..data.loading import first_samples

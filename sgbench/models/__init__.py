@@ -9,7 +9,7 @@ from torch import nn
 
 from ..data import check_kwargs
 from ..errors import UserError
-from ..method import did_you_mean
+from ..values import did_you_mean
 from ..neuron.node import SpikingNeuron
 from . import static
 from .pool import MaxPool2d

@@ -2,7 +2,7 @@
 
 Two threshold-dependent conventions exist for tdBN (Zheng et al., AAAI 2021, Eq. 6:
 ``I = alpha V_th gamma x_hat + beta``): scale the normalised value by a constant ``alpha V_th``
-with gamma initialised to 1 (the MPD-AGL code, spec section 1.2), or initialise gamma to
+with gamma initialised to 1 (the MPD-AGL code; docs/methods.md, 1.2), or initialise gamma to
 ``alpha V_th`` (SpikingJelly's ThresholdDependentBatchNorm, the DS-ATGO code). ``scale`` and
 ``gamma`` give both.
 """

@@ -5,10 +5,11 @@
   (stride 2), then GAP, FC(512->256) - BN - neuron - FC(256->classes). ``variant=sew`` adds the
   shortcut after the block's second neuron and gives downsampling shortcuts a neuron (the
   MPD-AGL/DS-ATGO code); ``variant=tdbn`` adds before it (the original tdBN network).
-- ``resnet18_cifar``: AdaLi's ``resnet18_cifar`` (spec 3.6): stem conv3x3(64), 4 stages of 2
-  blocks (64-512, strides 1/2/2/2), add before the second neuron, GAP, FC.
-- ``resnet20``: AdaLi's ``resnet20_cifar_modified`` (spec 3.6): 3 x conv3x3 stem, avg-pool 2, 4
-  stages of 2 blocks (64-512), average-pool-then-1x1 shortcuts, last BN of each block zeroed.
+- ``resnet18_cifar``: AdaLi's ``resnet18_cifar`` (docs/methods.md, 5): stem conv3x3(64), 4
+  stages of 2 blocks (64-512, strides 1/2/2/2), add before the second neuron, GAP, FC.
+- ``resnet20``: AdaLi's ``resnet20_cifar_modified`` (docs/methods.md, 5): 3 x conv3x3 stem,
+  avg-pool 2, 4 stages of 2 blocks (64-512), average-pool-then-1x1 shortcuts, last BN of each
+  block zeroed.
 - ``resnet18`` / ``resnet34``: ImageNet-stem spiking ResNets from SpikingJelly's model zoo.
 """
 from __future__ import annotations
@@ -28,7 +29,8 @@ VARIANTS = ("sew", "tdbn")
 
 
 def kaiming_init(model: nn.Module) -> nn.Module:
-    """Kaiming-normal (fan_out, relu gain) for every conv, as in both spec'd codebases."""
+    """Kaiming-normal (fan_out, relu gain) for every conv, as in the MPD-AGL/DS-ATGO and AdaLi
+    codes."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

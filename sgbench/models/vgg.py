@@ -1,9 +1,10 @@
 """Spiking VGGs and the DVS128 Gesture network (multi-step, the engine's neuron).
 
-- ``vgg11``: AdaLi's VGG-11-BN (spec 3.6): [64 M] [128 M] [256 256 M] [512 512 M] [512 512 M],
-  conv3x3 (bias) - BN - neuron, M = 2x2 average pool, adaptive average pool 7x7, FC.
+- ``vgg11``: AdaLi's VGG-11-BN (docs/methods.md, 5): [64 M] [128 M] [256 256 M] [512 512 M]
+  [512 512 M], conv3x3 (bias) - BN - neuron, M = 2x2 average pool, adaptive average pool 7x7, FC.
 - ``vggsnn``: the VGGSNN of TET (Deng et al., ICLR 2022) for 48x48 CIFAR10-DVS, as in the MPD-AGL
-  code (spec 1.5): 64, 128, AP, 256, 256, AP, 512, 512, AP, 512, 512, AP, FC(4608 -> classes).
+  code (docs/methods.md, 1.5): 64, 128, AP, 256, 256, AP, 512, 512, AP, 512, 512, AP,
+  FC(4608 -> classes).
 - ``dvsgesturenet``: SpikingJelly's DVSGestureNet (Fang et al., ICCV 2021): 5 x [conv3x3(128) -
   BN - neuron - max-pool 2], dropout, FC(2048->512) - neuron, dropout, FC(512->10 x classes) -
   neuron, voting over groups of 10.

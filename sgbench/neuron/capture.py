@@ -1,7 +1,7 @@
 """What the backward pass can report about one layer: reductions of delta[t] = dL/dH[t].
 
-SGV, TGC and CV are the gradient diagnostics of A2SG (Kang et al., ICML 2026; spec section 2.4
-and 5): SGV[T] = Var(delta[T]) / mean|delta[T]| (population variance), TGC[t] =
+SGV, TGC and CV are the gradient diagnostics of A2SG (Kang et al., ICML 2026; docs/methods.md,
+section 8): SGV[T] = Var(delta[T]) / mean|delta[T]| (population variance), TGC[t] =
 cos(delta[t], delta[t+1]) with eps 1e-12 in the denominator, CV = std(delta) / |mean(delta)|.
 Only sums are kept, so capturing costs no memory per neuron.
 """

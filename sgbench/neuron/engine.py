@@ -76,29 +76,29 @@ def step_backward(h, theta, p, grad_s, grad_v, shape: Shape, dyn: Dynamics,
     ``below`` is (H < theta) as a float mask, when the caller has it already."""
     p = tuple(p.unbind(0))
     x = h - theta
-    sg = shape.grad(x, *p)
-    if grad_v is None:
-        gs, gh = grad_s, torch.mul(grad_s, sg, out=out)
-    else:
-        gs = grad_s  # total dL/dS: through the reset too, unless it is detached
-        if not dyn.detach_reset:  # dV/dS = v_reset - H (hard) or -theta (soft)
-            if not dyn.hard_reset:
-                gs = torch.addcmul(grad_s, grad_v, -theta)
-            elif dyn.v_reset == 0.0:
-                gs = torch.addcmul(grad_s, grad_v, h, value=-1.0)
-            else:
-                gs = torch.addcmul(grad_s, grad_v, dyn.v_reset - h)
-        if below is None and dyn.hard_reset:
-            below = torch.lt(x, 0.0, out=torch.empty_like(x))
-        through_reset = grad_v * below if dyn.hard_reset else grad_v
-        gh = torch.addcmul(through_reset, gs, sg, out=out)
+    gs = grad_s  # total dL/dS: through the reset too, unless it is detached
+    if grad_v is not None and not dyn.detach_reset:  # dV/dS = v_reset - H (hard), -theta (soft)
+        if not dyn.hard_reset:
+            gs = torch.addcmul(grad_s, grad_v, -theta)
+        elif dyn.v_reset == 0.0:
+            gs = torch.addcmul(grad_s, grad_v, h, value=-1.0)
+        else:
+            gs = torch.addcmul(grad_s, grad_v, dyn.v_reset - h)
+    if grad_v is not None and dyn.hard_reset and below is None:
+        below = torch.lt(x, 0.0, out=torch.empty_like(x))
     g_theta = g_p = None
-    if need_theta:
-        g_theta = -(gs * sg).sum()
-        if grad_v is not None and not dyn.hard_reset:
-            g_theta = g_theta - (grad_v * torch.ge(x, 0.0, out=torch.empty_like(x))).sum()
+    if need_theta and grad_v is not None and not dyn.hard_reset:
+        g_theta = -(grad_v * torch.ge(x, 0.0, out=torch.empty_like(x))).sum()
     if need_p:
         g_p = shape.param_grads(x, p, gs)
+    sg = shape.grad(x, *p)  # last: whatever a shape does to x cannot reach the terms above
+    if grad_v is None:
+        gh = torch.mul(grad_s, sg, out=out)
+    else:
+        through_reset = grad_v * below if dyn.hard_reset else grad_v
+        gh = torch.addcmul(through_reset, gs, sg, out=out)
+    if need_theta:
+        g_theta = -(gs * sg).sum() + (g_theta if g_theta is not None else 0)
     return StepGrads(gh, g_theta, g_p)
 
 

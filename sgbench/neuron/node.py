@@ -121,7 +121,7 @@ class SpikingNeuron(base.MemoryModule):
         T, k, dyn, shape = x.shape[0], self._k_like(x), self.dynamics, self.rule.shape
         v0 = self._initial_v(x[0])
         if self.rule.mode == "sequence":
-            theta, p = (_like(a, x) for a in self.rule.sequence(self, T))
+            theta, p = (_like(a, x) for a in self.rule.thresholds(self, T))
             s, v, h = SequenceFn.apply(x, v0, k, theta, p, shape, dyn, self.capture)
         else:
             def fire(h, theta_t, p_t, t):
@@ -146,7 +146,8 @@ class SpikingNeuron(base.MemoryModule):
         k = k.float() if torch.is_tensor(k) else k
         v = self._initial_v(x_seq[0].float())
         if self.rule.mode == "sequence":
-            theta, p = (a.to(device=dev, dtype=torch.float32) for a in self.rule.sequence(self, T))
+            theta, p = (a.to(device=dev, dtype=torch.float32)
+                        for a in self.rule.thresholds(self, T))
             s, v, h = CupySequenceFn.apply(x_seq, v, k, theta, p, self.rule.shape, dyn)
         else:
             s, v, h, theta, p = self._stepwise(
@@ -168,7 +169,7 @@ class SpikingNeuron(base.MemoryModule):
         spikes, hs, thetas, ps = [], [], [], []
         for t in range(x.shape[0]):
             h = charge(x[t], v, k, dyn)
-            theta_t, p_t = self.rule.step(self, t, h)
+            theta_t, p_t = self.rule.at_step(self, t, h)
             s, v = fire(h, theta_t, p_t, t)
             spikes.append(s), hs.append(h), thetas.append(theta_t), ps.append(p_t)
         return torch.stack(spikes), v, torch.stack(hs), torch.stack(thetas), torch.stack(ps)
@@ -178,10 +179,10 @@ class SpikingNeuron(base.MemoryModule):
         k, dyn = self._k_like(x), self.dynamics
         h = charge(x, self._initial_v(x), k, dyn)
         if self.rule.mode == "sequence":
-            theta, p = self.rule.sequence(self, t + 1)
+            theta, p = self.rule.thresholds(self, t + 1)
             theta_t, p_t = _like(theta[t], x), _like(p[t], x)
         else:
-            theta_t, p_t = (_like(a, x) for a in self.rule.step(self, t, h))
+            theta_t, p_t = (_like(a, x) for a in self.rule.at_step(self, t, h))
         if self._fused(x_in):
             s, self.v = self._cupy_fire(h, theta_t, p_t, dyn)
         else:

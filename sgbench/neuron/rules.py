@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..errors import UserError
 from .shapes import Shape, get_shape
 
 Tensor = torch.Tensor
@@ -26,6 +27,33 @@ class LayerRule(nn.Module):
     def __init__(self, shape: str | Shape):
         super().__init__()
         self.shape = shape if isinstance(shape, Shape) else get_shape(shape)
+        self.method_name = "?"  # set by Method.attach, for error messages
+        self._checked_on_cuda = False
+
+    def thresholds(self, neuron: nn.Module, T: int) -> tuple[Tensor, Tensor]:
+        """``sequence`` with its output checked: theta [T] and p [T, P], finite."""
+        theta, p = self.sequence(neuron, T)
+        return self._checked(theta, p, (T,), (T, len(self.shape.params)), f"for T={T}")
+
+    def at_step(self, neuron: nn.Module, t: int, h: Tensor) -> tuple[Tensor, Tensor]:
+        """``step`` with its output checked: theta_t (scalar) and p_t [P], finite."""
+        theta, p = self.step(neuron, t, h)
+        return self._checked(theta, p, (), (len(self.shape.params),), f"at step {t}")
+
+    def _checked(self, theta, p, theta_shape, p_shape, when: str) -> tuple[Tensor, Tensor]:
+        theta, p = torch.as_tensor(theta), torch.as_tensor(p)
+        if tuple(theta.shape) != theta_shape or tuple(p.shape) != p_shape:
+            raise UserError(f"method '{self.method_name}': its layer rule gave theta of shape "
+                            f"{tuple(theta.shape)} and p of shape {tuple(p.shape)} {when}; the "
+                            f"engine needs {theta_shape} and {p_shape} (shape "
+                            f"'{self.shape.name}' has {len(self.shape.params)} parameters)")
+        if theta.is_cuda and self._checked_on_cuda:  # a device sync per forward: once is enough
+            return theta, p
+        self._checked_on_cuda = theta.is_cuda
+        if not (torch.isfinite(theta).all() and torch.isfinite(p).all()):
+            raise UserError(f"method '{self.method_name}': its layer rule gave non-finite "
+                            f"theta {theta.tolist()} or p {p.tolist()} {when}")
+        return theta, p
 
     def sequence(self, neuron: nn.Module, T: int) -> tuple[Tensor, Tensor]:
         """theta [T] and p [T, P] for a ``sequence`` rule."""

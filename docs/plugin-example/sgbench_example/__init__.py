@@ -1,0 +1,1 @@
+"""An sgbench plugin: two methods registered under the entry-point group ``sgbench.methods``."""

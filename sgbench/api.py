@@ -1,0 +1,24 @@
+"""The public plugin API: the one sgbench module a method imports (built-in methods too).
+
+A method is a ``Method`` subclass with a citation, kinds, a fidelity level and a ``Params``
+dataclass (fields declared with ``param`` carry their allowed values); ``layer_rule`` gives each
+spiking layer a ``LayerRule``. A fixed surrogate subclasses ``FixedSurrogate`` and names a
+built-in shape or brings its own ``Shape``. See the README ("Add a method") and
+``docs/plugin-example/``; ``sgbench check-method`` runs the contract check.
+"""
+from .errors import UsageError, UserError
+from .method import FIDELITIES, KINDS, FixedSurrogate, LayerContext, Method
+from .neuron.capture import GradCapture
+from .neuron.node import SpikingNeuron, neurons
+from .neuron.rules import FixedRule, LayerRule, LearnableRule
+from .neuron.shapes import SHAPES, Shape, get_shape
+from .params import param
+from .recipes import cross_entropy, iterative_lif, sgd_cosine, tdbn
+from .search import SearchResult, bayes_minimize
+
+__all__ = [
+    "FIDELITIES", "KINDS", "SHAPES", "FixedRule", "FixedSurrogate", "GradCapture",
+    "LayerContext", "LayerRule", "LearnableRule", "Method", "SearchResult", "Shape",
+    "SpikingNeuron", "UsageError", "UserError", "bayes_minimize", "cross_entropy", "get_shape",
+    "iterative_lif", "neurons", "param", "sgd_cosine", "tdbn",
+]

@@ -1,0 +1,146 @@
+"""`sgbench bench neuron|train|epoch`: speed benchmarks that print numbers."""
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from ..errors import UsageError
+from .common import DataDir, Json, Overrides, Threads, out, print_json, set_threads, user_errors
+
+bench_app = typer.Typer(no_args_is_help=True, help="Speed benchmarks that print numbers.")
+
+
+@bench_app.command("neuron")
+@user_errors
+def bench_neuron_cmd(
+    T: int = typer.Option(4, "--T"),
+    neurons: int = typer.Option(2_000_000, "--neurons", help="Neurons per timestep."),
+    repeats: int = typer.Option(15, "--repeats"),
+    device: str = typer.Option("cpu", "--device"),
+    dtype: str = typer.Option("float32", "--dtype", help="float32, float16 or bfloat16 input."),
+    sweep: bool = typer.Option(False, "--sweep", help="T in {4, 10} x 2^20..2^26 neurons."),
+    threads: Threads = None,
+    json_out: Json = False,
+) -> None:
+    """Forward+backward time and memory bandwidth: sgbench's backends vs SpikingJelly's LIFNode
+    (built-in and custom surrogate) vs a plain autograd loop, interleaved, medians."""
+    import torch
+
+    from ..bench import bench_neuron
+    from ..record import capture_env
+    from ..train import pick_device
+
+    if T < 1 or neurons < 1 or repeats < 1:
+        raise UsageError("--T, --neurons and --repeats must be >= 1")
+    set_threads(threads)
+    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if dtype not in dtypes:
+        raise UsageError(f"--dtype must be one of {', '.join(dtypes)}; got '{dtype}'")
+    dev = pick_device(device)
+    plan = [(t, 2**e) for t in (4, 10) for e in (20, 22, 24, 26)] if sweep else [(T, neurons)]
+    results = [bench_neuron(T=t, neurons=n, repeats=repeats, device=str(dev),
+                            dtype=dtypes[dtype]) for t, n in plan]
+    env = capture_env(dev, "see candidates")
+    if json_out:
+        print_json({"runs": results, "env": env})
+        return
+    for result in results:
+        table = Table("candidate", "median (ms)", "min (ms)", "time / sgbench", "GB/s",
+                      title=f"forward+backward, T={result['T']}, {result['neurons_per_step']:,} "
+                            f"neurons/step, {result['dtype']}, {result['surrogate']}, "
+                            f"{env['device_name']}")
+        for row in result["results"]:
+            table.add_row(row["candidate"], f"{row['median_s'] * 1e3:.2f}",
+                          f"{row['min_s'] * 1e3:.2f}", f"{row['time_vs_sgbench']:.2f}x",
+                          f"{row['gb_per_s']:.1f}")
+        out.print(table)
+
+
+@bench_app.command("train")
+@user_errors
+def bench_train_cmd(
+    methods: str = typer.Option(",".join(("sigmoid", "mpd_agl", "ds_atgo", "adali", "a2sg",
+                                          "st_asg", "psg_pda")), "--methods"),
+    batch: int = typer.Option(32, "--batch"),
+    T: int = typer.Option(4, "--T"),
+    steps: int = typer.Option(10, "--steps"),
+    device: str = typer.Option("cpu", "--device"),
+    backend: str = typer.Option("auto", "--neuron-backend"),
+    threads: Threads = None,
+    json_out: Json = False,
+) -> None:
+    """Training-step time of ResNet-19 on CIFAR-shaped random data, per method."""
+    from ..bench import bench_train
+    from ..record import capture_env
+    from ..registry import load_method
+    from ..train import pick_device
+
+    names = tuple(m.strip() for m in methods.split(",") if m.strip())
+    for name in names:
+        load_method(name)  # unknown names fail here, with "did you mean"
+    if min(batch, T, steps) < 1 or batch * T < 2:
+        raise UsageError("--batch, --T and --steps must be >= 1, and batch x T >= 2 (BatchNorm)")
+    set_threads(threads)
+    dev = pick_device(device)
+    result = bench_train(names, batch=batch, T=T, steps=steps, device=str(dev), backend=backend)
+    result["env"] = capture_env(dev, backend)
+    if json_out:
+        print_json(result)
+        return
+    table = Table("method", "backend", "median (ms)", "min (ms)", f"time / {names[0]}",
+                  title=f"training step, {result['model']}, batch {batch}, T={T}, "
+                        f"{result['env']['device_name']}")
+    for row in result["results"]:
+        table.add_row(row["method"], str(row["backend"]), f"{row['median_s'] * 1e3:.1f}",
+                      f"{row['min_s'] * 1e3:.1f}", f"{row['time_vs_first']:.2f}x")
+    out.print(table)
+
+
+@bench_app.command("epoch")
+@user_errors
+def bench_epoch_cmd(
+    task: str = typer.Option(..., "--task", "-t", help="Task name or path to a .yaml file."),
+    method: str = typer.Option("atan", "--method", "-m", help="sgbench's method; the baselines "
+                               "use its surrogate (ATan for methods that adapt theirs)."),
+    steps: int = typer.Option(20, "--steps", help="Timed training steps per candidate."),
+    device: str = typer.Option("cpu", "--device"),
+    threads: Threads = None,
+    override: Overrides = [],
+    data_dir: DataDir = None,
+    json_out: Json = False,
+) -> None:
+    """Training steps of a task as sgbench runs them (its data path included), interleaved with
+    the same network on SpikingJelly's neurons and on a plain PyTorch LIF loop."""
+    from ..epoch_bench import bench_epoch
+    from ..record import capture_env
+    from ..train import pick_device
+
+    if steps < 1:
+        raise UsageError("--steps must be >= 1")
+    set_threads(threads)
+    dev = pick_device(device)
+    result = bench_epoch(task, method, steps=steps, device=str(dev), data_dir=data_dir,
+                         overrides=override)
+    result["env"] = capture_env(dev, result["sgbench_backend"])
+    if json_out:
+        print_json(result)
+        return
+    table = Table("candidate", "median step (ms)", "samples/s", "time / sgbench",
+                  title=f"training step, {result['task']} v{result['version']}, batch "
+                        f"{result['batch']}, T={result['T']}, {result['method']}, "
+                        f"{result['threads']} thread(s), {result['env']['device_name']}")
+    for row in result["results"]:
+        table.add_row(row["candidate"], f"{row['median_s'] * 1e3:.1f}",
+                      f"{row['samples_per_s']:,.0f}", f"{row['time_vs_sgbench']:.2f}x")
+    out.print(table)
+    ratios = result["ratios"]
+    out.print(f"sgbench's time: {ratios['sgbench/spikingjelly']:.2f}x SpikingJelly's, "
+              f"{ratios['sgbench/plain']:.2f}x the plain loop's; waiting for data "
+              f"{100 * result['data_share']:.1f}% of sgbench's step time "
+              f"({result['data_s_per_batch'] * 1e3:.2f} ms a batch); an epoch ~"
+              f"{result['epoch_s_estimate']:.0f} s. Baselines' surrogate: "
+              f"{result['baseline_surrogate']}.", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bench_app, name="bench")

@@ -1,0 +1,131 @@
+"""Commands that read records: `compare`, `show`, `check`, `plot` and `report` (no torch
+import for compare and check)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+
+from .common import Json, Published, Runs, err, load_runs, out, print_json, read_record, user_errors
+
+RUNS = Path("results/runs")
+
+
+@user_errors
+def compare_cmd(
+    runs: Runs = RUNS,
+    task: Optional[str] = typer.Option(None, "--task"),
+    fmt: str = typer.Option("table", "--format", help="table, md, csv, json or html."),
+    columns: Optional[str] = typer.Option(None, "--columns", help="Measures to show, e.g. "
+                                          "top1,synops,energy_uj,latency_b1_p50_ms."),
+    T: Optional[int] = typer.Option(None, "--T", help="Only this T."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="A method to compare each "
+                                           "row with (difference and Welch's t-test)."),
+    published_file: Published = None,
+) -> None:
+    """Leaderboard rows per configuration: mean ± std of top-1 and the chosen measures, n."""
+    from ..compare import check_format, parse_columns, render, summarize
+    from ..published import load as load_published
+
+    check_format(fmt)
+    chosen = parse_columns(columns)
+    # the default folder may not exist yet: then only published rows are shown
+    records = load_runs(runs) if runs.is_dir() or runs != RUNS else []
+    rows = summarize(records, task, T, load_published(published_file), baseline)
+    typer.echo(render(rows, fmt, chosen))
+
+
+@user_errors
+def show_cmd(
+    record_path: Path = typer.Argument(..., metavar="RECORD", help="A run record (.json)."),
+    epoch: Optional[int] = typer.Option(None, "--epoch", help="Diagnostics after this epoch."),
+    json_out: Json = False,
+) -> None:
+    """A run's result and its gradient diagnostics per layer and timestep."""
+    from ..show import activity_table, gradient_table, headline, snapshot, summary_table, \
+        timestep_table
+
+    record = read_record(record_path)
+    snap = snapshot(record, epoch)
+    if json_out:
+        print_json(snap)
+        return
+    out.print(headline(record), highlight=False, markup=False)
+    for table in (activity_table(snap), gradient_table(snap), timestep_table(snap),
+                  summary_table(snap)):
+        out.print(table)
+
+
+@user_errors
+def check_cmd(
+    published_file: Published = None,
+    runs: Runs = RUNS,
+) -> None:
+    """Validate the published numbers, every task YAML and every record; exit 1 on problems."""
+    from ..check import check
+
+    found, counts = check(published_file, runs)
+    checked = ", ".join(f"{n} {what}" for what, n in counts.items())
+    if found:
+        for problem in found:
+            err.print(f"[red]problem[/] {escape(problem)}", highlight=False, soft_wrap=True)
+        err.print(f"{len(found)} problem(s) in {checked}", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"ok: {checked}", highlight=False)
+
+
+@user_errors
+def plot_cmd(
+    kind: str = typer.Argument(..., help="accuracy-vs-T, pareto, curves (over a task's records), "
+                               "firing, membrane or coverage (one record)."),
+    runs: Runs = RUNS,
+    task: Optional[str] = typer.Option(None, "--task", help="Needed when the records cover "
+                                       "several tasks."),
+    method: Optional[str] = typer.Option(None, "--method", help="Only this method's records."),
+    record_path: Optional[Path] = typer.Option(None, "--record", help="The record of a "
+                                               "one-record plot (default: the newest match)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="A .png or .svg file (default: "
+                                            "results/plots/<task>_<kind>.png)."),
+) -> None:
+    """Draw one figure from run records (matplotlib, PNG or SVG by the extension of --out)."""
+    from ..plots import ONE_RECORD, check_kind, check_out, draw, pick_record, pick_task
+
+    check_kind(kind)
+    if out_file is not None:
+        check_out(out_file)
+    if kind in ONE_RECORD and record_path is not None:
+        records = [read_record(record_path)]
+    else:
+        records = [r for r in load_runs(runs)
+                   if method is None or r["method"]["name"] == method]
+    if kind in ONE_RECORD:
+        records = [pick_record(records, task, method)]
+        name = records[0]["task"]["name"]
+    else:
+        task = name = pick_task(records, task)
+    path = draw(kind, records, task, out_file or Path("results/plots") / f"{name}_{kind}.png")
+    out.print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+@user_errors
+def report_cmd(
+    out_dir: Path = typer.Option(Path("site"), "--out", help="Folder for index.html and img/."),
+    runs: Runs = RUNS,
+    published_file: Published = None,
+) -> None:
+    """A static HTML report: leaderboards, published numbers with evidence levels, and plots."""
+    from ..published import load as load_published
+    from ..record import ensure_writable
+    from ..report import build
+
+    records = load_runs(runs)
+    page = build(records, load_published(published_file), ensure_writable(out_dir), runs)
+    out.print(f"wrote {page}", highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    for name, fn in (("compare", compare_cmd), ("show", show_cmd), ("check", check_cmd),
+                     ("plot", plot_cmd), ("report", report_cmd)):
+        app.command(name)(fn)

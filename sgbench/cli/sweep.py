@@ -1,0 +1,93 @@
+"""`sgbench sweep SPEC.yaml`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from .common import Json, err, out, print_json, user_errors
+
+
+@user_errors
+def sweep_cmd(
+    spec_path: Path = typer.Argument(..., metavar="SPEC.yaml", help="The sweep's grid."),
+    status: bool = typer.Option(False, "--status", help="Show each job's state; run nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the jobs that would run."),
+    executor: str = typer.Option("local", "--executor", help="local, slurm or submitit-local "
+                                 "(the Slurm path through submitit's LocalExecutor)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Local jobs at a time "
+                                          "(default: one per GPU, else 1)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="The sweep's folder (default: "
+                                           "the spec's out, else results/sweeps/NAME)."),
+    partition: Optional[str] = typer.Option(None, "--partition", help="Slurm partition."),
+    time_min: int = typer.Option(240, "--time-min", help="Slurm time limit per job, minutes."),
+    gpus: int = typer.Option(1, "--gpus", help="GPUs per Slurm job."),
+    cpus: int = typer.Option(8, "--cpus", help="CPUs per Slurm job."),
+    json_out: Json = False,
+) -> None:
+    """Run a grid of methods x tasks x T x seeds x params x protocols; finished jobs are
+    skipped, interrupted ones resume, failures are reported and the rest go on."""
+    from ..checkpoint import graceful_stop
+    from ..sweep import (SlurmOptions, check_executor, exit_code, load_spec, plan, run_sweep,
+                         states)
+
+    spec = load_spec(spec_path, out_dir)
+    check_executor(executor, workers)
+    if status or dry_run:
+        shown = plan(spec)[0] if dry_run else states(spec)
+        _sweep_table(spec, shown, json_out, "would run" if dry_run else "status")
+        return
+    todo, skipped = plan(spec)
+    err.print(f"sweep {spec.name}: {len(spec.jobs)} jobs, {len(skipped)} done or running, "
+              f"{len(todo)} to run, in {spec.out}", highlight=False, soft_wrap=True)
+    finished = [0]
+
+    def report(state) -> None:
+        finished[0] += 1
+        top1 = (state.record or {}).get("metrics", {}).get("top1")
+        result = f"top-1 {top1:.2f}%" if top1 is not None else state.note
+        err.print(f"[{finished[0]}/{len(todo)}] {state.state:<11} {state.job.id}  {result}",
+                  highlight=False, soft_wrap=True)
+
+    with graceful_stop():
+        final = run_sweep(spec, todo, executor, workers,
+                          SlurmOptions(partition, time_min, gpus, cpus), report)
+    _sweep_table(spec, final, json_out, "summary")
+    code = exit_code(final)
+    if code:
+        raise typer.Exit(code)
+
+
+def _cell(column: str, value) -> str:
+    if value is None:
+        return "task's" if column == "T" else "—"
+    return f"{value:.2f}" if column == "top1" else f"{value:.1f}" if column == "wall_s" \
+        else str(value)
+
+
+def _sweep_table(spec, shown, json_out: bool, title: str) -> None:
+    from ..sweep import counts, summary_rows
+
+    rows = summary_rows(shown)
+    if json_out:
+        print_json({"sweep": spec.name, "out": str(spec.out), "counts": counts(shown),
+                    "jobs": rows})
+        return
+    columns = ["method", "task", "T", "seed", "protocol", "params", "state", "top1", "wall_s",
+               "note"]
+    shown_if = {"protocol": len({row["protocol"] for row in rows}) > 1,
+                "params": any(row["params"] for row in rows),
+                "note": any(row["note"] for row in rows)}
+    columns = [c for c in columns if shown_if.get(c, True)]
+    table = Table(*columns, title=f"sweep {spec.name}: {title}")
+    for row in rows:
+        table.add_row(*(_cell(c, row[c]) for c in columns))
+    out.print(table)
+    tally = ", ".join(f"{n} {state}" for state, n in sorted(counts(shown).items()))
+    out.print(f"{len(shown)} jobs: {tally or 'none'}  ({spec.out})", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sweep")(sweep_cmd)

@@ -1,0 +1,158 @@
+"""Executors: local `sgbench run` processes, N at a time, or a Slurm job array (submitit)."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..checkpoint import stop_requested
+from ..errors import UserError
+from .state import EXIT_MARK, RUNNING_MARK
+
+
+def _sgbench_cmd(argv: list[str]) -> list[str]:
+    return [sys.executable, "-m", "sgbench", *argv]
+
+
+def _start(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / EXIT_MARK).unlink(missing_ok=True)
+
+
+def _finish(folder: Path, returncode: int) -> None:
+    (folder / EXIT_MARK).write_text(json.dumps({"returncode": returncode}))
+    (folder / RUNNING_MARK).unlink(missing_ok=True)
+
+
+class LocalExecutor:
+    """Runs jobs as `sgbench run` processes, ``workers`` at a time. Each worker owns a slot: a
+    GPU (CUDA_VISIBLE_DEVICES) when the sweep uses CUDA, else an equal share of the CPU threads.
+    On a stop signal every running job gets one SIGTERM (it finishes its step and writes a
+    checkpoint and an `interrupted` record) and the jobs not yet started stay pending."""
+
+    def __init__(self, workers: int, gpus: list[int]):
+        self.workers, self.gpus = workers, gpus
+        self.stopping = threading.Event()
+        self.children: set[subprocess.Popen] = set()
+        self.lock = threading.Lock()
+        self.slots: queue.Queue[int] = queue.Queue()
+        for slot in range(workers):
+            self.slots.put(slot)
+
+    def _env(self, slot: int) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str(self.gpus[slot % len(self.gpus)])
+        else:
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.workers))
+        return env
+
+    def _run(self, argv: list[str], folder: Path) -> bool:
+        """One job in a free slot; False when the sweep was stopped before it started."""
+        slot = self.slots.get()
+        try:
+            with self.lock:
+                if self.stopping.is_set():
+                    return False
+                _start(folder)
+                log = open(folder / "log.txt", "a")
+                # its own session: a terminal's Ctrl-C reaches the sweep, which stops the jobs
+                child = subprocess.Popen(_sgbench_cmd(argv), stdout=log, stderr=subprocess.STDOUT,
+                                         env=self._env(slot), start_new_session=True)
+                self.children.add(child)
+            (folder / RUNNING_MARK).write_text(json.dumps({"pid": child.pid}))
+            returncode = child.wait()
+            log.close()
+            with self.lock:
+                self.children.discard(child)
+            _finish(folder, returncode)
+            return True
+        finally:
+            self.slots.put(slot)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping.set()
+            for child in self.children:
+                child.send_signal(signal.SIGTERM)
+
+    def run(self, tasks: list[tuple[list[str], Path]], on_done: Callable[[int], None]) -> None:
+        def work(index: int) -> None:
+            if self._run(*tasks[index]):
+                on_done(index)
+
+        with ThreadPoolExecutor(self.workers) as pool:
+            futures = [pool.submit(work, i) for i in range(len(tasks))]
+            while not all(f.done() for f in futures):
+                try:
+                    time.sleep(0.2)
+                except KeyboardInterrupt:  # a second Ctrl-C: the jobs are already stopping
+                    pass
+                if stop_requested() and not self.stopping.is_set():
+                    self.stop()
+            for f in futures:
+                f.result()
+
+
+def run_in_job(argv: list[str], folder: str) -> int:
+    """What a Slurm job runs: one `sgbench run`, its output appended to the job's log."""
+    _start(Path(folder))
+    with open(Path(folder) / "log.txt", "a") as log:
+        returncode = subprocess.run(_sgbench_cmd(argv), stdout=log,
+                                    stderr=subprocess.STDOUT).returncode
+    _finish(Path(folder), returncode)
+    return returncode
+
+
+@dataclass
+class SlurmOptions:
+    partition: str | None = None
+    time_min: int = 240
+    gpus: int = 1
+    cpus: int = 8
+    cluster: str = "slurm"  # "local": submitit's LocalExecutor, to try the path on this machine
+
+
+def submit_slurm(tasks: list[tuple[list[str], Path]], out: Path, name: str,
+                 options: SlurmOptions) -> list[Any]:
+    """Submit every task as one Slurm job array; returns submitit's job handles."""
+    try:
+        import submitit
+    except ImportError:
+        raise UserError("--executor slurm needs submitit: pip install 'sgbench[slurm]'") from None
+    executor = submitit.AutoExecutor(folder=out / ".submitit", cluster=options.cluster)
+    params: dict[str, Any] = {"name": f"sgbench-{name}", "timeout_min": options.time_min,
+                              "cpus_per_task": options.cpus, "tasks_per_node": 1, "nodes": 1}
+    if options.cluster == "slurm":
+        params["gpus_per_node"] = options.gpus
+        if options.partition:
+            params["slurm_partition"] = options.partition
+    executor.update_parameters(**params)
+    for _, folder in tasks:
+        folder.mkdir(parents=True, exist_ok=True)
+    handles = executor.map_array(run_in_job, [argv for argv, _ in tasks],
+                                 [str(folder) for _, folder in tasks])
+    for handle, (_, folder) in zip(handles, tasks):
+        (folder / RUNNING_MARK).write_text(json.dumps({"slurm_job": handle.job_id}))
+    return handles
+
+
+def wait_slurm(handles: list[Any], tasks: list[tuple[list[str], Path]],
+               on_done: Callable[[int], None]) -> None:
+    for index, handle in enumerate(handles):
+        try:
+            handle.result()
+        except Exception as exc:  # the job died outside `sgbench run` (time limit, node)
+            with open(tasks[index][1] / "log.txt", "a") as log:
+                log.write(f"slurm job failed: {exc}\n")
+            _finish(tasks[index][1], -1)
+        on_done(index)

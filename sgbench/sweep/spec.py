@@ -1,0 +1,124 @@
+"""A sweep spec: the grid of jobs, each with a stable id, checked before anything runs."""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+SPEC_KEYS = {"name", "methods", "tasks", "T", "seeds", "protocols", "params", "epochs",
+             "overrides", "device", "out"}
+
+
+@dataclass(frozen=True)
+class Job:
+    method: str
+    task: str
+    T: int | None
+    seed: int
+    protocol: str
+    params: tuple[str, ...] = ()
+    epochs: int | None = None
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        digest = hashlib.sha256(json.dumps([self.params, self.epochs, self.overrides])
+                                .encode()).hexdigest()[:8]
+        T = "default" if self.T is None else self.T
+        task, method = Path(self.task).stem, Path(self.method).stem  # names or file paths
+        return f"{task}_{method}_T{T}_s{self.seed}_{self.protocol}_{digest}"
+
+    def argv(self, folder: Path, device: str, resume: bool) -> list[str]:
+        """The `sgbench run` arguments of this job."""
+        args = ["run", "--method", self.method, "--task", self.task, "--seed", str(self.seed),
+                "--protocol", self.protocol, "--device", device, "--out", str(folder)]
+        args += ["--T", str(self.T)] if self.T is not None else []
+        args += ["--epochs", str(self.epochs)] if self.epochs is not None else []
+        for p in self.params:
+            args += ["--param", p]
+        for o in self.overrides:
+            args += ["--override", o]
+        return args + (["--resume"] if resume else [])
+
+
+@dataclass
+class Spec:
+    name: str
+    jobs: list[Job]
+    device: str
+    out: Path
+
+
+def _as_list(value: Any, key: str, kind: type) -> list:
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
+        raise UserError(f"sweep spec: '{key}' must be a {kind.__name__} or a non-empty list of "
+                        f"them; got {value!r}")
+    return values
+
+
+def _param_grid(method: str, grid: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Every combination of one method's params: {alpha: [2, 4], ...} -> ("alpha=2", ...), ..."""
+    if not isinstance(grid, dict):
+        raise UserError(f"sweep spec: params.{method} must map parameter names to values")
+    keys = sorted(grid)
+    values = [grid[k] if isinstance(grid[k], list) else [grid[k]] for k in keys]
+    return [tuple(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
+                  for k, v in zip(keys, combo)) for combo in itertools.product(*values)]
+
+
+def load_spec(path: Path, out: Path | None = None) -> Spec:
+    """Read and check a sweep spec; every method, task and param is checked before anything runs."""
+    from ..config import load_yaml, resolve_task
+    from ..params import parse_params
+    from ..registry import load_method
+
+    if not path.is_file():
+        raise UserError(f"no sweep spec at '{path}'")
+    spec = load_yaml(path, "sweep spec")
+    if not isinstance(spec, dict):
+        raise UserError(f"sweep spec '{path}' must be a mapping of keys to values")
+    unknown = set(spec) - SPEC_KEYS
+    if unknown:
+        raise UserError(f"sweep spec: unknown key(s) {', '.join(sorted(unknown))}; "
+                        f"known: {', '.join(sorted(SPEC_KEYS))}")
+    for key in ("methods", "tasks"):
+        if key not in spec:
+            raise UserError(f"sweep spec: '{key}' is required")
+    methods = _as_list(spec["methods"], "methods", str)
+    tasks = _as_list(spec["tasks"], "tasks", str)
+    Ts = [None] if spec.get("T") is None else _as_list(spec["T"], "T", int)
+    seeds = _as_list(spec.get("seeds", 0), "seeds", int)
+    protocols = _as_list(spec.get("protocols", "controlled"), "protocols", str)
+    overrides = tuple(_as_list(spec["overrides"], "overrides", str)) if spec.get("overrides") \
+        else ()
+    epochs = spec.get("epochs")
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+        raise UserError(f"sweep spec: 'epochs' must be a positive integer; got {epochs!r}")
+    if any(T < 1 for T in Ts if T is not None):
+        raise UserError(f"sweep spec: every T must be >= 1; got {Ts}")
+    bad = [p for p in protocols if p not in ("controlled", "paper")]
+    if bad:
+        raise UserError(f"sweep spec: protocols are controlled or paper; got {bad}")
+    params = spec.get("params") or {}
+    if not isinstance(params, dict) or set(params) - set(methods):
+        raise UserError("sweep spec: 'params' maps names from 'methods' to their parameter grids")
+    grids = {}
+    for method in methods:
+        cls = load_method(method)
+        grids[method] = _param_grid(method, params.get(method, {}))
+        for combo in grids[method]:
+            parse_params(cls, list(combo))
+    for task in tasks:  # unknown tasks and override keys fail here, not in every job
+        resolve_task(task, epochs=epochs, overrides=list(overrides))
+    jobs = [Job(m, task, T, seed, protocol, combo, epochs, overrides)
+            for task in tasks for T in Ts for m in methods for combo in grids[m]
+            for protocol in protocols for seed in seeds]
+    name = str(spec.get("name") or path.stem)
+    return Spec(name, jobs, str(spec.get("device", "auto")),
+                out or Path(spec.get("out") or Path("results/sweeps") / name))

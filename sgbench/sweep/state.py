@@ -1,0 +1,107 @@
+"""A job's state, read from its folder: a finished record, a live process or Slurm job, the
+last attempt's exit code, a checkpoint, or nothing yet."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..record import load_records
+from .spec import Job, Spec
+
+FINISHED = ("ok", "diverged")  # a run that ended with a result
+RUNNING_MARK, EXIT_MARK = "running.json", "exit.json"  # a job's process, its last exit code
+
+
+@dataclass
+class JobState:
+    job: Job
+    state: str  # done | running | submitted | failed | interrupted | partial | pending
+    record: dict[str, Any] | None = None
+    note: str = ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def job_state(out: Path, job: Job) -> JobState:
+    """What the job's folder says: a finished record, a live process or Slurm job, the last
+    attempt's exit code and record, a checkpoint, or nothing yet."""
+    folder = out / job.id
+    records = sorted(load_records(folder)[0], key=lambda r: r["created"]) \
+        if folder.is_dir() else []
+    finished = [r for r in records if r["status"] in FINISHED]
+    if finished:
+        return JobState(job, "done", finished[-1])
+    mark, exit_mark = folder / RUNNING_MARK, folder / EXIT_MARK
+    if mark.is_file():
+        info = json.loads(mark.read_text())
+        if info.get("slurm_job"):
+            return JobState(job, "submitted", note=f"slurm job {info['slurm_job']}")
+        if _alive(info["pid"]):
+            return JobState(job, "running", note=f"pid {info['pid']}")
+    last = records[-1] if records else None
+    if exit_mark.is_file():
+        code = json.loads(exit_mark.read_text())["returncode"]
+        if code == 130:
+            return JobState(job, "interrupted", last, "resumes from its checkpoint")
+        error = last.get("error") if last and last["status"] == "failed" else None
+        return JobState(job, "failed", last, error or f"exit {code}: see {folder / 'log.txt'}")
+    if last:
+        return JobState(job, last["status"], last, last.get("error") or "")
+    if any(folder.glob("*.ckpt.pt")):
+        return JobState(job, "partial", note="checkpoint, no record")
+    return JobState(job, "pending")
+
+
+def states(spec: Spec) -> list[JobState]:
+    return [job_state(spec.out, job) for job in spec.jobs]
+
+
+def resumable(folder: Path) -> bool:
+    return any(folder.glob("*.ckpt.pt"))
+
+
+def plan(spec: Spec) -> tuple[list[JobState], list[JobState]]:
+    """(jobs to run, jobs already done or running)."""
+    todo, skip = [], []
+    for st in states(spec):
+        (skip if st.state in ("done", "running", "submitted") else todo).append(st)
+    return todo, skip
+
+
+def summary_rows(all_states: list[JobState]) -> list[dict[str, Any]]:
+    rows = []
+    for st in all_states:
+        record = st.record or {}
+        top1 = (record.get("metrics") or {}).get("top1")
+        wall = (record.get("cost") or {}).get("wall_s")
+        rows.append({"job": st.job.id, "method": st.job.method, "task": st.job.task,
+                     "T": record.get("T", st.job.T), "seed": st.job.seed,
+                     "protocol": st.job.protocol, "params": " ".join(st.job.params),
+                     "state": st.state, "top1": top1, "wall_s": wall, "note": st.note})
+    return rows
+
+
+def counts(all_states: list[JobState]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for st in all_states:
+        found[st.state] = found.get(st.state, 0) + 1
+    return found
+
+
+def exit_code(all_states: list[JobState]) -> int:
+    """130 when jobs were interrupted or never started (rerun to resume), 1 when one failed."""
+    tally = counts(all_states)
+    if tally.get("interrupted") or tally.get("pending") or tally.get("partial"):
+        return 130
+    return 1 if tally.get("failed") else 0

@@ -1,0 +1,282 @@
+"""The method contract check, shipped: ``sgbench check-method NAME|PATH`` and ``check_method(cls)``.
+
+Each check runs the method's own rules on a small spiking CNN and reports what it found:
+
+- parameters: ``Params`` is a dataclass whose defaults pass their declared bounds and survive a
+  ``--param`` and a JSON round trip;
+- rules: every layer gets theta [T] and p [T, P], finite; spikes are exactly H >= theta;
+- surrogate: g >= 0 and finite over |x| <= 1e4, zero outside the declared support and positive
+  somewhere inside, its inputs untouched, and the derivative of the primitive (what learnable
+  parameters are trained through);
+- BPTT: the engine's hand-written backward over T steps against a plain autograd unroll of the
+  same dynamics, in float64, for hard and soft, detached and attached resets (gradients of the
+  input, and of thresholds and shape parameters where they are learned);
+- learnable parameters: every parameter of the model receives a gradient;
+- extremes: finite gradients for inputs of size 1e4 and for half-precision input;
+- state: a fresh model loading the state_dict gives the same outputs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from spikingjelly.activation_based import functional
+from torch import nn
+
+from .errors import UserError
+from .neuron.engine import Dynamics
+from .neuron.node import SpikingNeuron, neurons
+from .params import parse_params, problems
+
+Tensor = torch.Tensor
+T = 4
+GRID = torch.cat([torch.linspace(-5, 5, 4001, dtype=torch.float64),
+                  torch.tensor([-1e4, -1e2, -20.0, 20.0, 1e2, 1e4], dtype=torch.float64)])
+DYNAMICS = [dict(charge="tau", reset="hard", detach_reset=False),
+            dict(charge="mul", reset="hard", detach_reset=False, learnable_decay=True),
+            dict(charge="if", reset="soft", detach_reset=False),
+            dict(charge="tau", reset="soft", detach_reset=True)]
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+def check_method(cls) -> list[Check]:
+    """Every contract check on the method class ``cls``; a check that raises fails with the
+    error as its detail."""
+    checks = []
+    for name, fn in CHECKS:
+        try:
+            detail = fn(cls)
+            checks.append(Check(name, True, detail or ""))
+        except (AssertionError, UserError, RuntimeError, ValueError, TypeError, IndexError) as exc:
+            checks.append(Check(name, False, f"{type(exc).__name__}: {exc}"))
+    return checks
+
+
+def small_model(cls, neuron: dict | None = None, seed: int = 0, dtype=torch.float64) -> nn.Module:
+    """A two-layer spiking CNN on 1x6x6 input with the method attached."""
+    from .models import convnet
+
+    torch.manual_seed(seed)
+    model = convnet((1, 6, 6), 3, lambda: SpikingNeuron(**(neuron or {})), channels=[4, 4])
+    cls().attach(model, T)
+    return model.to(dtype)
+
+
+def _check_params(cls) -> str:
+    defaults = cls.Params()
+    found = problems(cls, defaults)
+    assert not found, f"the defaults break their own declarations: {'; '.join(found)}"
+    values = dataclasses.asdict(defaults)
+    typed = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in values.items()]
+    assert parse_params(cls, typed) == defaults, "--param key=default does not give the default"
+    assert cls.Params(**json.loads(json.dumps(values))) == defaults, "a JSON round trip changes them"
+    return f"{len(values)} parameters"
+
+
+def _rule_outputs(model: nn.Module, x: Tensor | None = None) -> list[tuple[Tensor, Tensor]]:
+    """theta [T] and p [T, P] each layer used on one forward (stepwise rules included)."""
+    for node in neurons(model):
+        node.observe = True
+    model(x if x is not None else torch.randn(T, 5, 1, 6, 6, dtype=torch.float64) + 0.5)
+    out = [(node.stats["theta"], node.stats["p"]) for node in neurons(model)]
+    for node in neurons(model):
+        node.observe, node.stats = False, None
+    functional.reset_net(model)
+    return out
+
+
+def _check_rules(cls) -> str:
+    model = small_model(cls)
+    for index, (theta, p) in enumerate(_rule_outputs(model)):
+        node = neurons(model)[index]
+        P = len(node.rule.shape.params)
+        assert theta.shape == (T,), f"layer {index}: theta has shape {tuple(theta.shape)}"
+        assert p.shape == (T, P), f"layer {index}: p has shape {tuple(p.shape)}, expected {(T, P)}"
+        assert torch.isfinite(theta).all() and torch.isfinite(p).all(), \
+            f"layer {index}: non-finite theta or p"
+    return f"{len(neurons(model))} layers"
+
+
+def _each_surrogate(cls) -> list[tuple[object, tuple[Tensor, ...]]]:
+    model = small_model(cls)
+    pairs = []
+    for node, (_, p) in zip(neurons(model), _rule_outputs(model)):
+        for row in p.double():
+            pairs.append((node.rule.shape, tuple(row.unbind(0))))
+    return pairs
+
+
+def _check_surrogate(cls) -> str:
+    for shape, p in _each_surrogate(cls):
+        x, p_before = GRID.clone(), tuple(q.clone() for q in p)
+        g = shape.grad(x, *p)
+        assert torch.equal(x, GRID) and all(torch.equal(a, b) for a, b in zip(p, p_before)), \
+            f"{shape.name}: grad modified its input in place"
+        assert torch.isfinite(g).all(), f"{shape.name}: non-finite surrogate"
+        assert (g >= 0).all(), f"{shape.name}: negative surrogate {float(g.min()):.3g} at " \
+                               f"x = {float(GRID[g.argmin()]):.3g}"
+        lo, hi = (float(b) for b in shape.support(*p))
+        outside = (GRID < lo - 1e-9) | (GRID > hi + 1e-9)
+        assert not (g[outside] > 0).any(), \
+            f"{shape.name}: g > 0 outside its declared support [{lo:.3g}, {hi:.3g}], e.g. at " \
+            f"x = {float(GRID[outside & (g > 0)][0]):.3g}"
+        assert (g[~outside] > 0).any(), f"{shape.name}: g is 0 all over its support"
+        _check_primitive(shape, p)
+    return "g >= 0, finite, within its support, inputs untouched, F' = g"
+
+
+def _check_primitive(shape, p: tuple[Tensor, ...]) -> None:
+    lo, hi = (float(b) for b in shape.support(*p))
+    x = torch.linspace(max(lo, -6.0), min(hi, 6.0), 997, dtype=torch.float64)
+    edges = torch.tensor([lo, 0.0, hi], dtype=torch.float64)
+    smooth = (x[:, None] - edges[None]).abs().min(1).values > 1e-4  # away from kinks
+    x = x[smooth].requires_grad_(True)
+    (dF,) = torch.autograd.grad(shape.primitive(x, *p).sum(), x)
+    g = shape.grad(x.detach().clone(), *p)
+    assert torch.allclose(dF, g, rtol=1e-6, atol=1e-8), \
+        f"{shape.name}: the primitive's derivative differs from grad by up to " \
+        f"{float((dF - g).abs().max()):.3g}"
+
+
+class _Spike(torch.autograd.Function):
+    """Heaviside forward; backward g(x; p) through the shape (the reference's spike)."""
+
+    @staticmethod
+    def forward(ctx, x, shape, p):
+        ctx.save_for_backward(x)
+        ctx.shape, ctx.p = shape, p
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * ctx.shape.grad(x.clone(), *ctx.p), None, None
+
+
+def autograd_reference(x: Tensor, v0: Tensor, k, rule_step: Callable, shape,
+                       dyn: Dynamics) -> tuple[Tensor, Tensor]:
+    """The neuron's dynamics as a plain autograd loop: ``rule_step(t, h) -> (theta_t, p_t)``;
+    the spike's derivative is the shape's g, and its derivative in p that of the primitive
+    (straight-through on values). Returns the spikes [T, ...] and the last potential."""
+    v, out = v0, []
+    for t in range(x.shape[0]):
+        h = k * v + dyn.c * x[t] + dyn.b
+        theta, p = rule_step(t, h)
+        u = h - theta
+        prim = shape.primitive(u.detach(), *p.unbind(0))  # carries dS/dp := dF/dp only
+        s = _Spike.apply(u, shape, tuple(q.detach() for q in p.unbind(0))) + prim - prim.detach()
+        r = s.detach() if dyn.detach_reset else s
+        v = h * (1 - r) + dyn.v_reset * r if dyn.hard_reset else h - theta * r
+        out.append(s)
+    return torch.stack(out), v
+
+
+def _check_bptt(cls) -> str:
+    """dL/dX and the gradient of every parameter of the layer (the rule's, the decay) from the
+    engine and from the autograd unroll, in float64."""
+    worst = 0.0
+    for config in DYNAMICS:
+        model = small_model(cls, {**config, "v_reset": 0.0})
+        node = neurons(model)[0]
+        torch.manual_seed(1)
+        x = (torch.randn(T, 60, dtype=torch.float64) * 1.2 + 0.7).requires_grad_(True)
+        upstream = torch.randn(T, 60, dtype=torch.float64)
+        leaves = [x] + [p for p in node.parameters() if p.requires_grad]
+        ours = torch.autograd.grad((node(x) * upstream).sum(), leaves, allow_unused=True)
+        functional.reset_net(node)
+        spikes, _ = autograd_reference(x, torch.zeros_like(x[0]), node.decay_factor(),
+                                       _live_rule(node, T), node.rule.shape, node.dynamics)
+        ref = torch.autograd.grad((spikes * upstream).sum(), leaves, allow_unused=True)
+        names = ["dL/dX"] + [f"dL/d{n}" for n, p in node.named_parameters() if p.requires_grad]
+        for name, a, b in zip(names, ours, ref):
+            a = torch.zeros(()) if a is None else a
+            b = torch.zeros(()) if b is None else b
+            err = float((a - b).abs().max() / (b.abs().max() + 1e-12))
+            worst = max(worst, err)
+            assert err < 1e-6, f"{config}: {name} differs from autograd by {err:.2%} of its " \
+                               f"largest value (T={T}, float64)"
+    return f"largest relative error {worst:.1e}"
+
+
+def _live_rule(node: SpikingNeuron, steps: int) -> Callable:
+    """The layer's theta[t] and p[t] with their graph (so learned parameters get gradients)."""
+    if node.rule.mode == "sequence":
+        theta, p = node.rule.thresholds(node, steps)
+        return lambda t, h: (theta[t].double(), p[t].double())
+    return lambda t, h: tuple(a.double() for a in node.rule.at_step(node, t, h))
+
+
+def _check_extremes(cls) -> str:
+    """The first layer's neuron alone (batch norm would tame the input), on potentials of size up
+    to 1e4 in float64 and on half-precision input."""
+    spread = torch.cat([torch.linspace(-1e4, 1e4, 201, dtype=torch.float64), GRID[:64]])
+    for dtype, x in ((torch.float64, spread.expand(T, -1)),
+                     (torch.float16, torch.randn(T, 64) * 2 + 0.5),
+                     (torch.bfloat16, torch.randn(T, 64) * 2 + 0.5)):
+        node = neurons(small_model(cls, dtype=torch.float64 if dtype == torch.float64
+                                   else torch.float32))[0]
+        x = x.to(dtype).contiguous().requires_grad_(True)
+        (grad,) = torch.autograd.grad(node(x).float().sum(), x)
+        assert torch.isfinite(grad.float()).all(), f"non-finite input gradient for " \
+            f"{'|x| up to 1e4' if dtype == torch.float64 else dtype} input"
+    return "|x| up to 1e4 and fp16/bf16 input give finite gradients"
+
+
+def _check_forward(cls) -> str:
+    """Spikes are exactly H >= theta: the first layer's potentials recomputed by hand."""
+    model = small_model(cls)
+    first = neurons(model)[0]
+    first.observe = True
+    x = torch.randn(T, 5, 1, 6, 6, dtype=torch.float64)
+    model(x)
+    current = model.body[1](model.body[0](x))
+    v, k, dyn = torch.zeros_like(current[0]), first.decay_factor(), first.dynamics
+    theta = first.stats["theta"].double()
+    for t in range(T):
+        h = k * v + dyn.c * current[t] + dyn.b
+        s = (h >= theta[t]).double()
+        assert abs(float(s.mean()) - float(first.stats["spike_rate"][t])) < 1e-6, \
+            f"timestep {t}: the spike rate is not that of H >= theta"
+        v = h * (1 - s) + dyn.v_reset * s if dyn.hard_reset else h - theta[t] * s
+    return "spikes are H >= theta"
+
+
+def _check_learnable(cls) -> str:
+    model = small_model(cls)
+    x = torch.randn(T, 8, 1, 6, 6, dtype=torch.float64) * 2 + 1
+    model(x).pow(2).sum().backward()
+    dead = [name for name, p in model.named_parameters()
+            if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not dead, f"parameters without a gradient: {', '.join(dead)}"
+    return f"{sum(1 for _ in model.parameters())} parameter tensors receive gradients"
+
+
+def _check_state(cls) -> str:
+    trained, fresh = small_model(cls, seed=0), small_model(cls, seed=1)
+    x = torch.randn(T, 4, 1, 6, 6, dtype=torch.float64)
+    trained(x)  # let running state (thresholds, statistics) move away from its start
+    functional.reset_net(trained)
+    fresh.load_state_dict(trained.state_dict())
+    trained.eval(), fresh.eval()
+    assert torch.equal(trained(x), fresh(x)), "a model loading the state_dict computes otherwise"
+    return "outputs equal after load_state_dict"
+
+
+CHECKS: list[tuple[str, Callable]] = [
+    ("parameters", _check_params), ("rules", _check_rules), ("exact forward", _check_forward),
+    ("surrogate", _check_surrogate), ("BPTT vs autograd", _check_bptt),
+    ("learnable parameters", _check_learnable),
+    ("extreme and half-precision input", _check_extremes), ("state round trip", _check_state)]
+
+
+def passed(checks: list[Check]) -> bool:
+    return all(c.ok for c in checks)
