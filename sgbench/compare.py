@@ -80,10 +80,11 @@ def summarize(records: list[dict[str, Any]], task: str | None = None, T: int | N
     rows = []
     for key in sorted(groups, key=lambda k: tuple(str(part) for part in k)):
         runs = groups[key]
-        ok = [r for r in runs if r["status"] == "ok" and r["metrics"]["top1"] is not None]
+        ok, duplicates = _one_per_seed(
+            [r for r in runs if r["status"] == "ok" and r["metrics"]["top1"] is not None])
         row: dict[str, Any] = {**dict(zip(KEYS, key)), "source": (key[-1] or "")[:8],
-                               "n": len(ok),
-                               "excluded": len(runs) - len(ok),
+                               "n": len(ok), "duplicates": duplicates,
+                               "excluded": len(runs) - len(ok) - duplicates,
                                "seeds": sorted(r["seed"] for r in ok),
                                "top1_runs": [r["metrics"]["top1"] for r in ok],
                                # runs whose resolved task configs differ (epochs, overrides)
@@ -97,6 +98,15 @@ def summarize(records: list[dict[str, Any]], task: str | None = None, T: int | N
     if baseline is not None:
         _attach_baseline(rows, baseline)
     return rows
+
+
+def _one_per_seed(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The first finished record of each seed (repeats of a seed are not independent samples),
+    and how many repeats were left out."""
+    kept: dict[int, dict[str, Any]] = {}
+    for record in sorted(records, key=lambda r: r.get("created", "")):
+        kept.setdefault(record["seed"], record)
+    return list(kept.values()), len(records) - len(kept)
 
 
 def _mark_sources(rows: list[dict[str, Any]]) -> None:
@@ -155,6 +165,11 @@ def _attach_baseline(rows: list[dict[str, Any]], baseline: str) -> None:
 
     bases = {(r["task"], r["version"], r["protocol"], r["T"]): r for r in rows
              if r["method"] == baseline and r["n"] > 0}
+    if not bases:
+        methods = sorted({r["method"] for r in rows if r["n"] > 0})
+        raise UsageError(f"--baseline '{baseline}': no finished runs of that method here"
+                         f"{did_you_mean(baseline, methods)}; methods with runs: "
+                         f"{', '.join(methods) or 'none'}")
     for row in rows:
         base = bases.get((row["task"], row["version"], row["protocol"], row["T"]))
         row["baseline"] = {"method": baseline, "delta": None, "p_value": None}
@@ -184,6 +199,7 @@ def flags(row: dict[str, Any]) -> list[str]:
     """Warnings about a row: too few seeds, runs of differing task configs averaged, or
     another row of the same configuration whose method source differs."""
     found = ["n<3"] if 0 < row["n"] < 3 else []
+    found += [f"{row['duplicates']} repeated seed(s) left out"] if row.get("duplicates") else []
     found += ["mixed configs"] if row.get("configs", 1) > 1 else []
     return found + ([f"method source {row['source']}"] if row.get("source_differs") else [])
 
@@ -197,7 +213,9 @@ def render(rows: list[dict[str, Any]], fmt: str, columns: tuple[str, ...] = DEFA
            ) -> str:
     check_format(fmt)
     if fmt == "json":
-        return json.dumps(rows, indent=1)
+        from .record import strict
+
+        return json.dumps(strict(rows), indent=1, allow_nan=False)
     if fmt == "csv":
         fields = [*KEYS, "n", "excluded", "seeds"] + [
             f"{c}_{s}" for c in columns for s in ("mean", "std")]

@@ -7,6 +7,7 @@ Resolution order: schema defaults < included files < the task file < the method'
 from __future__ import annotations
 
 import copy
+import math
 import hashlib
 import importlib.resources
 import json
@@ -17,7 +18,8 @@ from typing import Any, Callable
 import yaml
 
 from .errors import UsageError, UserError
-from .values import coerce, did_you_mean, split_assignment
+from .params import Allowed
+from .values import coerce, did_you_mean, load_yaml_text, split_assignment
 
 TASK_PACKAGE = "sgbench.tasks"
 PROTOCOLS = ("controlled", "paper")
@@ -38,6 +40,49 @@ DEFAULTS: dict[str, Any] = {
     "eval": {"batch_size": 256},
 }
 OPEN_SECTIONS = ("data", "model")  # sections whose extra keys are builder arguments
+CHARGES, RESETS, BACKENDS = ("tau", "mul", "if"), ("hard", "soft"), ("auto", "torch", "cupy")
+OPTIMIZERS, SCHEDULES, LOSSES = ("adam", "adamw", "sgd"), ("cosine", "constant"), ("ce", "mse")
+ENCODINGS = ("direct", "poisson", "frames")
+NUMBER, TEXT, FLAG = (int, float), (str,), (bool,)
+# The type and allowed values of every fixed key (builder arguments are checked by their builders).
+SCHEMA: dict[str, tuple[tuple, Allowed | None]] = {
+    "name": (TEXT, None), "version": ((int, str), None), "description": (TEXT, None),
+    "citation": (TEXT, None), "T": ((int,), Allowed(ge=1)),
+    "data.dataset": (TEXT, None), "data.encoding": (TEXT, Allowed(choices=ENCODINGS)),
+    "model.arch": (TEXT, None),
+    "neuron.charge": (TEXT, Allowed(choices=CHARGES)), "neuron.tau": (NUMBER, None),
+    "neuron.decay_input": (FLAG, None), "neuron.decay": (NUMBER, None),
+    "neuron.learnable_decay": (FLAG, None), "neuron.v_threshold": (NUMBER, None),
+    "neuron.reset": (TEXT, Allowed(choices=RESETS)), "neuron.v_reset": (NUMBER, None),
+    "neuron.detach_reset": (FLAG, None), "neuron.backend": (TEXT, Allowed(choices=BACKENDS)),
+    "neuron.require_fused": (FLAG, None),
+    "train.epochs": ((int,), Allowed(ge=1)), "train.batch_size": ((int,), Allowed(ge=1)),
+    "train.optimizer": (TEXT, Allowed(choices=OPTIMIZERS)), "train.lr": (NUMBER, Allowed(gt=0)),
+    "train.momentum": (NUMBER, Allowed(ge=0, lt=1)), "train.weight_decay": (NUMBER, Allowed(ge=0)),
+    "train.schedule": (TEXT, Allowed(choices=SCHEDULES)),
+    "train.loss": (TEXT, Allowed(choices=LOSSES)),
+    "train.label_smoothing": (NUMBER, Allowed(ge=0, lt=1)), "train.amp": (FLAG, None),
+    "train.channels_last": (FLAG, None), "train.workers": ((int, str), None),
+    "train.drop_last": (FLAG, None), "eval.batch_size": ((int,), Allowed(ge=1)),
+}
+
+
+def check_values(config: dict[str, Any], source: str) -> None:
+    """Every fixed key has its type and an allowed value (before anything runs)."""
+    for dotted, (kinds, allowed) in SCHEMA.items():
+        section, _, key = dotted.rpartition(".")
+        node = config.get(section, {}) if section else config
+        if key not in node:
+            continue
+        value = node[key]
+        bad_type = not isinstance(value, kinds) or (isinstance(value, bool) and FLAG != kinds)
+        if bad_type or (isinstance(value, float) and not math.isfinite(value)):
+            names = " or ".join("number" if k is float else k.__name__ for k in kinds
+                                if not (k is int and float in kinds))
+            raise UsageError(f"{source}: {dotted} must be a {names}, got {value!r}")
+        problem = allowed.problem(value) if allowed is not None else None
+        if problem:
+            raise UsageError(f"{source}: {dotted}={value!r} {problem}")
 
 
 def task_names() -> list[str]:
@@ -62,7 +107,7 @@ def _task_file(name: str) -> Traversable | Path:
 def load_yaml(path: Traversable | Path, what: str) -> Any:
     """A YAML file's content; a syntax error is one line that names the file and the line."""
     try:
-        return yaml.safe_load(path.read_text())
+        return load_yaml_text(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -79,12 +124,19 @@ def _read_yaml(path: Traversable | Path) -> dict[str, Any]:
 
 def _load_with_includes(path: Traversable | Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     if str(path) in seen:
-        raise UserError(f"include cycle: {' -> '.join(seen + (str(path),))}")
+        raise UsageError(f"include cycle: {' -> '.join(seen + (str(path),))}")
     data = _read_yaml(path)
     includes = data.pop("include", [])
+    names = [includes] if isinstance(includes, str) else includes
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise UsageError(f"{path}: include must be a file name or a list of file names, "
+                        f"got {includes!r}")
     merged: dict[str, Any] = {}
-    for name in [includes] if isinstance(includes, str) else includes:
-        merged = deep_merge(merged, _load_with_includes(path.parent / name, seen + (str(path),)))
+    for name in names:
+        included = path.parent / name
+        if not included.is_file():
+            raise UsageError(f"{path}: included file {name} not found (looked in {path.parent})")
+        merged = deep_merge(merged, _load_with_includes(included, seen + (str(path),)))
     return deep_merge(merged, data)
 
 
@@ -143,8 +195,7 @@ def validate(config: dict[str, Any], source: str) -> None:
     for section, key in (("data", "dataset"), ("model", "arch")):
         if not config[section].get(key):
             raise UserError(f"{source}: the task must set '{section}.{key}'")
-    if not isinstance(config["T"], int) or config["T"] < 1:
-        raise UsageError(f"T must be an integer >= 1, got {config['T']!r}")
+    check_values(config, source)
 
 
 def resolve_task(name: str, *, T: int | None = None, epochs: int | None = None,
@@ -171,8 +222,6 @@ def resolve_task(name: str, *, T: int | None = None, epochs: int | None = None,
     if epochs is not None:
         config["train"]["epochs"] = epochs
     validate(config, "overrides")
-    if config["train"]["epochs"] < 1:
-        raise UsageError(f"epochs must be >= 1, got {config['train']['epochs']}")
     return config
 
 

@@ -71,7 +71,8 @@ class Method:
 
     # -- the one thing every method must say --------------------------------------------------
     def layer_rule(self, ctx: LayerContext) -> LayerRule:
-        raise NotImplementedError
+        raise UsageError(f"method '{self.name}' defines no layer_rule (subclass FixedSurrogate "
+                         f"for a fixed surrogate, or return a LayerRule per layer)")
 
     # -- optional hooks -----------------------------------------------------------------------
     def on_epoch_start(self, model: nn.Module, epoch: int, epochs: int) -> None:

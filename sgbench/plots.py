@@ -40,6 +40,8 @@ def check_kind(kind: str) -> None:
 
 
 def check_out(out: Path) -> None:
+    if out.is_dir():
+        raise UsageError(f"--out names a folder ({out}); give a file name ending in .png or .svg")
     if out.suffix.lower() not in FORMATS:
         raise UsageError(f"--out must end in .png or .svg; got '{out.name}'")
 

@@ -6,8 +6,10 @@ folder, fsync, rename), and never edited.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
+import re
 import secrets
 import subprocess
 import sys
@@ -93,7 +95,8 @@ def capture_env(device, neuron_backend: str) -> dict[str, Any]:
 
 def new_run_id(task: str, method: str, T: int, seed: int, protocol: str) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    return f"{task}_{Path(method).stem}_T{T}_s{seed}_{protocol}_{stamp}_{secrets.token_hex(3)}"
+    return safe_name(f"{task}_{Path(method).stem}_T{T}_s{seed}_{protocol}_{stamp}_"
+                     f"{secrets.token_hex(3)}")
 
 
 def ensure_writable(out_dir: Path) -> Path:
@@ -107,16 +110,50 @@ def ensure_writable(out_dir: Path) -> Path:
     return out_dir
 
 
+def safe_name(text: str) -> str:
+    """``text`` usable as one file name: letters, digits, '.', '_' and '-' only, no leading dot
+    (names from task files and overrides must not reach outside the output folder)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).lstrip(".-")
+    return cleaned or "unnamed"
+
+
+def strict(value: Any, path: str = "", found: list[str] | None = None) -> Any:
+    """``value`` with every non-finite float replaced by None (JSON has no NaN or Infinity); the
+    paths of those replaced are appended to ``found``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        if found is not None:
+            found.append(path or "(root)")
+        return None
+    if isinstance(value, dict):
+        return {k: strict(v, f"{path}.{k}" if path else str(k), found) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    if hasattr(value, "tolist"):  # tensors and numpy values
+        return strict(value.tolist(), path, found)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """Strict JSON of a record; non-finite numbers become null, listed in ``nonfinite``."""
+    found: list[str] = []
+    clean = strict(record, found=found)
+    if found:
+        clean["nonfinite"] = found
+    return json.dumps(clean, indent=1, allow_nan=False) + "\n"
+
+
 def write_record(record: dict[str, Any], out_dir: Path) -> Path:
     """Write ``record`` as ``<run_id>.json`` atomically; never overwrites an existing record."""
-    path = out_dir / f"{record['run_id']}.json"
+    path = out_dir / f"{safe_name(record['run_id'])}.json"
     if path.exists():
         raise UserError(f"record {path} already exists; records are never overwritten")
+    text = dumps(record)
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(record, fh, indent=1, sort_keys=False, default=_jsonable)
-            fh.write("\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -126,25 +163,98 @@ def write_record(record: dict[str, Any], out_dir: Path) -> Path:
     return path
 
 
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # tensors and numpy values
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+class RecordNotWritten(UserError):
+    """The record could not be written where asked; it was saved to ``path`` instead."""
+
+    def __init__(self, message: str, record: dict[str, Any], path: Path | None):
+        super().__init__(message)
+        self.record, self.path = record, path
+
+
+def fallback_folder() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "sgbench" / "unsaved-records"
+
+
+def save_record(record: dict[str, Any], out_dir: Path) -> Path:
+    """Write the record to ``out_dir``; when that fails (a full disk, a folder gone), write it to
+    the fallback folder (else the temporary folder) and raise ``RecordNotWritten`` naming both."""
+    try:
+        return write_record(record, out_dir)
+    except OSError as exc:
+        reason = f"{exc.strerror or exc}"
+    saved = None
+    for folder in (fallback_folder(), Path(tempfile.gettempdir()) / "sgbench-unsaved-records"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            saved = write_record(record, folder)
+            break
+        except OSError:
+            continue
+    where = f"it was saved to {saved}" if saved else "no fallback folder was writable either"
+    raise RecordNotWritten(f"could not write the record to {out_dir} ({reason}); {where}",
+                           record, saved)
 
 
 class NotARecord(Exception):
     """A JSON file that is not an sgbench record."""
 
 
+STATUSES = ("ok", "diverged", "failed", "interrupted")
+NUMBER = (int, float)
+# What every reader relies on: (dotted field, allowed types, required).
+FIELDS: list[tuple[str, tuple, bool]] = [
+    ("run_id", (str,), True), ("created", (str,), True), ("status", (str,), True),
+    ("method", (dict,), True), ("method.name", (str,), True), ("method.params", (dict,), True),
+    ("task", (dict,), True), ("task.name", (str,), True), ("task.version", (int, str), True),
+    ("task.config", (dict,), True), ("T", (int,), True), ("seed", (int,), True),
+    ("protocol", (str,), True), ("metrics", (dict,), True), ("history", (list,), True),
+    ("cost", (dict,), True), ("env", (dict,), True), ("diagnostics", (dict,), False),
+]
+
+
+def _get(record: dict[str, Any], dotted: str) -> tuple[bool, Any]:
+    node: Any = record
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def problems(record: dict[str, Any]) -> list[str]:
+    """How ``record`` breaks the record schema (empty when it conforms)."""
+    found = []
+    for dotted, kinds, required in FIELDS:
+        present, value = _get(record, dotted)
+        if not present:
+            if required:
+                found.append(f"missing '{dotted}'")
+        elif not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            found.append(f"'{dotted}' is {type(value).__name__}, not "
+                         f"{' or '.join(k.__name__ for k in kinds)}")
+    if found:
+        return found
+    if record["status"] not in STATUSES:
+        found.append(f"status '{record['status']}' is not one of {', '.join(STATUSES)}")
+    for section in ("metrics", "cost"):
+        for key, value in record[section].items():
+            if value is not None and not isinstance(value, (*NUMBER, str, dict, list)) \
+                    or isinstance(value, float) and not math.isfinite(value):
+                found.append(f"'{section}.{key}' is not a finite number: {value!r}")
+    top1 = record["metrics"].get("top1")
+    if record["status"] == "ok" and not (isinstance(top1, NUMBER) and not isinstance(top1, bool)):
+        found.append("an ok record without a numeric metrics.top1")
+    return found
+
+
 def read_record(path: Path) -> dict[str, Any]:
     """One record; UserError when it cannot be read, NotARecord for foreign JSON."""
     try:
-        record = json.loads(Path(path).read_text())
+        record = json.loads(Path(path).read_bytes().decode("utf-8"), parse_constant=_no_constant)
     except FileNotFoundError:
         raise UserError(f"no such record: '{path}'") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not (strict) JSON
         raise UserError(f"{path}: unreadable ({exc})") from None
     schema = record.get("schema") if isinstance(record, dict) else None
     if not str(schema).startswith("sgbench.run/"):
@@ -152,7 +262,14 @@ def read_record(path: Path) -> dict[str, Any]:
     if schema not in READABLE:
         raise UserError(f"{path}: record schema {schema}, this sgbench reads "
                         f"{', '.join(READABLE)}")
+    found = problems(record)
+    if found:
+        raise UserError(f"{path}: not a valid record: {'; '.join(found[:3])}")
     return record
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 def load_records(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -174,5 +291,6 @@ def load_records(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=1, default=_jsonable)
+    """Strict JSON on stdout (non-finite numbers as null)."""
+    json.dump(strict(data), sys.stdout, indent=1, allow_nan=False)
     sys.stdout.write("\n")

@@ -78,7 +78,8 @@ def _check_params(cls) -> str:
     values = dataclasses.asdict(defaults)
     typed = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in values.items()]
     assert parse_params(cls, typed) == defaults, "--param key=default does not give the default"
-    assert cls.Params(**json.loads(json.dumps(values))) == defaults, "a JSON round trip changes them"
+    assert cls.Params(**json.loads(json.dumps(values))) == defaults, \
+        "a JSON round trip changes them"
     return f"{len(values)} parameters"
 
 

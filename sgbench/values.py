@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from typing import Any
 
 import yaml
@@ -25,11 +26,26 @@ def split_assignment(item: str, flag: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+class Loader(yaml.SafeLoader):
+    """YAML's safe loader that also reads ``1e-3`` and ``5E4`` as floats (YAML 1.1 wants a dot
+    in the mantissa and reads them as strings)."""
+
+
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def load_yaml_text(text: str) -> Any:
+    return yaml.load(text, Loader=Loader)
+
+
 def parse_scalar(text: str) -> Any:
     """YAML's reading of ``text``, except that numbers YAML 1.1 leaves as strings (``1e-3``,
     ``.5e2``) are numbers, and ``nan``/``inf`` spelt any way are floats."""
     try:
-        value = yaml.safe_load(text) if text != "" else ""
+        value = load_yaml_text(text) if text != "" else ""
     except yaml.YAMLError:
         return text
     if isinstance(value, str):

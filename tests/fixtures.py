@@ -95,3 +95,17 @@ def method_file(folder: Path, name: str, body: str, params: str = "") -> Path:
     ''') + textwrap.indent(textwrap.dedent(params), " " * 8)
         + textwrap.indent(textwrap.dedent(body), "    "))
     return path
+
+
+def wait_for(condition, what: str, process=None, limit: float = 1800) -> None:
+    """Wait on an event (a file, a line of output), not on a deadline load can miss: the limit
+    is generous and only guards against a hang; a watched process that ends first fails at once."""
+    import time
+
+    start = time.monotonic()
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the process ended (exit {process.returncode}) before {what}")
+        if time.monotonic() - start > limit:
+            raise AssertionError(f"no {what} after {limit:.0f} s")
+        time.sleep(0.1)

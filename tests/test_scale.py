@@ -5,14 +5,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from fixtures import method_file
+from fixtures import method_file, wait_for
 from sgbench.cli import app
 from sgbench.distributed import Dist, rank_batch
 from sgbench.errors import UsageError
@@ -39,21 +38,13 @@ def _ok_records(out: Path) -> list[dict]:
     return [r for r in load_records(out)[0] if r["status"] == "ok"]
 
 
-def _wait_for(condition, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.1)
-
-
 def test_two_process_gloo_ddp_run_reduces_metrics_over_ranks(tmp_path):
     out = tmp_path / "runs"
     args = ["run", "--method", "atan", "--task", "digits", "--T", "2", "--epochs", "2",
             "--device", "cpu", "--out", str(out), "--json"]
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                            "--nproc_per_node", "2", "-m", "sgbench", *args],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads(done.stdout)  # rank 0 alone prints
     assert record["status"] == "ok"
@@ -141,10 +132,10 @@ def test_an_interrupted_sweep_resumes_and_runs_only_what_is_missing(tmp_path):
                               "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     # interrupt once the first job is done and the second has trained an epoch
-    _wait_for(lambda: (second / "log.txt").is_file() and "epoch 2/16" in
-              (second / "log.txt").read_text())
+    wait_for(lambda: (second / "log.txt").is_file() and "epoch 2/16" in
+             (second / "log.txt").read_text(), "the second job's epoch 2", sweep)
     sweep.send_signal(signal.SIGINT)
-    _, stderr = sweep.communicate(timeout=120)
+    _, stderr = sweep.communicate(timeout=1800)
     assert sweep.returncode == 130, stderr
     assert [job_state(out, job).state for job in spec.jobs] == ["done", "interrupted", "pending"]
     assert list(second.glob("*.ckpt.pt")) and not third.exists()

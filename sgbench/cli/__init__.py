@@ -5,14 +5,38 @@ from __future__ import annotations
 
 from typing import Optional
 
+import sys
+
 import typer
+from typer.core import TyperGroup
 
 from .. import __version__
 from . import bench, methods, reference, results, run, sweep
-from .common import DEBUG, out
+from .common import DEBUG, fail, out
+
+
+class OneLineErrors(TyperGroup):
+    """Typer's own parse errors (an unknown command or option, a value of the wrong type) in
+    sgbench's error style: one line with a hint, exit 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                                standalone_mode=False, **extra)
+        except typer.Abort:
+            code = 1
+        except typer.TyperException as exc:
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            ctx = getattr(exc, "ctx", None)
+            path = ctx.command_path if ctx is not None else "sgbench"
+            code = getattr(exc, "exit_code", 2)
+            if message.strip():  # (no message: the help was shown, for a command without args)
+                fail(f"{message} (see `{path} --help`)", code)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  context_settings={"help_option_names": ["-h", "--help"]},
+                  cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]},
                   help="sgbench: benchmark surrogate-gradient methods for spiking neural networks.")
 
 

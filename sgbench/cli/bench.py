@@ -10,6 +10,19 @@ from .common import DataDir, Json, Overrides, Threads, out, print_json, set_thre
 bench_app = typer.Typer(no_args_is_help=True, help="Speed benchmarks that print numbers.")
 
 
+def check_memory(needed: int, what: str) -> None:
+    """A benchmark's tensors must fit in this machine's memory (a usage error otherwise)."""
+    import os
+
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if needed > total:
+        raise UsageError(f"{what} needs about {needed / 2**30:.0f} GiB for its tensors; this "
+                         f"machine has {total / 2**30:.0f} GiB")
+
+
 @bench_app.command("neuron")
 @user_errors
 def bench_neuron_cmd(
@@ -32,6 +45,7 @@ def bench_neuron_cmd(
 
     if T < 1 or neurons < 1 or repeats < 1:
         raise UsageError("--T, --neurons and --repeats must be >= 1")
+    check_memory(T * neurons * 4 * 12, "--T x --neurons")
     set_threads(threads)
     dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
     if dtype not in dtypes:
@@ -76,6 +90,8 @@ def bench_train_cmd(
     from ..train import pick_device
 
     names = tuple(m.strip() for m in methods.split(",") if m.strip())
+    if not names:
+        raise UsageError(f"--methods takes method names separated by commas, got '{methods}'")
     for name in names:
         load_method(name)  # unknown names fail here, with "did you mean"
     if min(batch, T, steps) < 1 or batch * T < 2:

@@ -76,7 +76,8 @@ def run_cmd(
 ) -> None:
     """Train and measure one method on one task; write its record. Under `torchrun
     --nproc_per_node N -m sgbench run ...` it trains data-parallel (DDP) on N processes."""
-    from ..train import RunRequest, run
+    from ..record import RecordNotWritten
+    from ..train import AlreadyFinished, RunRequest, run
 
     request = RunRequest(method=method, task=task, T=T, seed=seed, epochs=epochs, params=param,
                          overrides=override, protocol=protocol, device=device, out_dir=out_dir,
@@ -84,7 +85,19 @@ def run_cmd(
                          neuron_backend=neuron_backend, require_fused=require_fused,
                          eval_T=parse_ints(eval_T, "--eval-T"), energy=energy,
                          latency_repeats=latency_repeats, resume=resume, threads=threads)
-    record, path = run(request, ProgressReporter(f"{Path(method).stem} on {task}"))
+    try:
+        record, path = run(request, ProgressReporter(f"{Path(method).stem} on {task}"))
+    except AlreadyFinished as done:
+        if json_out:
+            print_json(done.record)
+        err.print(f"already finished: {done.path} (one finished record per configuration and "
+                  f"seed in a folder; --out another folder to run it again)", highlight=False,
+                  soft_wrap=True)
+        return
+    except RecordNotWritten as failed:
+        if json_out:
+            print_json(failed.record)
+        raise
     if path is not None:  # under torchrun, rank 0 alone reports
         _report_run(record, path, json_out)
     if record["status"] == "interrupted":

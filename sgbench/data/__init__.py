@@ -8,7 +8,8 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import UserError
+from ..config import ENCODINGS
+from ..errors import UsageError, UserError
 from ..values import did_you_mean
 
 
@@ -57,15 +58,34 @@ def build_data(section: dict[str, Any], ctx=None) -> DataBundle:
 
 
 def check_kwargs(fn: Callable, options: dict[str, Any], what: str, skip: int = 0) -> None:
-    """Unknown keyword arguments for a builder are configuration errors, not TypeErrors."""
-    allowed = list(inspect.signature(fn).parameters)[skip:]
-    for key in options:
+    """Builder arguments of a task: unknown keys and values of another type than the builder's
+    default (a list for a list, a number for a number, ...) are configuration errors."""
+    parameters = list(inspect.signature(fn).parameters.values())[skip:]
+    allowed = {p.name: p.default for p in parameters}
+    for key, value in options.items():
         if key not in allowed:
             raise UserError(f"unknown key '{key}' in {what}{did_you_mean(key, allowed)}; "
                             f"known: {', '.join(allowed)}")
+        default = allowed[key]
+        if default is inspect.Parameter.empty or default is None:
+            continue
+        if not _same_kind(value, default):
+            raise UsageError(f"{what}: '{key}' must be like its default {default!r}, "
+                             f"got {value!r}")
 
 
-ENCODINGS = ("direct", "poisson", "frames")
+def _same_kind(value: Any, default: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float)) and (isinstance(value, int)
+                                                    or not isinstance(default, int))
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple)) and all(
+            _same_kind(v, default[0]) for v in value) if default else True
+    return isinstance(value, type(default))
+
+
 
 
 def encode(x: torch.Tensor, T: int, encoding: str) -> torch.Tensor:

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any, Iterable
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
 from ..errors import UsageError
 from .tensors import TensorLoader, TensorSplit
@@ -48,23 +49,38 @@ def shard(dataset: Dataset | TensorSplit, rank: int, world_size: int) -> Dataset
         else Subset(dataset, index)
 
 
+def ignore_stop_signals(worker_id: int) -> None:
+    """In a loader process: SIGINT and SIGTERM are the main process's to handle (it finishes
+    its step, writes its record and then ends the workers), also when a scheduler signals the
+    whole process group."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def train_batches(dataset: Dataset | TensorSplit, batch_size: int, generator: torch.Generator,
                   workers: int, drop_last: bool = False, rank: int = 0, world_size: int = 1
                   ) -> Iterable:
-    """Shuffled (seeded by ``generator``) training batches of this rank's shard."""
+    """Shuffled (seeded by ``generator``) training batches of this rank's shard. A streamed
+    dataset resumes exactly when its transforms draw no random numbers: its loader processes keep
+    their own random streams across epochs."""
     if isinstance(dataset, TensorSplit):
         return TensorLoader(dataset, batch_size, True, generator, drop_last, rank, world_size)
-    sampler = DistributedSampler(dataset, world_size, rank, seed=int(generator.initial_seed())) \
-        if world_size > 1 else None
-    return DataLoader(dataset, batch_size, shuffle=sampler is None, sampler=sampler,
-                      generator=generator, num_workers=workers, persistent_workers=workers > 0,
-                      drop_last=drop_last)
+    seed = int(generator.initial_seed())
+    sampler = DistributedSampler(dataset, world_size, rank, seed=seed) if world_size > 1 \
+        else RandomSampler(dataset, generator=generator)
+    # the workers' seeds come from a generator of their own, so that the shuffle, which the
+    # checkpoint keeps, is the same in a resumed run
+    return DataLoader(dataset, batch_size, sampler=sampler,
+                      generator=torch.Generator().manual_seed(seed + 1), num_workers=workers,
+                      persistent_workers=workers > 0, drop_last=drop_last,
+                      worker_init_fn=ignore_stop_signals)
 
 
 def test_batches(dataset: Dataset | TensorSplit, batch_size: int, workers: int) -> Iterable:
     if isinstance(dataset, TensorSplit):
         return TensorLoader(dataset, batch_size)
-    return DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers,
+                      worker_init_fn=ignore_stop_signals)
 
 
 def describe(dataset: Dataset | TensorSplit, workers: int) -> dict[str, Any]:

@@ -11,6 +11,8 @@ import torch
 from spikingjelly.activation_based import functional
 from torch import nn
 
+from ..checkpoint import StopRequested, stop_requested
+
 
 @torch.no_grad()
 def measure_latency(model: nn.Module, x_seq: torch.Tensor, repeats: int = 30, warmup: int = 5
@@ -22,6 +24,8 @@ def measure_latency(model: nn.Module, x_seq: torch.Tensor, repeats: int = 30, wa
     times = []
     try:
         for i in range(warmup + repeats):
+            if stop_requested():  # a stop signal ends the measurement too
+                raise StopRequested
             sync()
             start = time.perf_counter()
             model(x_seq)

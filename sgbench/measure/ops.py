@@ -14,6 +14,7 @@ Conventions, pinned down:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,9 @@ class EnergyModel:
         except ValueError:
             raise UsageError(f"energy model must be one of {', '.join(PRESETS)} or "
                              f"'E_MAC,E_AC' in pJ; got '{text}'") from None
+        if not (math.isfinite(mac) and math.isfinite(ac) and mac > 0 and ac > 0):
+            raise UsageError(f"--energy E_MAC,E_AC must be two finite numbers > 0 (pJ); "
+                             f"got '{text}'")
         return cls(mac, ac, name=f"custom {mac},{ac} pJ")
 
     def energy_uj(self, macs: float, synops: float) -> dict[str, float]:

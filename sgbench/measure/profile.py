@@ -20,10 +20,13 @@ from .ops import EnergyModel
 
 def load_checkpoint(model: torch.nn.Module, path: Path, device: torch.device) -> None:
     """A state_dict, or a dict holding one under 'model'."""
+    if not Path(path).is_file():
+        raise UserError(f"no checkpoint file at {path}")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise UserError(f"cannot read checkpoint {path}: {exc}") from None
+    except Exception as exc:  # corrupt, truncated, or pickled objects a safe load refuses
+        raise UserError(f"cannot read checkpoint {path}: {type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     state = state.get("model", state) if isinstance(state, dict) else state
     try:
         model.load_state_dict(state)

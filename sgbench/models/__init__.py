@@ -8,7 +8,7 @@ from spikingjelly.activation_based import functional, layer
 from torch import nn
 
 from ..data import check_kwargs
-from ..errors import UserError
+from ..errors import UsageError, UserError
 from ..values import did_you_mean
 from ..neuron.node import SpikingNeuron
 from . import static
@@ -35,9 +35,10 @@ def convnet(in_shape: tuple[int, ...], num_classes: int, neuron: NeuronFactory,
     followed by a max-pool of the factor in ``pools`` (1 or none: no pooling), then avg-pool
     ``pool`` and a linear head. ``norm_scale`` and ``norm_gamma`` set the threshold-dependent BN."""
     c, h, w = in_shape
+    _positive("model.channels", channels)
     pools = list(pools) if pools is not None else [1] * len(channels)
     if len(pools) != len(channels) or min(pools, default=1) < 1 or pool < 1:
-        raise UserError(f"model.pools needs one factor >= 1 per entry of model.channels "
+        raise UsageError(f"model.pools needs one factor >= 1 per entry of model.channels "
                         f"({len(channels)}), and model.pool >= 1; got {pools} and {pool}")
     blocks: list[nn.Module] = []
     for out_c, factor in zip(channels, pools):
@@ -65,6 +66,11 @@ def csnn(in_shape: tuple[int, ...], num_classes: int, neuron: NeuronFactory,
                                              bias=False), neuron(),
                layer.Linear(channels * 16, num_classes, bias=False), neuron()]
     return SpikingClassifier(nn.Sequential(*blocks))
+
+def _positive(what: str, values) -> None:
+    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+        raise UsageError(f"{what} must be one or more integers >= 1, got {values!r}")
+
 
 def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:

@@ -11,6 +11,7 @@ import torch
 from spikingjelly.activation_based import base
 from torch import nn
 
+from ..config import BACKENDS, CHARGES, RESETS
 from ..errors import UserError
 from .capture import GradCapture
 from .cupy_backend import SHAPE_SOURCE, CupySequenceFn, cupy_available
@@ -19,9 +20,6 @@ from .rules import FixedRule, LayerRule
 from .shapes import coverage
 
 Tensor = torch.Tensor
-CHARGES = ("tau", "mul", "if")
-RESETS = ("hard", "soft")
-BACKENDS = ("auto", "torch", "cupy")
 
 
 class SpikingNeuron(base.MemoryModule):

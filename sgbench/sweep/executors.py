@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from ..checkpoint import stop_requested
 from ..errors import UserError
-from .state import EXIT_MARK, RUNNING_MARK
+from .state import EXIT_MARK, RUNNING_MARK, finished, holder_alive
 
 
 def _sgbench_cmd(argv: list[str]) -> list[str]:
@@ -26,6 +26,25 @@ def _sgbench_cmd(argv: list[str]) -> list[str]:
 def _start(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / EXIT_MARK).unlink(missing_ok=True)
+
+
+def claim(folder: Path) -> bool:
+    """Take the job: its running mark, created atomically; False when a live sweep (or its job)
+    holds it. A mark whose holder and job are both dead is stale and taken over."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mark = folder / RUNNING_MARK
+    for _ in range(2):
+        try:
+            fd = os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if holder_alive(mark):
+                return False
+            mark.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"holder": os.getpid()}, fh)
+        return True
+    return False
 
 
 def _finish(folder: Path, returncode: int) -> None:
@@ -61,7 +80,10 @@ class LocalExecutor:
         slot = self.slots.get()
         try:
             with self.lock:
-                if self.stopping.is_set():
+                if self.stopping.is_set() or not claim(folder):
+                    return False
+                if finished(folder):  # another sweep ran it since this one made its plan
+                    (folder / RUNNING_MARK).unlink(missing_ok=True)
                     return False
                 _start(folder)
                 log = open(folder / "log.txt", "a")
@@ -69,7 +91,8 @@ class LocalExecutor:
                 child = subprocess.Popen(_sgbench_cmd(argv), stdout=log, stderr=subprocess.STDOUT,
                                          env=self._env(slot), start_new_session=True)
                 self.children.add(child)
-            (folder / RUNNING_MARK).write_text(json.dumps({"pid": child.pid}))
+            (folder / RUNNING_MARK).write_text(json.dumps({"holder": os.getpid(),
+                                                           "pid": child.pid}))
             returncode = child.wait()
             log.close()
             with self.lock:

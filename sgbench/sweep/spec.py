@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..errors import UsageError, UserError
+from ..record import safe_name
 
+DEVICES = ("auto", "cpu", "cuda")
 SPEC_KEYS = {"name", "methods", "tasks", "T", "seeds", "protocols", "params", "epochs",
              "overrides", "device", "out"}
 
@@ -54,12 +56,15 @@ class Spec:
     out: Path
 
 
-def _as_list(value: Any, key: str, kind: type) -> list:
+def _as_list(value: Any, key: str, kind: type, low: int | None = None) -> list:
+    """A value or a non-empty list of them, each of ``kind`` (and >= ``low``), without repeats."""
     values = value if isinstance(value, list) else [value]
-    if not values or not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
-        raise UserError(f"sweep spec: '{key}' must be a {kind.__name__} or a non-empty list of "
-                        f"them; got {value!r}")
-    return values
+    if not values or not all(isinstance(v, kind) and not isinstance(v, bool) for v in values) \
+            or (low is not None and min(values) < low):
+        bound = f" >= {low}" if low is not None else ""
+        raise UsageError(f"sweep spec: '{key}' must be a {kind.__name__}{bound} or a non-empty "
+                         f"list of them; got {value!r}")
+    return list(dict.fromkeys(values))
 
 
 def _param_grid(method: str, grid: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -67,7 +72,9 @@ def _param_grid(method: str, grid: dict[str, Any]) -> list[tuple[str, ...]]:
     if not isinstance(grid, dict):
         raise UserError(f"sweep spec: params.{method} must map parameter names to values")
     keys = sorted(grid)
-    values = [grid[k] if isinstance(grid[k], list) else [grid[k]] for k in keys]
+    values = [list(dict.fromkeys(map(json.dumps, grid[k])))
+              if isinstance(grid[k], list) else [json.dumps(grid[k])] for k in keys]
+    values = [[json.loads(v) for v in vs] for vs in values]
     return [tuple(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
                   for k, v in zip(keys, combo)) for combo in itertools.product(*values)]
 
@@ -92,19 +99,22 @@ def load_spec(path: Path, out: Path | None = None) -> Spec:
             raise UserError(f"sweep spec: '{key}' is required")
     methods = _as_list(spec["methods"], "methods", str)
     tasks = _as_list(spec["tasks"], "tasks", str)
-    Ts = [None] if spec.get("T") is None else _as_list(spec["T"], "T", int)
-    seeds = _as_list(spec.get("seeds", 0), "seeds", int)
+    Ts = [None] if spec.get("T") is None else _as_list(spec["T"], "T", int, low=1)
+    seeds = _as_list(spec.get("seeds", 0), "seeds", int, low=0)
     protocols = _as_list(spec.get("protocols", "controlled"), "protocols", str)
     overrides = tuple(_as_list(spec["overrides"], "overrides", str)) if spec.get("overrides") \
         else ()
     epochs = spec.get("epochs")
-    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
-        raise UserError(f"sweep spec: 'epochs' must be a positive integer; got {epochs!r}")
-    if any(T < 1 for T in Ts if T is not None):
-        raise UserError(f"sweep spec: every T must be >= 1; got {Ts}")
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int)
+                               or epochs < 1):
+        raise UsageError(f"sweep spec: 'epochs' must be a positive integer; got {epochs!r}")
     bad = [p for p in protocols if p not in ("controlled", "paper")]
     if bad:
-        raise UserError(f"sweep spec: protocols are controlled or paper; got {bad}")
+        raise UsageError(f"sweep spec: protocols are controlled or paper; got {bad}")
+    device = spec.get("device", "auto")
+    if device not in DEVICES:
+        raise UsageError(f"sweep spec: 'device' must be one of {', '.join(DEVICES)}; "
+                         f"got {device!r}")
     params = spec.get("params") or {}
     if not isinstance(params, dict) or set(params) - set(methods):
         raise UserError("sweep spec: 'params' maps names from 'methods' to their parameter grids")
@@ -116,9 +126,11 @@ def load_spec(path: Path, out: Path | None = None) -> Spec:
             parse_params(cls, list(combo))
     for task in tasks:  # unknown tasks and override keys fail here, not in every job
         resolve_task(task, epochs=epochs, overrides=list(overrides))
-    jobs = [Job(m, task, T, seed, protocol, combo, epochs, overrides)
-            for task in tasks for T in Ts for m in methods for combo in grids[m]
-            for protocol in protocols for seed in seeds]
-    name = str(spec.get("name") or path.stem)
-    return Spec(name, jobs, str(spec.get("device", "auto")),
-                out or Path(spec.get("out") or Path("results/sweeps") / name))
+    jobs = list(dict.fromkeys(  # the same job twice in a grid runs once
+        Job(m, task, T, seed, protocol, combo, epochs, overrides)
+        for task in tasks for T in Ts for m in methods for combo in grids[m]
+        for protocol in protocols for seed in seeds))
+    if not jobs:
+        raise UsageError(f"sweep spec {path}: its grid has no jobs (an empty parameter list?)")
+    name = safe_name(spec.get("name") or path.stem)  # a folder name: nothing may escape
+    return Spec(name, jobs, device, out or Path(spec.get("out") or Path("results/sweeps") / name))

@@ -33,6 +33,28 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _read_mark(mark: Path) -> dict[str, Any]:
+    try:
+        info = json.loads(mark.read_text())
+    except (OSError, ValueError):  # being written this moment
+        return {"partial": True}
+    return info if isinstance(info, dict) else {"partial": True}
+
+
+def holder_alive(mark: Path) -> bool:
+    """Whether the sweep that took the job, or the job's own process, still runs (a mark being
+    written counts as held)."""
+    info = _read_mark(mark)
+    if info.get("partial"):
+        return True
+    return any(isinstance(info.get(k), int) and _alive(info[k]) for k in ("holder", "pid"))
+
+
+def finished(folder: Path) -> bool:
+    """Whether the job's folder holds a finished record."""
+    return folder.is_dir() and any(r["status"] in FINISHED for r in load_records(folder)[0])
+
+
 def job_state(out: Path, job: Job) -> JobState:
     """What the job's folder says: a finished record, a live process or Slurm job, the last
     attempt's exit code and record, a checkpoint, or nothing yet."""
@@ -44,11 +66,11 @@ def job_state(out: Path, job: Job) -> JobState:
         return JobState(job, "done", finished[-1])
     mark, exit_mark = folder / RUNNING_MARK, folder / EXIT_MARK
     if mark.is_file():
-        info = json.loads(mark.read_text())
+        info = _read_mark(mark)
         if info.get("slurm_job"):
             return JobState(job, "submitted", note=f"slurm job {info['slurm_job']}")
-        if _alive(info["pid"]):
-            return JobState(job, "running", note=f"pid {info['pid']}")
+        if holder_alive(mark):
+            return JobState(job, "running", note=f"pid {info.get('pid', info.get('holder'))}")
     last = records[-1] if records else None
     if exit_mark.is_file():
         code = json.loads(exit_mark.read_text())["returncode"]

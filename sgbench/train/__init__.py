@@ -18,9 +18,10 @@ from ..registry import method_files
 from .loop import Reporter, SilentReporter, evaluate, measure, train_and_measure, train_epoch
 from .recipe import Precision, make_loss, make_optimizer, make_schedule, param_groups
 from .result import make_record
-from .setup import RunRequest, Setup, pick_device, prepare, seed_everything
+from .setup import (AlreadyFinished, RunRequest, Setup, pick_device, prepare,
+                    seed_everything)
 
-__all__ = ["Precision", "Reporter", "RunRequest", "Setup", "SilentReporter", "evaluate",
+__all__ = ["AlreadyFinished", "Precision", "Reporter", "RunRequest", "Setup", "SilentReporter", "evaluate",
            "make_loss", "make_optimizer", "make_record", "make_schedule", "measure",
            "param_groups", "pick_device", "prepare", "run", "seed_everything",
            "train_and_measure", "train_epoch"]
@@ -35,10 +36,11 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
     try:
         if not setup.dist.is_main:
             reporter = SilentReporter()
-        with checkpoint.graceful_stop():
+        with checkpoint.graceful_stop():  # the handlers stay until the record is on disk
             outcome = train_and_measure(req, setup, reporter or SilentReporter())
-        record = make_record(req, setup, outcome, time.perf_counter() - wall_start)
-        path = rec.write_record(record, setup.out_dir) if setup.dist.is_main else None
+            with checkpoint.shielded():
+                record = make_record(req, setup, outcome, time.perf_counter() - wall_start)
+                path = rec.save_record(record, setup.out_dir) if setup.dist.is_main else None
     finally:
         distributed.leave(setup.dist)
     if outcome.status == "failed":

@@ -13,8 +13,10 @@ from torch.utils.data import DistributedSampler
 
 from .. import checkpoint, distributed
 from ..checkpoint import StopRequested, stop_requested
+from ..config import config_sha256
 from ..data import encode, loading
 from ..distributed import Dist
+from ..errors import UserError
 from ..measure.diagnostics import diagnose
 from ..measure.inference import headline, measure_inference
 from ..method import Method
@@ -27,10 +29,12 @@ class Reporter(Protocol):
     def epoch(self, entry: dict[str, Any]) -> None: ...
     def close(self) -> None: ...
 
+
 class SilentReporter:
     def start(self, epochs): ...
     def epoch(self, entry): ...
     def close(self): ...
+
 
 @dataclass
 class EpochResult:
@@ -39,9 +43,11 @@ class EpochResult:
     samples: int
     compute_s: float
 
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
 
 def train_epoch(model, method: Method, loader, optimizer, loss_fn, T: int, encoding: str,
                 device: torch.device, precision: Precision | None = None,
@@ -83,6 +89,7 @@ def train_epoch(model, method: Method, loader, optimizer, loss_fn, T: int, encod
     total_loss, correct, samples = distributed.total([total_loss, correct, samples], d, device)
     return EpochResult(total_loss / samples, 100.0 * correct / samples, int(samples), compute)
 
+
 @torch.no_grad()
 def evaluate(model, loader, loss_fn, T: int, encoding: str, device,
              d: Dist = Dist()) -> tuple[float, float]:
@@ -100,6 +107,7 @@ def evaluate(model, loader, loss_fn, T: int, encoding: str, device,
     total_loss, correct, samples = distributed.total([total_loss, correct, samples], d, device)
     return total_loss / samples, 100.0 * correct / samples
 
+
 def measure(setup: "Setup", eval_T: list[int], repeats: int = 30) -> dict[str, Any]:
     """After training: ops, energy and latency at the trained T, and accuracy with all of them at
     every T of ``eval_T`` (methods with per-timestep state say how they extend to it).
@@ -112,6 +120,7 @@ def measure(setup: "Setup", eval_T: list[int], repeats: int = 30) -> dict[str, A
     inference = measure_inference(model, x, T, encoding, energy, repeats) if main else None
     rows = []
     for t in sorted(set(eval_T) | {T}) if eval_T else []:
+        stop_point(setup)
         policy = method.extend_to_T(model, t) if t != T else "trained"
         loss, top1 = evaluate(model, test_loader, loss_fn, t, encoding, device, setup.dist)
         if not main:
@@ -120,9 +129,16 @@ def measure(setup: "Setup", eval_T: list[int], repeats: int = 30) -> dict[str, A
         flat = headline(at_t)
         rows.append({"T": t, "top1": top1, "test_loss": loss, "policy": policy,
                      **flat["metrics"], **flat["cost"]})
+    stop_point(setup)
     if not main:
         return Outcome().measured
     return {"inference": {"T": T, **inference}, "eval_T": rows, "headline": headline(inference)}
+
+
+def stop_point(setup: Setup) -> None:
+    """Between phases after training: a stop signal (on any rank) ends the run here."""
+    if distributed.any_rank([stop_requested()], setup.dist, setup.device)[0]:
+        raise StopRequested
 
 
 @dataclass
@@ -146,6 +162,7 @@ class Outcome:
         result = fn(*args)
         self.timers[name] += time.perf_counter() - start
         return result
+
 
 def train_and_measure(req: RunRequest, setup: Setup, reporter: Reporter) -> Outcome:
     """The epochs (schedule hooks, searches, training, testing, diagnostics), then the
@@ -192,14 +209,19 @@ def train_and_measure(req: RunRequest, setup: Setup, reporter: Reporter) -> Outc
             if setup.dist.is_main:
                 _save(setup, out, epoch + 1)
         if out.status == "ok":
+            stop_point(setup)
             out.measured = measure(setup, req.eval_T, req.latency_repeats)
     except (KeyboardInterrupt, StopRequested):
         out.status = "interrupted"
     except Exception as exc:  # keep what was measured; the error goes into the record
-        out.status, out.error, out.exception = "failed", f"{type(exc).__name__}: {exc}", exc
+        if stop_requested():  # e.g. loader workers ended by the same signal
+            out.status = "interrupted"
+        else:
+            out.status, out.error, out.exception = "failed", f"{type(exc).__name__}: {exc}", exc
     finally:
         reporter.close()
     return out
+
 
 def _save(setup: Setup, out: Outcome, epochs_done: int) -> None:
     checkpoint.save(setup.checkpoint, {
@@ -208,15 +230,20 @@ def _save(setup: Setup, out: Outcome, epochs_done: int) -> None:
         "schedule": setup.schedule.state_dict() if setup.schedule is not None else None,
         "rng": checkpoint.rng_states(setup.generator), "history": out.history,
         "snapshots": out.snapshots, "compute_s": out.compute_s, "samples": out.samples,
-        "timers": out.timers})
+        "timers": out.timers, "config_sha256": config_sha256(setup.cfg)})
+
 
 def _restore(setup: Setup, out: Outcome) -> None:
-    state = checkpoint.load(setup.checkpoint)
-    setup.model.load_state_dict(state["model"])
-    setup.optimizer.load_state_dict(state["optimizer"])
-    if setup.schedule is not None:
-        setup.schedule.load_state_dict(state["schedule"])
-    checkpoint.restore_rng(state["rng"], setup.generator)
+    state = checkpoint.check(setup.checkpoint, setup.cfg)
+    try:
+        setup.model.load_state_dict(state["model"])
+        setup.optimizer.load_state_dict(state["optimizer"])
+        if setup.schedule is not None:
+            setup.schedule.load_state_dict(state["schedule"])
+        checkpoint.restore_rng(state["rng"], setup.generator)
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise UserError(f"--resume: {setup.checkpoint} does not fit this run: "
+                        f"{str(exc).splitlines()[0]}") from None
     out.start_epoch, out.history, out.snapshots = (state["epochs_done"], state["history"],
                                                    state["snapshots"])
     out.compute_s, out.samples, out.timers = state["compute_s"], state["samples"], state["timers"]

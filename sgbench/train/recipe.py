@@ -23,6 +23,7 @@ def param_groups(model: nn.Module, method: Method, train: dict[str, Any]) -> lis
     rest = [p for p in model.parameters() if id(p) not in claimed]
     return [{"params": rest}] + groups
 
+
 def make_optimizer(model: nn.Module, train: dict[str, Any], method: Method
                    ) -> torch.optim.Optimizer:
     lr, wd = train["lr"], train["weight_decay"]
@@ -35,12 +36,14 @@ def make_optimizer(model: nn.Module, train: dict[str, Any], method: Method
         return torch.optim.SGD(params, lr=lr, momentum=train["momentum"], weight_decay=wd)
     raise UserError(f"train.optimizer must be adam, adamw or sgd; got '{train['optimizer']}'")
 
+
 def make_schedule(optimizer, train: dict[str, Any]):
     if train["schedule"] == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=train["epochs"])
     if train["schedule"] == "constant":
         return None
     raise UserError(f"train.schedule must be cosine or constant; got '{train['schedule']}'")
+
 
 class RateMSE(nn.Module):
     """Mean squared error between the output (a firing rate over T) and the one-hot label: the
@@ -49,12 +52,14 @@ class RateMSE(nn.Module):
     def forward(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return nn.functional.mse_loss(out, nn.functional.one_hot(y, out.shape[1]).to(out.dtype))
 
+
 def make_loss(train: dict[str, Any]) -> nn.Module:
     if train["loss"] == "ce":
         return nn.CrossEntropyLoss(label_smoothing=train["label_smoothing"])
     if train["loss"] == "mse":
         return RateMSE()
     raise UserError(f"train.loss must be ce or mse; got '{train['loss']}'")
+
 
 @dataclass
 class Precision:

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from .. import record as rec
+from ..checkpoint import SUFFIX
 from ..config import config_sha256
 from ..errors import formatted_traceback
 from ..measure.inference import peak_memory_mb
@@ -24,6 +25,7 @@ def _summary(history: list[dict[str, Any]]) -> dict[str, Any]:
     return {"top1": tested[-1]["test_top1"], "top1_best": best["test_top1"],
             "top1_best_epoch": best["epoch"], "test_loss": tested[-1]["test_loss"]}
 
+
 def make_record(req: RunRequest, setup: Setup, out: Outcome, wall_s: float) -> dict[str, Any]:
     cfg, cls, history = setup.cfg, setup.method_cls, out.history
     headline = out.measured["headline"]
@@ -36,6 +38,7 @@ def make_record(req: RunRequest, setup: Setup, out: Outcome, wall_s: float) -> d
         "error_traceback": formatted_traceback(out.exception) if out.exception else None,
         "resumed_from": out.resumed_from,
         "checkpoint": setup.checkpoint.name if setup.checkpoint.is_file() else None,
+        "run_key": setup.checkpoint.name[:-len(SUFFIX)],  # configuration and seed
         "method": {"name": cls.name, "params": dataclasses.asdict(setup.params),
                    "fidelity": cls.fidelity, "kinds": list(cls.kinds), "citation": cls.citation,
                    "source_sha256": method_source_sha256(cls),

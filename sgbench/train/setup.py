@@ -17,14 +17,14 @@ from ..config import resolve_task
 from ..data import build_data, loading
 from ..data.location import DataContext
 from ..distributed import Dist
-from ..errors import UsageError, UserError
+from ..errors import UsageError, UserError, innermost_frame
 from ..measure.ops import EnergyModel
 from ..measure.probe import Probe
 from ..method import Method
 from ..models import build_model
 from ..neuron.node import check_backend
 from ..params import parse_params
-from ..registry import load_method
+from ..registry import load_method, method_files
 from .recipe import Precision, make_loss, make_optimizer, make_schedule
 
 
@@ -51,6 +51,7 @@ class RunRequest:
     download: bool = False
     threads: int | None = None  # torch's intra-op threads (None: torch's default)
 
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -60,10 +61,12 @@ def pick_device(name: str) -> torch.device:
         raise UserError("--device cuda was asked for, but CUDA is not available on this machine")
     return torch.device(name)
 
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
 
 @dataclass
 class Setup:
@@ -90,9 +93,12 @@ class Setup:
     dist: Dist
     train_model: nn.Module  # what training steps call: the DDP wrapper, or model itself
 
+
 def _check_request(req: RunRequest) -> None:
     if req.T is not None and req.T < 1:
         raise UsageError(f"--T must be >= 1, got {req.T}")
+    if req.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {req.seed}")
     if req.diag_every < 0:
         raise UsageError(f"--diag-every must be >= 0, got {req.diag_every}")
     if req.threads is not None and req.threads < 1:
@@ -100,6 +106,7 @@ def _check_request(req: RunRequest) -> None:
     if any(t < 1 for t in req.eval_T) or req.latency_repeats < 1:
         raise UsageError(f"--eval-T values and --latency-repeats must be >= 1, got "
                          f"{req.eval_T} and {req.latency_repeats}")
+
 
 def _resolve(req: RunRequest, method_cls: type[Method]) -> dict[str, Any]:
     overrides = list(req.overrides)
@@ -114,6 +121,30 @@ def _resolve(req: RunRequest, method_cls: type[Method]) -> dict[str, Any]:
                          f"T={cfg['T']} frames")
     return cfg
 
+
+class AlreadyFinished(Exception):
+    """This configuration and seed already has a finished record in the output folder."""
+
+    def __init__(self, path: Path, record: dict[str, Any]):
+        super().__init__(str(path))
+        self.path, self.record = path, record
+
+
+def finished_record(out_dir: Path, key: str) -> tuple[Path, dict[str, Any]] | None:
+    """The finished (ok or diverged) record of run ``key`` in ``out_dir``, if there is one."""
+    if not out_dir.is_dir():
+        return None
+    for path in sorted(out_dir.glob("*.json")):
+        try:
+            record = rec.read_record(path)
+        except (UserError, rec.NotARecord):
+            continue
+        same = record.get("run_key") == key or record.get("checkpoint") == f"{key}.ckpt.pt"
+        if same and record["status"] in ("ok", "diverged"):
+            return path, record
+    return None
+
+
 def prepare(req: RunRequest) -> Setup:
     """Check the request, then build data, model, method, optimizer and loaders."""
     _check_request(req)
@@ -121,46 +152,72 @@ def prepare(req: RunRequest) -> Setup:
     params = parse_params(method_cls, req.params)
     energy = EnergyModel.parse(req.energy)
     cfg = _resolve(req, method_cls)
+    out_dir = rec.ensure_writable(Path(req.out_dir))
+    ckpt = checkpoint.checkpoint_path(out_dir, cfg, method_cls.name, dataclasses.asdict(params),
+                                      req.seed, req.protocol)
+    done = finished_record(out_dir, ckpt.name[:-len(checkpoint.SUFFIX)])
+    if done is not None:
+        raise AlreadyFinished(*done)
+    if req.resume:
+        checkpoint.check(ckpt, cfg)
     if req.threads is not None:
         torch.set_num_threads(req.threads)
     dist_info, device = distributed.join(pick_device(req.device))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    out_dir = rec.ensure_writable(Path(req.out_dir))
-
     seed_everything(req.seed)
     data = _build_data_once(req, cfg, dist_info)
     data.train, data.test = (loading.on_device(d, device) for d in (data.train, data.test))
     model = build_model(cfg["model"], cfg["neuron"], data.input_shape, data.num_classes)
-    train_cfg, T, encoding = cfg["train"], cfg["T"], cfg["data"]["encoding"]
-    method = method_cls(params)
-    method.attach(model, T)
+    method = plugin_call(method_cls, _attached, method_cls, params, model, cfg["T"])
     check_backend(cfg["neuron"]["backend"], cfg["neuron"]["require_fused"], device)
-    precision = Precision.for_device(train_cfg, device)
+    precision = Precision.for_device(cfg["train"], device)
     model.to(device, memory_format=torch.channels_last if precision.channels_last else
              torch.preserve_format)
-    optimizer = make_optimizer(model, train_cfg, method)
-    loss_fn = make_loss(train_cfg)
-    probe = Probe.from_dataset(data.train, train_cfg["batch_size"], T, encoding, loss_fn,
-                               method.aux_loss, device)
-    workers = loading.resolve_workers(train_cfg["workers"])
+    optimizer = make_optimizer(model, cfg["train"], method)
+    loss_fn = make_loss(cfg["train"])
+    probe = Probe.from_dataset(data.train, cfg["train"]["batch_size"], cfg["T"],
+                               cfg["data"]["encoding"], loss_fn, method.aux_loss, device)
     generator = torch.Generator().manual_seed(req.seed)
-    train_loader = loading.train_batches(
-        data.train, distributed.rank_batch(train_cfg["batch_size"], dist_info), generator,
-        workers, train_cfg["drop_last"], dist_info.rank, dist_info.world_size)
-    test_loader = loading.test_batches(
-        loading.shard(data.test, dist_info.rank, dist_info.world_size),
-        cfg["eval"]["batch_size"], workers)
-    data.meta["loader"] = loading.describe(data.train, workers)
-    ckpt = checkpoint.checkpoint_path(out_dir, cfg, method_cls.name, dataclasses.asdict(params),
-                                      req.seed, req.protocol)
-    if req.resume and not ckpt.is_file():
-        raise UserError(f"--resume: no checkpoint for this configuration in {out_dir} "
-                        f"(expected {ckpt.name})")
+    train_loader, test_loader = _loaders(cfg, data, generator, dist_info)
     return Setup(method_cls, params, method, cfg, energy, device, out_dir, data, model,
-                 precision, optimizer, make_schedule(optimizer, train_cfg), loss_fn, probe,
+                 precision, optimizer, make_schedule(optimizer, cfg["train"]), loss_fn, probe,
                  train_loader, test_loader, generator, ckpt, dist_info,
                  distributed.wrap(model, dist_info, device))
+
+
+def _attached(method_cls: type[Method], params: Any, model: nn.Module, T: int) -> Method:
+    method = method_cls(params)
+    method.attach(model, T)
+    return method
+
+
+def plugin_call(method_cls: type[Method], fn, *args):
+    """``fn(*args)``, where an error in the method's own code becomes one line that names the
+    method and the file and line it came from."""
+    try:
+        return fn(*args)
+    except UserError:
+        raise
+    except Exception as exc:
+        files = {str(f) for f in method_files(method_cls)}
+        frame = innermost_frame(exc, files)
+        at = f" at {frame}" if frame else ""
+        raise UserError(f"method '{method_cls.name}' failed while setting up: "
+                        f"{type(exc).__name__}: {exc}{at} (--debug shows the traceback)") \
+            from exc
+
+
+def _loaders(cfg: dict[str, Any], data, generator: torch.Generator, d: Dist):
+    workers = loading.resolve_workers(cfg["train"]["workers"])
+    train_loader = loading.train_batches(
+        data.train, distributed.rank_batch(cfg["train"]["batch_size"], d), generator, workers,
+        cfg["train"]["drop_last"], d.rank, d.world_size)
+    test_loader = loading.test_batches(loading.shard(data.test, d.rank, d.world_size),
+                                       cfg["eval"]["batch_size"], workers)
+    data.meta["loader"] = loading.describe(data.train, workers)
+    return train_loader, test_loader
+
 
 def _build_data_once(req: RunRequest, cfg: dict[str, Any], d: Dist):
     """The datasets; in a distributed run rank 0 builds (and downloads) first, then the rest."""
