@@ -4,9 +4,13 @@ A method is a ``Method`` subclass with a citation, kinds, a fidelity level and a
 dataclass (fields declared with ``param`` carry their allowed values); ``layer_rule`` gives each
 spiking layer a ``LayerRule``. A fixed surrogate subclasses ``FixedSurrogate`` and names a
 built-in shape or brings its own ``Shape``. See the README ("Add a method") and
-``docs/plugin-example/``; ``sgbench check-method`` runs the contract check.
+``docs/plugin-example/``; ``sgbench check-method`` runs the contract check. Searches get a
+probe batch (``adapt``) and the tools to score a surrogate on it: ``bayes_minimize``,
+``GradCapture`` (SGV, TGC) and finite-difference gradients (``finite_difference``, ``cosine``).
 """
 from .errors import UsageError, UserError
+from .measure.fdg import (coordinates, cosine, finite_difference, first_weight_layer,
+                          surrogate_gradient)
 from .method import FIDELITIES, KINDS, FixedSurrogate, LayerContext, Method
 from .neuron.capture import GradCapture
 from .neuron.node import SpikingNeuron, neurons
@@ -19,6 +23,7 @@ from .search import SearchResult, bayes_minimize
 __all__ = [
     "FIDELITIES", "KINDS", "SHAPES", "FixedRule", "FixedSurrogate", "GradCapture",
     "LayerContext", "LayerRule", "LearnableRule", "Method", "SearchResult", "Shape",
-    "SpikingNeuron", "UsageError", "UserError", "bayes_minimize", "cross_entropy", "get_shape",
-    "iterative_lif", "neurons", "param", "sgd_cosine", "tdbn",
+    "SpikingNeuron", "UsageError", "UserError", "bayes_minimize", "coordinates", "cosine",
+    "cross_entropy", "finite_difference", "first_weight_layer", "get_shape", "iterative_lif",
+    "neurons", "param", "sgd_cosine", "surrogate_gradient", "tdbn",
 ]

@@ -1,32 +1,36 @@
-"""Aggregate run records into leaderboard rows and render them (table, md, csv, json)."""
+"""Aggregate run records into leaderboard rows: one per configuration, mean ± std over seeds,
+published numbers and a baseline beside them (``table`` renders them)."""
 from __future__ import annotations
 
-import csv
-import io
 import json
 import statistics
 from typing import Any
 
-from tabulate import tabulate
-
 from .errors import UsageError
 from .values import did_you_mean
 
-FORMATS = ("table", "md", "csv", "json", "html")
-KEYS = ("task", "version", "protocol", "T", "method", "params")
-# Measured columns: where a record keeps them, and their header.
-MEASURES: dict[str, tuple[str, str, str]] = {
-    "top1": ("metrics", "top1", "top-1 (%)"),
-    "top1_best": ("metrics", "top1_best", "best-epoch top-1 (%)"),
-    "synops": ("metrics", "synops", "SynOps/sample"),
-    "macs": ("metrics", "macs", "MACs/sample"),
-    "energy_uj": ("metrics", "energy_uj", "energy (uJ)"),
-    "energy_paper_uj": ("metrics", "energy_paper_uj", "energy, paper conv. (uJ)"),
-    "latency_b1_p50_ms": ("cost", "latency_b1_p50_ms", "latency b1 p50 (ms)"),
-    "latency_bn_p50_ms": ("cost", "latency_bn_p50_ms", "latency bN p50 (ms)"),
-    "train_samples_per_s": ("cost", "train_samples_per_s", "train samples/s"),
-    "peak_memory_mb": ("cost", "peak_memory_mb", "peak memory (MB)"),
-    "wall_s": ("cost", "wall_s", "wall (s)"),
+KEYS = ("task", "version", "protocol", "T", "epochs", "method", "params")
+
+
+class Measure:
+    """A measured column: where a record keeps it, its header and its one number format."""
+
+    def __init__(self, section: str, field: str, header: str, fmt: str):
+        self.section, self.field, self.header, self.fmt = section, field, header, fmt
+
+
+MEASURES: dict[str, Measure] = {
+    "top1": Measure("metrics", "top1", "top-1 (%)", ".2f"),
+    "top1_best": Measure("metrics", "top1_best", "best-epoch top-1 (%)", ".2f"),
+    "synops": Measure("metrics", "synops", "SynOps", ",.0f"),
+    "macs": Measure("metrics", "macs", "MACs", ",.0f"),
+    "energy_uj": Measure("metrics", "energy_uj", "energy (uJ)", ".2f"),
+    "energy_paper_uj": Measure("metrics", "energy_paper_uj", "energy, paper conv. (uJ)", ".2f"),
+    "latency_b1_p50_ms": Measure("cost", "latency_b1_p50_ms", "latency b1 (ms)", ".2f"),
+    "latency_bn_p50_ms": Measure("cost", "latency_bn_p50_ms", "latency bN (ms)", ".2f"),
+    "train_samples_per_s": Measure("cost", "train_samples_per_s", "train samples/s", ",.0f"),
+    "peak_memory_mb": Measure("cost", "peak_memory_mb", "peak memory (MB)", ",.0f"),
+    "wall_s": Measure("cost", "wall_s", "wall (s)", ",.1f"),
 }
 DEFAULT_COLUMNS = ("top1", "synops", "energy_uj", "latency_b1_p50_ms")
 
@@ -47,16 +51,38 @@ def blank_measures() -> dict[str, None]:
     return {f"{c}_{s}": None for c in MEASURES for s in ("mean", "std")}
 
 
-def _params_label(params: dict[str, Any]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+def params_key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True)
+
+
+def record_epochs(record: dict[str, Any]) -> int | None:
+    return record["task"]["config"].get("train", {}).get("epochs")
 
 
 def group_key(record: dict[str, Any]) -> tuple:
     """The configuration a record belongs to; records of methods whose source differs (another
     version of the file, or another method of the same name) are never averaged together."""
     return (record["task"]["name"], record["task"]["version"], record["protocol"], record["T"],
-            record["method"]["name"], _params_label(record["method"]["params"]),
-            record["method"].get("source_sha256"))
+            record_epochs(record), record["method"]["name"],
+            params_key(record["method"]["params"]), record["method"].get("source_sha256"))
+
+
+def label(method: str, params: dict[str, Any], defaults: dict[str, Any] | None) -> str:
+    """A configuration's short name: the method and only the parameters that differ from its
+    defaults (all of them when the defaults are unknown)."""
+    changed = {k: v for k, v in sorted(params.items())
+               if defaults is None or k not in defaults or defaults[k] != v}
+    return f"{method} ({', '.join(f'{k}={v}' for k, v in changed.items())})" if changed \
+        else method
+
+
+def method_defaults(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The method's default parameters: from the record, else from a built-in's source."""
+    if "defaults" in record["method"]:
+        return record["method"]["defaults"]
+    from .registry import static_defaults
+
+    return static_defaults(record["method"]["name"])
 
 
 def _stats(values: list[float]) -> tuple[float | None, float | None]:
@@ -83,14 +109,18 @@ def summarize(records: list[dict[str, Any]], task: str | None = None, T: int | N
         ok, duplicates = _one_per_seed(
             [r for r in runs if r["status"] == "ok" and r["metrics"]["top1"] is not None])
         row: dict[str, Any] = {**dict(zip(KEYS, key)), "source": (key[-1] or "")[:8],
+                               "label": label(key[5], runs[0]["method"]["params"],
+                                              method_defaults(runs[0])),
+                               "params": runs[0]["method"]["params"],
                                "n": len(ok), "duplicates": duplicates,
                                "excluded": len(runs) - len(ok) - duplicates,
                                "seeds": sorted(r["seed"] for r in ok),
                                "top1_runs": [r["metrics"]["top1"] for r in ok],
                                # runs whose resolved task configs differ (epochs, overrides)
-                               "configs": len({r["task"].get("sha256") for r in ok})}
-        for column, (section, field, _) in MEASURES.items():
-            values = [r[section][field] for r in ok if r[section].get(field) is not None]
+                               "configs": len({r["task"].get("sha256") for r in ok}),
+                               "config_sha256": runs[0]["task"].get("sha256")}
+        for column, m in MEASURES.items():
+            values = [r[m.section][m.field] for r in ok if r[m.section].get(m.field) is not None]
             row[f"{column}_mean"], row[f"{column}_std"] = _stats(values)
         rows.append(row)
     _mark_sources(rows)
@@ -111,11 +141,14 @@ def _one_per_seed(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], 
 
 def _mark_sources(rows: list[dict[str, Any]]) -> None:
     """Rows of one configuration whose method sources differ are told apart by a flag."""
+    def config(row):
+        return tuple(str(row[k]) for k in KEYS)
+
     sources: dict[tuple, set] = {}
     for row in rows:
-        sources.setdefault(tuple(row[k] for k in KEYS), set()).add(row["source"])
+        sources.setdefault(config(row), set()).add(row["source"])
     for row in rows:
-        row["source_differs"] = len(sources[tuple(row[k] for k in KEYS)]) > 1
+        row["source_differs"] = len(sources[config(row)]) > 1
 
 
 def _published_label(entry: dict[str, Any]) -> str:
@@ -132,8 +165,9 @@ def _attach_published(rows: list[dict[str, Any]], entries, task: str | None, T: 
         matches = lookup(entries, row["task"], row["T"], row["method"])
         entry = matches[0] if matches else None
         row["published"] = _published_fields(entry)
-        if entry is not None and row["top1_mean"] is not None:
-            row["published"]["delta"] = row["top1_mean"] - entry["top1"]
+        ours = row["top1_best_mean"] if entry and entry["epoch"] == "best" else row["top1_mean"]
+        if entry is not None and ours is not None:  # best-epoch numbers against best-epoch ones
+            row["published"]["delta"] = ours - entry["top1"]
         covered.update((row["task"], row["T"], row["method"]) for _ in matches)
     scope = {task} if task is not None else {row["task"] for row in rows}
     for entry in entries:
@@ -144,8 +178,9 @@ def _attach_published(rows: list[dict[str, Any]], entries, task: str | None, T: 
         if (entry["task"], entry["T"], entry["method"]) in covered:
             continue
         row = {"task": entry["task"], "version": None, "protocol": None, "T": entry["T"],
-               "method": _published_label(entry), "params": f"arch {entry['arch']}", "n": 0,
-               "excluded": 0, "seeds": [], "top1_runs": [],
+               "epochs": None, "method": _published_label(entry), "params": {},
+               "label": f"{_published_label(entry)} [{entry['arch']}]", "n": 0, "excluded": 0,
+               "duplicates": 0, "seeds": [], "top1_runs": [],
                "published": _published_fields(entry)}
         row.update(blank_measures())
         rows.append(row)
@@ -163,7 +198,7 @@ def _published_fields(entry: dict[str, Any] | None) -> dict[str, Any]:
 def _attach_baseline(rows: list[dict[str, Any]], baseline: str) -> None:
     from scipy.stats import ttest_ind
 
-    bases = {(r["task"], r["version"], r["protocol"], r["T"]): r for r in rows
+    bases = {(r["task"], r["version"], r["protocol"], r["T"], r["epochs"]): r for r in rows
              if r["method"] == baseline and r["n"] > 0}
     if not bases:
         methods = sorted({r["method"] for r in rows if r["n"] > 0})
@@ -171,7 +206,7 @@ def _attach_baseline(rows: list[dict[str, Any]], baseline: str) -> None:
                          f"{did_you_mean(baseline, methods)}; methods with runs: "
                          f"{', '.join(methods) or 'none'}")
     for row in rows:
-        base = bases.get((row["task"], row["version"], row["protocol"], row["T"]))
+        base = bases.get((row["task"], row["version"], row["protocol"], row["T"], row["epochs"]))
         row["baseline"] = {"method": baseline, "delta": None, "p_value": None}
         if base is None or row["n"] == 0 or row is base:
             continue
@@ -182,67 +217,10 @@ def _attach_baseline(rows: list[dict[str, Any]], baseline: str) -> None:
             row["baseline"]["p_value"] = None if p != p else p  # nan when both are constant
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.2f}" if abs(value) < 1e4 else f"{value:,.0f}"
-    return str(value)
-
-
-def _cell(row: dict[str, Any], column: str) -> str:
-    mean, std = row[f"{column}_mean"], row[f"{column}_std"]
-    return _fmt(mean) + (f" ± {_fmt(std)}" if std is not None else "")
-
-
 def flags(row: dict[str, Any]) -> list[str]:
-    """Warnings about a row: too few seeds, runs of differing task configs averaged, or
-    another row of the same configuration whose method source differs."""
+    """Warnings about a row: too few seeds, repeated seeds, runs of differing task configs
+    averaged, or another row of the same configuration whose method source differs."""
     found = ["n<3"] if 0 < row["n"] < 3 else []
     found += [f"{row['duplicates']} repeated seed(s) left out"] if row.get("duplicates") else []
     found += ["mixed configs"] if row.get("configs", 1) > 1 else []
     return found + ([f"method source {row['source']}"] if row.get("source_differs") else [])
-
-
-def check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}; got '{fmt}'")
-
-
-def render(rows: list[dict[str, Any]], fmt: str, columns: tuple[str, ...] = DEFAULT_COLUMNS
-           ) -> str:
-    check_format(fmt)
-    if fmt == "json":
-        from .record import strict
-
-        return json.dumps(strict(rows), indent=1, allow_nan=False)
-    if fmt == "csv":
-        fields = [*KEYS, "n", "excluded", "seeds"] + [
-            f"{c}_{s}" for c in columns for s in ("mean", "std")]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, "seeds": " ".join(map(str, row["seeds"]))})
-        return buffer.getvalue().rstrip("\n")
-    show_published = any(row.get("published", {}).get("top1") is not None for row in rows)
-    show_baseline = any("baseline" in row for row in rows)
-    headers = [*KEYS] + [MEASURES[c][2] for c in columns] + ["n", "excluded"]
-    headers += ["published (evidence)", "Δ published"] * show_published
-    headers += ["Δ baseline", "p (Welch)"] * show_baseline + ["flag"]
-    body = []
-    for row in rows:
-        cells = [_fmt(row[k]) for k in KEYS] + [_cell(row, c) for c in columns] + [
-            str(row["n"]), str(row["excluded"])]
-        if show_published:
-            pub = row.get("published", {})
-            cells += [f"{pub['top1']:.2f} ({pub['evidence']}, {pub['epoch']} epoch)"
-                      if pub.get("top1") is not None else "—", _fmt(pub.get("delta"))]
-        if show_baseline:
-            base = row.get("baseline", {})
-            p = base.get("p_value")
-            cells += [_fmt(base.get("delta")), "—" if p is None else f"{p:.3g}"]
-        cells.append(", ".join(flags(row)))
-        body.append(cells)
-    style = {"md": "github", "html": "html"}.get(fmt, "simple")  # tabulate escapes html
-    return str(tabulate(body, headers=headers, tablefmt=style))

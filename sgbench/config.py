@@ -40,8 +40,12 @@ DEFAULTS: dict[str, Any] = {
     "eval": {"batch_size": 256},
 }
 OPEN_SECTIONS = ("data", "model")  # sections whose extra keys are builder arguments
+# Keys that exist only with a setting: the TET loss's weight lambda and target phi (Deng et al.,
+# ICLR 2022, Eq. 12; lambda = 0.05 on CIFAR). Other configs, and their hashes, stay as they were.
+CONDITIONAL = {("train", "loss", "tet"): {"tet_lambda": 0.05, "tet_phi": 1.0}}
 CHARGES, RESETS, BACKENDS = ("tau", "mul", "if"), ("hard", "soft"), ("auto", "torch", "cupy")
-OPTIMIZERS, SCHEDULES, LOSSES = ("adam", "adamw", "sgd"), ("cosine", "constant"), ("ce", "mse")
+OPTIMIZERS, SCHEDULES, LOSSES = ("adam", "adamw", "sgd"), ("cosine", "constant"), ("ce", "mse",
+                                                                                    "tet")
 ENCODINGS = ("direct", "poisson", "frames")
 NUMBER, TEXT, FLAG = (int, float), (str,), (bool,)
 # The type and allowed values of every fixed key (builder arguments are checked by their builders).
@@ -62,6 +66,7 @@ SCHEMA: dict[str, tuple[tuple, Allowed | None]] = {
     "train.schedule": (TEXT, Allowed(choices=SCHEDULES)),
     "train.loss": (TEXT, Allowed(choices=LOSSES)),
     "train.label_smoothing": (NUMBER, Allowed(ge=0, lt=1)), "train.amp": (FLAG, None),
+    "train.tet_lambda": (NUMBER, Allowed(ge=0, le=1)), "train.tet_phi": (NUMBER, None),
     "train.channels_last": (FLAG, None), "train.workers": ((int, str), None),
     "train.drop_last": (FLAG, None), "eval.batch_size": ((int,), Allowed(ge=1)),
 }
@@ -171,10 +176,11 @@ def _apply_override(config: dict[str, Any], item: str) -> None:
         node = node[part]
     leaf = parts[-1]
     section = parts[0] if len(parts) > 1 else None
-    if leaf not in node and section not in OPEN_SECTIONS:
+    optional = _conditional_keys(section) if len(parts) == 2 else {}
+    if leaf not in node and leaf not in optional and section not in OPEN_SECTIONS:
         raise UsageError(f"unknown -o key '{key}'{did_you_mean(leaf, node)}; "
                          f"known keys here: {', '.join(node)}")
-    node[leaf] = coerce(text, node.get(leaf), f"-o {key}")
+    node[leaf] = coerce(text, node.get(leaf, optional.get(leaf)), f"-o {key}")
 
 
 def validate(config: dict[str, Any], source: str) -> None:
@@ -186,7 +192,7 @@ def validate(config: dict[str, Any], source: str) -> None:
                 raise UserError(f"{source}: '{key}' must be a mapping")
             if key not in OPEN_SECTIONS:
                 for sub in value:
-                    if sub not in DEFAULTS[key]:
+                    if sub not in DEFAULTS[key] and sub not in _conditional_keys(key):
                         raise UserError(f"{source}: unknown key '{key}.{sub}'"
                                         f"{did_you_mean(sub, DEFAULTS[key])}")
     for required in ("name", "version"):
@@ -221,8 +227,27 @@ def resolve_task(name: str, *, T: int | None = None, epochs: int | None = None,
         config["T"] = T
     if epochs is not None:
         config["train"]["epochs"] = epochs
+    _fill_conditional(config)
     validate(config, "overrides")
     return config
+
+
+def _conditional_keys(section: str) -> dict[str, Any]:
+    return {k: v for (where, _, _), keys in CONDITIONAL.items() if where == section
+            for k, v in keys.items()}
+
+
+def _fill_conditional(config: dict[str, Any]) -> None:
+    """Each conditional key with its default where its setting holds; an error where it is set
+    without the setting."""
+    for (section, key, value), keys in CONDITIONAL.items():
+        node = config[section]
+        if node.get(key) == value:
+            for name, default in keys.items():
+                node.setdefault(name, default)
+        elif set(keys) & set(node):
+            raise UsageError(f"{section}.{', '.join(sorted(set(keys) & set(node)))} applies "
+                             f"only with {section}.{key}: {value}")
 
 
 def config_sha256(config: dict[str, Any]) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .compare import blank_measures, render, summarize
+from .compare import blank_measures, summarize
+from .table import render
 from .config import load_yaml
 from .errors import UserError
 from .record import load_records
@@ -20,15 +21,19 @@ def pinned_section(pinned: dict[str, Any]) -> str:
     rows = []
     for g in pinned["groups"]:
         row = {"task": g["task"], "version": g["version"], "protocol": "controlled", "T": g["T"],
-               "method": g["method"], "params": g["params"], "n": g["n"], "excluded": 0,
-               **blank_measures()}
+               "epochs": g["epochs"], "method": g["method"], "params": g["params"],
+               "label": g["label"], "n": g["n"], "excluded": 0, **blank_measures()}
         row["top1_mean"], row["top1_std"] = g["top1_mean"], g["top1_std"] if g["n"] > 1 else None
         rows.append(row)
     suite = pinned["suite"]
+    tolerances = [g["tolerance"] for g in pinned["groups"]]
     return (f"## Reference suite `{suite['name']}` (pinned)\n\nFrom `sgbench/suites/"
             f"{suite['name']}.pinned.json` (suite v{suite['version']}: {suite['epochs']} epochs, "
-            f"seeds {suite['seeds']}). Final-epoch top-1, mean ± std over seeds. Short runs on "
-            f"CPU: a guard against regressions, not a measure of what the methods can reach.\n\n"
+            f"seeds {suite['seeds']}). Final-epoch top-1, mean ± std over seeds; `sgbench "
+            f"regress` allows each configuration's mean to fall by its tolerance, three "
+            f"standard errors of a difference of means ({min(tolerances):.2f} to "
+            f"{max(tolerances):.2f} points here). Short runs on CPU: a guard against "
+            f"regressions, not a measure of what the methods can reach.\n\n"
             + render(rows, "md", ("top1",)) + "\n")
 
 
@@ -43,7 +48,9 @@ def board_section(spec_path: Path) -> str:
     folder = Path(spec["out"])
     records = load_records(folder)[0] if folder.is_dir() else []
     tasks = sorted({r["task"]["name"] for r in records}) or list(spec["tasks"])
-    rows = [row for task in tasks for row in summarize(records, task, baseline=BOARD_BASELINE)]
+    baseline = BOARD_BASELINE if any(r["method"]["name"] == BOARD_BASELINE for r in records) \
+        else None
+    rows = [row for task in tasks for row in summarize(records, task, baseline=baseline)]
     cols = ",".join(BOARD_COLUMNS)
     command = (f"sgbench compare --runs results --task {tasks[0]} --baseline {BOARD_BASELINE} "
                f"--columns {cols} --format md")

@@ -18,7 +18,9 @@ from .show import snapshot
 
 KINDS = ("accuracy-vs-T", "pareto", "firing", "membrane", "curves", "coverage")
 ONE_RECORD = ("firing", "membrane", "coverage")
-FORMATS = (".png", ".svg")
+FORMATS = (".png", ".svg", ".pdf")
+MARKERS = "os^Dv<>P*XhdH8p"
+LEGEND = dict(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 VANILLA = (-0.5, 0.5)  # the unit rectangle that coverage_vanilla uses
 
 
@@ -41,15 +43,20 @@ def check_kind(kind: str) -> None:
 
 def check_out(out: Path) -> None:
     if out.is_dir():
-        raise UsageError(f"--out names a folder ({out}); give a file name ending in .png or .svg")
+        raise UsageError(f"--out names a folder ({out}); give a file name ending in "
+                         f"{', '.join(FORMATS)}")
     if out.suffix.lower() not in FORMATS:
-        raise UsageError(f"--out must end in .png or .svg; got '{out.name}'")
+        raise UsageError(f"--out must end in {', '.join(FORMATS)}; got '{out.name}'")
 
 
-def _label(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    """The method's name, with its params where one method runs with several."""
-    several = len({r["params"] for r in rows if r["method"] == row["method"]}) > 1
-    return f"{row['method']} ({row['params']})" if several and row["params"] else row["method"]
+def _style(index: int) -> dict[str, Any]:
+    """A distinct marker and colour per configuration."""
+    return {"marker": MARKERS[index % len(MARKERS)], "color": f"C{index % 10}"}
+
+
+def _epochs(rows: list[dict[str, Any]]) -> str:
+    epochs = sorted({r["epochs"] for r in rows if r["epochs"] is not None})
+    return f"{'/'.join(map(str, epochs))} epochs" if epochs else ""
 
 
 def _measured(records: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
@@ -58,14 +65,15 @@ def _measured(records: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
 
 def accuracy_vs_T(ax, records: list[dict[str, Any]], task: str) -> None:
     rows = _measured(records, task)
-    for label in sorted({_label(r, rows) for r in rows}):
-        mine = sorted((r for r in rows if _label(r, rows) == label), key=lambda r: r["T"])
+    for index, label in enumerate(sorted({r["label"] for r in rows})):
+        mine = sorted((r for r in rows if r["label"] == label), key=lambda r: r["T"])
         ax.errorbar([r["T"] for r in mine], [r["top1_mean"] for r in mine],
-                    yerr=[r["top1_std"] or 0.0 for r in mine], marker="o", capsize=3,
-                    label=label)
-    ax.set(xlabel="timesteps T", ylabel="top-1 (%)", title=f"{task}: accuracy against T "
-           "(mean ± std over seeds)")
+                    yerr=[r["top1_std"] or 0.0 for r in mine], capsize=3, label=label,
+                    **_style(index))
+    ax.set(xlabel="timesteps T", ylabel="top-1 (%)",
+           title=f"{task}, {_epochs(rows)}: accuracy against T (mean ± std over seeds)")
     ax.set_xticks(sorted({r["T"] for r in rows}))
+    ax.legend(**LEGEND)
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -82,45 +90,58 @@ def pareto(ax, records: list[dict[str, Any]], task: str) -> None:
     rows = [r for r in _measured(records, task) if r["energy_uj_mean"] is not None]
     if not rows:
         raise UserError(f"no records of '{task}' carry an energy estimate")
-    markers = "os^Dv<>P*X"
-    for index, r in enumerate(sorted(rows, key=lambda r: (_label(r, rows), r["T"]))):
-        ax.scatter(r["energy_uj_mean"], r["top1_mean"], s=40, marker=markers[index % 10],
-                   label=f"{_label(r, rows)} T={r['T']}", zorder=3)
+    for index, r in enumerate(sorted(rows, key=lambda r: (r["label"], r["T"]))):
+        style = _style(index)
+        ax.scatter(r["energy_uj_mean"], r["top1_mean"], s=40, marker=style["marker"],
+                   color=style["color"], label=f"{r['label']} T={r['T']}", zorder=3)
     front = pareto_front([(r["energy_uj_mean"], r["top1_mean"]) for r in rows])
     ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="black",
             linestyle="--", linewidth=1, label="Pareto front")
     ax.scatter([p[0] for p in front], [p[1] for p in front], s=120, facecolors="none",
                edgecolors="black", zorder=4)
     ax.set(xlabel="energy per sample (uJ, 45 nm model)", ylabel="top-1 (%)",
-           title=f"{task}: top-1 against energy (mean over seeds)")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+           title=f"{task}, {_epochs(rows)}: top-1 against energy (mean over seeds)")
+    ax.legend(**LEGEND)
 
 
 def curves(axes, records: list[dict[str, Any]], task: str) -> None:
     """Per method, the mean over its ok runs of each epoch's train and test numbers."""
+    from .compare import label, method_defaults
+
     loss_ax, top1_ax = axes
     ok = [r for r in records if r["task"]["name"] == task and r["status"] == "ok"]
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in ok:
-        groups.setdefault((r["method"]["name"], r["T"]), []).append(r)
-    for (method, T), runs in sorted(groups.items()):
+        name = label(r["method"]["name"], r["method"]["params"], method_defaults(r))
+        groups.setdefault((name, r["T"]), []).append(r)
+    for index, ((name, T), runs) in enumerate(sorted(groups.items())):
         epochs = min(len(r["history"]) for r in runs)
-        colour = None
+        style = _style(index)
         for key, ax in (("loss", loss_ax), ("top1", top1_ax)):
-            for split, style in (("test", "-"), ("train", "--")):
+            for split, line in (("test", "-"), ("train", "--")):
                 ys = [sum(r["history"][e][f"{split}_{key}"] for r in runs) / len(runs)
                       for e in range(epochs)]
-                line, = ax.plot(range(1, epochs + 1), ys, style, color=colour,
-                                label=f"{method} T={T} {split}" if ax is top1_ax else None)
-                colour = line.get_color()
+                ax.plot(range(1, epochs + 1), ys, line, color=style["color"],
+                        marker=style["marker"], markevery=max(1, epochs // 8), markersize=4,
+                        label=f"{name} T={T}" if ax is top1_ax and split == "test" else None)
     loss_ax.set(xlabel="epoch", ylabel="loss", title=f"{task}: loss (train dashed, test solid)")
-    top1_ax.set(xlabel="epoch", ylabel="top-1 (%)", title=f"{task}: top-1")
-    top1_ax.legend(fontsize=7, ncol=2)
+    top1_ax.set(xlabel="epoch", ylabel="top-1 (%)",
+                title=f"{task}: top-1, mean over seeds (train dashed, test solid)")
+    top1_ax.legend(**LEGEND)
 
 
 def _title(record: dict[str, Any]) -> str:
-    return (f"{record['method']['name']} on {record['task']['name']}, T={record['T']}, "
-            f"seed {record['seed']}")
+    """Which run exactly: the configuration, the seed and how long it trained."""
+    from .compare import label, method_defaults
+
+    name = label(record["method"]["name"], record["method"]["params"], method_defaults(record))
+    return (f"{name} on {record['task']['name']}, T={record['T']}, seed {record['seed']}, "
+            f"{len(record['history'])} epochs")
+
+
+def layer_name(index: int, name: str) -> str:
+    """A spiking layer as people count them, with the module it is in."""
+    return f"{index + 1}: {name.removeprefix('body.')}"
 
 
 def firing(ax, record: dict[str, Any]) -> None:
@@ -129,7 +150,8 @@ def firing(ax, record: dict[str, Any]) -> None:
     image = ax.imshow(rates, aspect="auto", cmap="viridis", vmin=0)
     ax.figure.colorbar(image, ax=ax, label="spike rate")
     ax.set_xticks(range(len(rates[0])), [str(t + 1) for t in range(len(rates[0]))])
-    ax.set_yticks(range(len(layers)), [layer["name"] for layer in layers], fontsize=7)
+    ax.set_yticks(range(len(layers)), [layer_name(i, layer["name"])
+                                       for i, layer in enumerate(layers)], fontsize=7)
     ax.set(xlabel="timestep", ylabel="spiking layer", title=f"firing rates: {_title(record)}")
 
 
@@ -145,6 +167,7 @@ def membrane(fig, record: dict[str, Any]) -> None:
         _membrane_panel(ax, layer)
     fig.axes[0].legend(fontsize=6, loc="upper left")
     fig.suptitle(f"H - θ on the probe batch: {_title(record)}", fontsize=9)
+    fig.tight_layout()
 
 
 def _membrane_panel(ax, layer: dict[str, Any]) -> None:
@@ -164,7 +187,8 @@ def _membrane_panel(ax, layer: dict[str, Any]) -> None:
                    label="vanilla window" if n == 0 else None)
     ax.axvline(0.0, color="red", linewidth=1, label="threshold")
     own = sum(layer["coverage"]) / len(layer["coverage"])
-    ax.set_title(f"{layer['name']} ({layer['shape']}): in support {own:.0%}", fontsize=8)
+    ax.set_title(f"layer {layer_name(layer['layer'], layer['name'])} ({layer['shape']}): "
+                 f"in support {own:.0%}", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.set_xlim(lo, hi)
 
@@ -177,15 +201,17 @@ def coverage(ax, record: dict[str, Any]) -> None:
                for layer in layers]
     ax.bar([x - 0.2 for x in xs], own, width=0.4, label=f"{record['method']['name']}")
     ax.bar([x + 0.2 for x in xs], vanilla, width=0.4, label="vanilla (unit rectangle)")
-    ax.set_xticks(list(xs), [layer["name"] for layer in layers], rotation=45, ha="right",
-                  fontsize=7)
+    ax.set_xticks(list(xs), [layer_name(i, layer["name"]) for i, layer in enumerate(layers)],
+                  rotation=45, ha="right", fontsize=7)
     ax.set(ylabel="share of H with a gradient", ylim=(0, 1),
            title=f"gradient-available share per layer: {_title(record)}")
-    ax.legend(fontsize=8)
+    ax.legend(**LEGEND)
 
 
-def draw(kind: str, records: list[dict[str, Any]], task: str | None, out: Path) -> Path:
-    """Render ``kind`` from ``records`` (one record for the one-record kinds) into ``out``."""
+def draw(kind: str, records: list[dict[str, Any]], task: str | None, out: Path,
+         dpi: int = 150) -> Path:
+    """Render ``kind`` from ``records`` (one record for the one-record kinds) into ``out`` (PNG,
+    SVG or PDF by its extension); the figure grows to hold its legend and labels."""
     check_kind(kind)
     check_out(out)
     plt = _pyplot()
@@ -200,11 +226,8 @@ def draw(kind: str, records: list[dict[str, Any]], task: str | None, out: Path) 
     }
     try:
         painters[kind]()
-        if kind == "accuracy-vs-T":
-            fig.axes[0].legend(fontsize=8)
-        fig.tight_layout()
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=110)
+        fig.savefig(out, dpi=dpi, bbox_inches="tight", pad_inches=0.15)
     finally:
         plt.close(fig)
     return out
@@ -226,7 +249,8 @@ def pick_task(records: list[dict[str, Any]], task: str | None) -> str:
 
 def pick_record(records: list[dict[str, Any]], task: str | None, method: str | None
                 ) -> dict[str, Any]:
-    """The newest finished record of the task (and method) that has diagnostics."""
+    """The record a one-record figure shows, chosen the same way every time: of the finished
+    records of the task (and method) with diagnostics, the longest run, then the lowest seed."""
     found = [r for r in records if r["status"] == "ok"
              and (task is None or r["task"]["name"] == task)
              and (method is None or r["method"]["name"] == method)
@@ -234,4 +258,4 @@ def pick_record(records: list[dict[str, Any]], task: str | None, method: str | N
     if not found:
         raise UserError("no finished record with diagnostics matches "
                         f"task={task or 'any'}, method={method or 'any'}")
-    return max(found, key=lambda r: r["created"])
+    return min(found, key=lambda r: (-len(r["history"]), r["seed"], r["created"]))

@@ -6,12 +6,14 @@ A suite (``sgbench/suites/NAME.yaml``) is a grid of CPU runs; its pinned numbers
 from __future__ import annotations
 
 import json
+import math
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .compare import summarize
+from .compare import params_key, summarize
 from .config import load_yaml
 from .errors import UsageError, UserError
 from .published import lookup
@@ -60,34 +62,61 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _run_one(job: dict[str, Any]) -> str:
+def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     from .train import RunRequest, run
 
-    _, path = run(RunRequest(**job))
-    return str(path)
+    record, path = run(RunRequest(**job))
+    return {"path": str(path), "top1": record["metrics"]["top1"], "status": record["status"],
+            "wall_s": record["cost"]["wall_s"]}
 
 
-def run_suite(out_dir: Path, jobs: int = 2, suite: dict[str, Any] | None = None) -> list[str]:
-    """Every run of the suite, ``jobs`` processes at a time, one thread each (reproducible)."""
+def run_suite(out_dir: Path, jobs: int = 2, suite: dict[str, Any] | None = None,
+              on_done=None) -> list[str]:
+    """Every run of the suite, ``jobs`` processes at a time, one thread each (reproducible);
+    ``on_done(done, total, job, result)`` hears as each run ends."""
     suite = suite or load_suite()
     requests = [{**r, "epochs": suite["epochs"], "latency_repeats": suite["latency_repeats"],
                  "device": "cpu", "out_dir": Path(out_dir)} for r in suite_runs(suite)]
+    paths = []
     with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread) as pool:
-        return list(pool.map(_run_one, requests))
+        futures = {pool.submit(_run_one, job): job for job in requests}
+        for done, future in enumerate(as_completed(futures), start=1):
+            result = future.result()
+            paths.append(result["path"])
+            if on_done is not None:
+                on_done(done, len(requests), futures[future], result)
+    return paths
+
+
+def tolerance(std: float, n: int, floor: float) -> float:
+    """How far a rerun's mean over the same n seeds may fall below the pinned mean: three
+    standard errors of the difference of two means of n runs with spread ``std``, at least
+    ``floor`` points (runs on another machine differ in the last bits, and chaos grows them)."""
+    return max(floor, 3 * std * math.sqrt(2 / n))
 
 
 def pin(records: list[dict[str, Any]], suite: dict[str, Any]) -> dict[str, Any]:
-    """Mean, std and tolerance of top-1 per (task, T, method), from the suite's runs."""
-    groups = []
+    """Mean, std and tolerance of top-1 per configuration (resolved task config, method,
+    params) from the suite's runs; a configuration too noisy to pin within the suite's
+    ``max_tolerance`` is refused (change the suite: more epochs, or leave it out)."""
+    groups, noisy = [], []
     for row in summarize(records):
         if row["n"] == 0:
             continue
         std = row["top1_std"] or 0.0
+        tol = tolerance(std, row["n"], suite["min_tolerance"])
+        if tol > suite["max_tolerance"]:
+            noisy.append(f"{row['task']} T={row['T']} {row['label']}: std {std:.2f} over "
+                         f"{row['n']} seeds gives {tol:.2f}")
         groups.append({"task": row["task"], "version": row["version"], "T": row["T"],
-                       "method": row["method"], "params": row["params"], "n": row["n"],
+                       "epochs": row["epochs"], "config_sha256": row["config_sha256"],
+                       "method": row["method"], "params": row["params"], "label": row["label"],
+                       "n": row["n"], "seeds": row["seeds"],
                        "top1_mean": round(row["top1_mean"], 4), "top1_std": round(std, 4),
-                       "tolerance": round(max(3 * std, suite["min_tolerance"]), 4),
-                       "seeds": row["seeds"]})
+                       "tolerance": round(tol, 4)})
+    if noisy:
+        raise UserError(f"too noisy to pin within {suite['max_tolerance']} points: "
+                        f"{'; '.join(noisy)}. Change the suite (more epochs, or leave them out)")
     expected = len(suite_runs(suite)) // len(suite["seeds"])
     if len(groups) != expected:
         raise UserError(f"the runs cover {len(groups)} of the suite's {expected} configurations")
@@ -117,39 +146,56 @@ def read_pinned(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def _pin_key(task_sha: str | None, method: str, params: dict[str, Any]) -> tuple:
+    return task_sha, method, params_key(params)
+
+
+@dataclass
+class Regression:
+    short: list[dict[str, Any]]  # configurations below their pin (or a published number)
+    missing: list[dict[str, Any]]  # pinned configurations without runs
+    unmatched: list[str]  # configurations of the runs that nothing pins (not checked)
+    checked: int  # pinned configurations that had runs
+
+
 def regress(records: list[dict[str, Any]], pinned: dict[str, Any],
-            published: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
-    """Configurations whose mean top-1 fell below the pinned mean minus its tolerance, or (with
-    published numbers) below a published number matched approximately or exactly, by more
-    than its reported std (or 1 point)."""
-    pinned_by = {(g["task"], g["version"], g["T"], g["method"], g["params"]): g
-                 for g in pinned["groups"]}
-    short = []
+            published: list[dict[str, Any]] = ()) -> Regression:
+    """Each configuration of the runs against the pin of the same resolved task config, method
+    and params (runs of other epochs or overrides match nothing), and (with published numbers)
+    against those whose protocol matches, best-epoch numbers against our best epoch."""
+    pins = {_pin_key(g["config_sha256"], g["method"], g["params"]): g for g in pinned["groups"]}
+    short, seen, unmatched = [], set(), []
     for row in summarize(records):
         if row["n"] == 0:
             continue
-        key = (row["task"], row["version"], row["T"], row["method"], row["params"])
-        ref = pinned_by.get(key)
-        if ref is not None and row["top1_mean"] < ref["top1_mean"] - ref["tolerance"]:
-            short.append({**_what(row), "against": "reference", "expected": ref["top1_mean"],
-                          "tolerance": ref["tolerance"],
-                          "shortfall": ref["top1_mean"] - row["top1_mean"]})
-        for entry in lookup(published, row["task"], row["T"], row["method"]):
-            if entry["protocol_match"] == "different":
-                continue
-            tolerance = entry["std"] or 1.0
-            if row["top1_mean"] < entry["top1"] - tolerance:
-                short.append({**_what(row), "against": f"published ({entry['evidence']})",
-                              "expected": entry["top1"], "tolerance": tolerance,
-                              "shortfall": entry["top1"] - row["top1_mean"]})
-    return short
+        key = _pin_key(row["config_sha256"], row["method"], row["params"])
+        ref = pins.get(key)
+        if ref is None:
+            unmatched.append(f"{row['task']} T={row['T']} epochs={row['epochs']} {row['label']}")
+        elif row["top1_mean"] < ref["top1_mean"] - ref["tolerance"]:
+            short.append(_shortfall(row, "reference", ref["top1_mean"], ref["tolerance"],
+                                    row["top1_mean"]))
+        seen.add(key)
+        short += _published_shortfalls(row, published)
+    missing = [g for key, g in pins.items() if key not in seen]
+    return Regression(short, missing, unmatched, len(pins) - len(missing))
 
 
-def _what(row: dict[str, Any]) -> dict[str, Any]:
-    return {"task": row["task"], "T": row["T"], "method": row["method"],
-            "params": row["params"], "top1": row["top1_mean"], "n": row["n"]}
+def _published_shortfalls(row: dict[str, Any], published) -> list[dict[str, Any]]:
+    found = []
+    for entry in lookup(published, row["task"], row["T"], row["method"]):
+        if entry["protocol_match"] == "different" or entry["epoch"] == "unknown":
+            continue
+        ours = row["top1_best_mean"] if entry["epoch"] == "best" else row["top1_mean"]
+        tolerance = entry["std"] or 1.0
+        if ours is not None and ours < entry["top1"] - tolerance:
+            found.append(_shortfall(row, f"published ({entry['evidence']}, {entry['epoch']} "
+                                         f"epoch)", entry["top1"], tolerance, ours))
+    return found
 
 
-def covered(records: list[dict[str, Any]], pinned: dict[str, Any]) -> int:
-    keys = {(r["task"]["name"], r["T"], r["method"]["name"]) for r in records}
-    return sum((g["task"], g["T"], g["method"]) in keys for g in pinned["groups"])
+def _shortfall(row: dict[str, Any], against: str, expected: float, tolerance: float,
+               ours: float) -> dict[str, Any]:
+    return {"task": row["task"], "T": row["T"], "method": row["label"], "top1": ours,
+            "n": row["n"], "against": against, "expected": expected, "tolerance": tolerance,
+            "shortfall": expected - ours}

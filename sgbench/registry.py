@@ -280,6 +280,35 @@ def _static_metadata(candidate: Candidate) -> dict[str, Any]:
     return {key: values.get(key, "?") for key in DESCRIBED}
 
 
+def static_defaults(name: str) -> dict[str, Any] | None:
+    """A discoverable method's default parameters, read from its ``Params`` class in its source
+    (None when they cannot be read that way)."""
+    found = candidates().get(name)
+    if not found or found[0].source is None or not found[0].source.is_file():
+        return None
+    try:
+        tree = ast.parse(found[0].source.read_text())
+    except (SyntaxError, OSError, UnicodeDecodeError):
+        return None
+    classes = [node for node in tree.body if isinstance(node, ast.ClassDef)
+               and (node.name == found[0].attr if found[0].attr
+                    else "citation" in _literals(node))]
+    params = [n for c in classes for n in c.body
+              if isinstance(n, ast.ClassDef) and n.name == "Params"]
+    if len(params) != 1:
+        return None
+    defaults = {}
+    for item in params[0].body:
+        if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.value:
+            value = item.value.args[0] if isinstance(item.value, ast.Call) and \
+                item.value.args else item.value
+            try:
+                defaults[item.target.id] = ast.literal_eval(value)
+            except ValueError:
+                return None
+    return defaults
+
+
 def _literals(node: ast.ClassDef) -> dict[str, Any]:
     out = {}
     for item in node.body:

@@ -10,7 +10,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from .compare import DEFAULT_COLUMNS, render, summarize
+from .compare import DEFAULT_COLUMNS, summarize
+from .table import caption, render
 from .errors import UserError
 from .plots import ONE_RECORD, draw, pick_record
 
@@ -18,7 +19,8 @@ TASK_PLOTS = ("accuracy-vs-T", "pareto", "curves")
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; white-space: nowrap; }
+.caption { color: #555; font-size: 0.85em; margin-bottom: 0; }
 th { background: #dde6f2; }  /* tests look for this colour in a screenshot */
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
 .figures { display: flex; flex-wrap: wrap; gap: 1em; }
@@ -41,7 +43,8 @@ def _figure(kind: str, records: list[dict[str, Any]], task: str | None, folder: 
 
 def _task_section(task: str, records: list[dict[str, Any]], published, folder: Path) -> str:
     rows = summarize(records, task, published=published)
-    table = render(rows, "html", DEFAULT_COLUMNS)
+    table = f'<p class="caption">{"<br>".join(map(html.escape, caption(rows)))}</p>' + \
+        render(rows, "html", DEFAULT_COLUMNS) if rows else ""
     figures = [_figure(kind, records, task, folder, f"{task}_{kind}") for kind in TASK_PLOTS]
     methods = sorted({r["method"]["name"] for r in records
                       if r["task"]["name"] == task and r["status"] == "ok"})
@@ -53,7 +56,9 @@ def _task_section(task: str, records: list[dict[str, Any]], published, folder: P
             continue
         shown = "".join(_figure(kind, [record], None, folder, f"{task}_{method}_{kind}")
                         for kind in ONE_RECORD)
-        per_method.append(f"<h3>{html.escape(method)}: {html.escape(record['run_id'])}</h3>"
+        per_method.append(f"<h3>{html.escape(method)}: seed {record['seed']}, "
+                          f"{len(record['history'])} epochs "
+                          f"(<code>{html.escape(record['run_id'])}</code>)</h3>"
                           f'<div class="figures">{shown}</div>')
     return (f'<section id="{html.escape(task)}"><h2>{html.escape(task)}</h2>'
             f'<div class="leaderboard">{table}</div>'

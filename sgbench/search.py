@@ -45,11 +45,15 @@ def _finite(ys: list[float]) -> np.ndarray:
 
 
 def bayes_minimize(objective: Callable[[float], float], low: float, high: float,
-                   n_obs: int = 5, n_eval: int = 15, seed: int = 0) -> SearchResult | None:
-    """Minimise ``objective`` on [low, high]: ``n_obs`` uniform random points, then GP-EI
+                   n_obs: int = 5, n_eval: int = 15, seed: int = 0,
+                   start: list[float] = ()) -> SearchResult | None:
+    """Minimise ``objective`` on [low, high]: the ``start`` points (e.g. the incumbent, so the
+    result is never worse than it) and uniform random points, ``n_obs`` in all, then GP-EI
     proposals up to ``n_eval`` evaluations. None when no evaluation was finite."""
     rng = np.random.default_rng(seed)
-    xs = [float(x) for x in rng.uniform(low, high, max(1, min(n_obs, n_eval)))]
+    first = [min(max(float(x), low), high) for x in start][:n_eval]
+    draws = max(0, max(1, min(n_obs, n_eval)) - len(first))
+    xs = first + [float(x) for x in rng.uniform(low, high, draws)]
     ys = [objective(x) for x in xs]
     grid = np.linspace(low, high, GRID)
     kernel = ConstantKernel(1.0) * Matern(length_scale=(high - low) / 4, nu=2.5) \

@@ -20,7 +20,8 @@ from sgbench.neuron.shapes import get_shape
 
 
 PARAMS = {"rect": [0.4, 0.7, 0.3, 0.7], "triangle": [0.6, 0.9, 1.2], "ramp": [0.6, 0.8, 0.8, 0.5],
-          "sigmoid": [4.0], "atan": [2.0], "superspike": [3.0]}
+          "sigmoid": [4.0], "atan": [2.0], "superspike": [3.0],
+          "dspike": [3.0, 1.2], "exponential": [1.5, 2.0]}
 VARIANTS = list(itertools.product(SHAPE_SOURCE, DTYPES, [True, False], [True, False]))
 CHARGES = {"tau": dict(charge="tau", tau=1.7), "mul": dict(charge="mul", decay=0.3),
            "if": dict(charge="if")}

@@ -229,7 +229,8 @@ def test_a_sweep_runs_a_repeated_job_once_and_compare_counts_a_seed_once(tmp_pat
 
     spec = load_spec(Path(_spec(tmp_path, methods=["atan", "atan"], seeds=[0, 0, 1])))
     assert len(spec.jobs) == 2
-    record = {"task": {"name": "t", "version": 1, "sha256": "x"}, "protocol": "controlled",
+    record = {"task": {"name": "t", "version": 1, "sha256": "x", "config": {}},
+              "protocol": "controlled",
               "T": 2, "status": "ok", "method": {"name": "atan", "params": {}},
               "metrics": {"top1": 90.0}, "cost": {}}
     records = [{**record, "seed": s, "created": c} for s, c in ((0, "1"), (0, "2"), (1, "3"))]

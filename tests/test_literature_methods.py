@@ -79,16 +79,19 @@ def test_ds_atgo_eval_after_a_state_dict_round_trip_is_identical():
     assert torch.equal(trained(x[:, :2]), out[:2])
 
 
-def test_ds_atgo_paper_variant_uses_mean_plus_std():
-    _, _, official = _attached("ds_atgo")
+@pytest.mark.parametrize("f_c,paper_kappa", [(1.0, 1.604368), (0.8, 1.345214)])
+def test_ds_atgo_paper_variant_uses_the_threshold_f_c_mean_plus_std(f_c, paper_kappa):
+    """Eq. 7 with Delta V_th = f_c (mean + std): H with mean 0.7 and std 1 gives
+    kappa = 1 + tanh(f_c * 1.7 - 1); the code's variant uses the std alone (kappa = 1)."""
     cls = load_method("ds_atgo")
-    _, _, paper = _attached("ds_atgo", params=cls.Params(variant="paper"))
-    h = _gaussian(1.0, n=1000) + 0.7
-    std, mean = torch.std_mean(h)
-    assert float(official.rule.step(official, 0, h)[1][:2].sum()) == pytest.approx(
-        1 + math.tanh(float(std) - 1))
-    assert float(paper.rule.step(paper, 0, h)[1][:2].sum()) == pytest.approx(
-        1 + math.tanh(float(mean + std) - 1))
+    _, _, official = _attached("ds_atgo", params=cls.Params(f_c=f_c))
+    _, _, paper = _attached("ds_atgo", params=cls.Params(f_c=f_c, variant="paper"))
+    z = _gaussian(1.0, n=1000)
+    h = (z - z.mean()) / z.std() + 0.7
+    assert float(official.rule.step(official, 0, h)[1][:2].sum()) == pytest.approx(1.0)
+    theta, p = paper.rule.step(paper, 0, h)
+    assert float(theta) == pytest.approx(f_c * 1.7)
+    assert float(p[:2].sum()) == pytest.approx(paper_kappa, abs=1e-6)
 
 
 # -- MPD-AGL (docs/methods.md, section 3) ----------------------------------------------------------
@@ -171,7 +174,38 @@ def test_a2sg_search_changes_beta_and_leaves_the_weights_untouched(name):
     assert all(p.grad is None for p in model.parameters())
     betas = torch.stack([n.rule.beta for n in neurons(model)])
     assert not torch.allclose(betas, torch.full_like(betas, 0.5))
-    assert ((betas >= 0.1) & (betas <= 2.0)).all()
+    q = method.params
+    assert (q.beta_min, q.beta_max) == (0.25, 1.0)
+    assert ((betas >= q.beta_min) & (betas <= q.beta_max)).all()
+
+
+def test_a_search_starts_from_the_incumbent_and_never_ends_worse():
+    from sgbench.search import bayes_minimize
+
+    def objective(x):  # a bumpy curve whose random starts (seed 0) all miss the incumbent's dip
+        return math.sin(9 * x) + (x - 0.31) ** 2 + (0 if abs(x - 0.31) > 0.01 else -3)
+
+    found = bayes_minimize(objective, 0.0, 1.0, n_obs=3, n_eval=6, seed=0, start=[0.31])
+    assert found.xs[0] == 0.31 and found.y <= objective(0.31) and found.x == 0.31
+    without = bayes_minimize(objective, 0.0, 1.0, n_obs=3, n_eval=6, seed=0)
+    assert without.y > objective(0.31)
+
+
+@pytest.mark.parametrize("h,beta,edges,area", [(1.0, 1.0, (0.5, 1.5), 2.0),
+                                               (0.0, 1.0, (0.0, 1.0), 1.0),
+                                               (1.0, 0.25, (0.5, 1.5), 0.5)])
+def test_a2sg_bias_h_is_a_constant_unless_tied_to_the_width(h, beta, edges, area):
+    """g = x / (2 beta) + h on [-beta, beta]: from h - 1/2 to h + 1/2 at any width; h = 0 ties
+    it to the width, h = 1/(2 beta), a unit area."""
+    from sgbench.neuron.shapes import get_shape
+
+    cls = load_method("a2sg")
+    p = cls(cls.Params(h=h)).shape_params(torch.tensor([beta], dtype=torch.float64))[0]
+    ramp = get_shape("ramp")
+    g = ramp.grad(torch.tensor([-beta, beta], dtype=torch.float64), *p.unbind(0))
+    assert g.tolist() == pytest.approx(list(edges))
+    assert float(ramp.primitive(torch.tensor(beta, dtype=torch.float64), *p.unbind(0))) == \
+        pytest.approx(area)
 
 
 def test_a2sg_no_search_and_update_interval_keep_beta():

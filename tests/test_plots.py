@@ -92,7 +92,7 @@ def test_pareto_front_keeps_only_undominated_points():
 
 @pytest.mark.parametrize("args,needle", [
     (["plot", "acuracy-vs-T"], "did you mean 'accuracy-vs-T'"),
-    (["plot", "pareto", "--out", "x.jpg"], "must end in .png or .svg"),
+    (["plot", "pareto", "--out", "x.jpg"], "must end in .png, .svg, .pdf"),
     (["plot", "firing", "--method", "superspike"], "no finished record with diagnostics"),
     (["plot", "pareto", "--task", "cifar10"], "no finished records of task 'cifar10'"),
 ])

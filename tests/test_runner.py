@@ -32,9 +32,9 @@ def test_record_has_the_documented_fields(tmp_path):
 
 
 def test_same_seed_gives_identical_metrics(tmp_path):
-    first, _ = _run(tmp_path, seed=3)
-    second, _ = _run(tmp_path, seed=3)
-    other, _ = _run(tmp_path, seed=4)
+    first, _ = _run(tmp_path / "a", seed=3)
+    second, _ = _run(tmp_path / "b", seed=3)  # a folder of its own: the first is finished
+    other, _ = _run(tmp_path / "a", seed=4)
     assert first["metrics"] == second["metrics"]
     assert [h["train_loss"] for h in first["history"]] == [h["train_loss"] for h in second["history"]]
     assert [h["train_loss"] for h in first["history"]] != [h["train_loss"] for h in other["history"]]
@@ -105,8 +105,8 @@ def test_a_crash_mid_training_still_writes_a_failed_record(tmp_path):
 
 
 def test_diagnostics_are_recorded_without_changing_training(tmp_path):
-    plain, _ = _run(tmp_path, method="ds_atgo", seed=1)
-    probed, _ = _run(tmp_path, method="ds_atgo", seed=1, diag_every=1)
+    plain, _ = _run(tmp_path / "plain", method="ds_atgo", seed=1)
+    probed, _ = _run(tmp_path / "probed", method="ds_atgo", seed=1, diag_every=1)
     assert [h["train_loss"] for h in plain["history"]] == [h["train_loss"] for h in
                                                             probed["history"]]
     assert [s["epoch"] for s in plain["diagnostics"]["snapshots"]] == [3]

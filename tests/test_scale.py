@@ -80,7 +80,7 @@ def test_spec_grid_expands_params_and_rejects_mistakes(tmp_path):
     assert spec.out == Path("results/sweeps/t")
     for fields, needle in [({"methods": ["atn"]}, "did you mean"),
                            ({"methods": ["atan"], "colour": 1}, "unknown key"),
-                           ({"methods": ["atan"], "T": [0]}, "T must be >= 1"),
+                           ({"methods": ["atan"], "T": [0]}, "'T' must be an integer >= 1"),
                            ({"methods": ["atan"], "params": {"atan": {"beta": 1}}},
                             "unknown --param 'beta'"),
                            ({"methods": ["atan"], "tasks": ["cifar11"]}, "cifar11"),

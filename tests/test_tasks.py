@@ -73,7 +73,8 @@ def test_each_task_trains_on_its_format_true_fixture(tmp_path, monkeypatch, task
     result = runner.invoke(app, [
         "run", "-m", "atan", "-t", task, "--data-dir", str(tmp_path / "data"), "--out",
         str(tmp_path / "runs"), "--json", "-o", "train.epochs=1", "-o", "train.batch_size=2",
-        "-o", "train.workers=0", "--latency-repeats", "3", *SMALLER.get(task, [])])
+        "-o", "train.workers=0", "--latency-repeats", "3", "--fd-weights", "4",
+        *SMALLER.get(task, [])])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["status"] == "ok" and record["history"][0]["train_loss"] > 0

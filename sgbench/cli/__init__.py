@@ -36,6 +36,7 @@ class OneLineErrors(TyperGroup):
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]},
                   help="sgbench: benchmark surrogate-gradient methods for spiking neural networks.")
 

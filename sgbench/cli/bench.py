@@ -7,7 +7,8 @@ from rich.table import Table
 from ..errors import UsageError
 from .common import DataDir, Json, Overrides, Threads, out, print_json, set_threads, user_errors
 
-bench_app = typer.Typer(no_args_is_help=True, help="Speed benchmarks that print numbers.")
+bench_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                        help="Speed benchmarks that print numbers.")
 
 
 def check_memory(needed: int, what: str) -> None:

@@ -1,11 +1,13 @@
 """`sgbench list methods|tasks` (read without importing any method) and `sgbench check-method`."""
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 from rich.table import Table
 
 from ..errors import UsageError
-from .common import Json, out, print_json, user_errors
+from .common import Json, Overrides, out, print_json, user_errors
 
 
 @user_errors
@@ -67,6 +69,44 @@ def check_method_cmd(
         raise typer.Exit(1)
 
 
+task_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                       help="Tasks: show one resolved.")
+
+
+@task_app.command("show")
+@user_errors
+def task_show_cmd(
+    task: str = typer.Argument(..., metavar="NAME|PATH", help="A task name or a .yaml file."),
+    T: Optional[int] = typer.Option(None, "--T"),
+    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    override: Overrides = [],
+    method: Optional[str] = typer.Option(None, "--method", "-m", help="With --protocol "
+                                         "paper: whose recipe overlays the task."),
+    protocol: str = typer.Option("controlled", "--protocol"),
+    json_out: Json = False,
+) -> None:
+    """The task's fully resolved configuration (includes, overrides, --T, --epochs and, under
+    --protocol paper, the method's recipe), as a run would use it."""
+    import yaml
+
+    from ..config import config_sha256, resolve_task
+
+    overlay = None
+    if method is not None:
+        from ..registry import load_method
+
+        overlay = load_method(method).paper_overlay
+    cfg = resolve_task(task, T=T, epochs=epochs, overrides=override, protocol=protocol,
+                       paper_overlay=overlay)
+    if json_out:
+        print_json(cfg)
+        return
+    out.print(f"# {cfg['name']} v{cfg['version']}, config sha256 {config_sha256(cfg)[:12]}",
+              highlight=False, markup=False)
+    typer.echo(yaml.safe_dump(cfg, sort_keys=False, width=100).rstrip())
+
+
 def register(app: typer.Typer) -> None:
     app.command("list")(list_cmd)
     app.command("check-method")(check_method_cmd)
+    app.add_typer(task_app, name="task")

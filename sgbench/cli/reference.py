@@ -7,11 +7,12 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from ..errors import UsageError
+from ..errors import UsageError, UserError
 from .common import Suite, err, load_runs, out, user_errors
 
-reference_app = typer.Typer(no_args_is_help=True,
-                            help="The reference suites: run one, pin it, render the leaderboard.")
+reference_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                            help="The reference suites: run one, pin it, render the "
+                                 "leaderboard.")
 RUNS_HELP = "Default: results/reference-runs/SUITE."
 
 
@@ -35,7 +36,13 @@ def reference_run_cmd(
     spec = load_suite(suite)
     folder = ensure_writable(_runs(out_dir, suite))
     err.print(f"{len(suite_runs(spec))} runs, {jobs} at a time -> {folder}", highlight=False)
-    paths = run_suite(folder, jobs, spec)
+
+    def report(done: int, total: int, job: dict, result: dict) -> None:
+        top1 = f"top-1 {result['top1']:.2f}%" if result["top1"] is not None else result["status"]
+        err.print(f"[{done}/{total}] {job['task']} T={job['T']} {job['method']} seed "
+                  f"{job['seed']}: {top1} ({result['wall_s']:.0f}s)", highlight=False)
+
+    paths = run_suite(folder, jobs, spec, report)
     out.print(f"{len(paths)} records in {folder}", highlight=False)
 
 
@@ -73,21 +80,50 @@ def regress_cmd(
     reference: Optional[Path] = typer.Option(None, "--reference", help="Pinned numbers "
                                              "(default: the suite's own)."),
     published_too: bool = typer.Option(False, "--published", help="Also check published "
-                                       "numbers matched approximately or exactly."),
+                                       "numbers whose protocol matches."),
+    subset: bool = typer.Option(False, "--subset", help="Let pinned configurations without "
+                                "runs pass (they are listed)."),
 ) -> None:
-    """Exit 1 when runs fall short of the pinned reference (or published) numbers."""
+    """Exit 1 when runs fall short of the pinned numbers of the same configuration (or of
+    published ones), or when pinned configurations have no runs (unless --subset)."""
     from ..published import load as load_published
-    from ..reference import covered, load_suite, pinned_path, read_pinned, regress
+    from ..reference import load_suite, pinned_path, read_pinned, regress
 
-    load_suite(suite)  # an unknown suite fails here, with the known names
+    spec = load_suite(suite)  # an unknown suite fails here, with the known names
     folder = _runs(runs, suite)
-    records = load_runs(folder)
+    if not folder.is_dir():
+        raise UsageError(f"no folder of runs at {folder}: make one with `sgbench reference run "
+                         f"--suite {suite}` (or name it with --runs)")
     pinned = read_pinned(reference or pinned_path(suite))
-    short = regress(records, pinned, load_published() if published_too else [])
-    checked = f"{covered(records, pinned)} of {len(pinned['groups'])} pinned configurations"
-    if not short:
-        out.print(f"no regression ({checked} present in {folder})", highlight=False)
-        return
+    if reference is None and pinned["suite"].get("version") != spec["version"]:
+        raise UserError(f"the pinned numbers are of version {pinned['suite'].get('version')} of "
+                        f"suite '{suite}', the suite is version {spec['version']}: run it and "
+                        f"pin it again (`sgbench reference run` and `reference pin`)")
+    result = regress(load_runs(folder), pinned, load_published() if published_too else [])
+    total = len(pinned["groups"])
+    if result.unmatched:
+        err.print(f"{len(result.unmatched)} configuration(s) of these runs match no pinned one "
+                  f"(other epochs, overrides or params): not checked, not regressions. E.g. "
+                  f"{result.unmatched[0]}", highlight=False, soft_wrap=True)
+    if result.missing:
+        names = ", ".join(f"{g['task']} T={g['T']} {g['label']}" for g in result.missing[:5])
+        err.print(f"{len(result.missing)} of {total} pinned configurations have no runs here"
+                  f"{'' if subset else ' (use --subset to check only those present)'}: "
+                  f"{names}{' ...' if len(result.missing) > 5 else ''}", highlight=False,
+                  soft_wrap=True)
+    checked = f"{result.checked} of {total} pinned configurations checked"
+    if result.short:
+        _print_short(result.short, checked)
+    elif result.checked == 0:
+        out.print(f"nothing checked: no run in {folder} matches a pinned configuration",
+                  highlight=False)
+    else:
+        out.print(f"no regression ({checked} in {folder})", highlight=False)
+    if result.short or (result.missing and not subset):
+        raise typer.Exit(1)
+
+
+def _print_short(short: list[dict], checked: str) -> None:
     table = Table("task", "T", "method", "top-1", "n", "against", "expected", "tolerance",
                   "short by", title=f"regressions ({checked})")
     for row in short:
@@ -95,7 +131,6 @@ def regress_cmd(
                       str(row["n"]), row["against"], f"{row['expected']:.2f}",
                       f"{row['tolerance']:.2f}", f"{row['shortfall']:.2f}")
     out.print(table)
-    raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
+from ..errors import UsageError, UserError
+
 from .common import Json, Published, Runs, err, load_runs, out, print_json, read_record, user_errors
 
 RUNS = Path("results/runs")
@@ -26,14 +28,19 @@ def compare_cmd(
     published_file: Published = None,
 ) -> None:
     """Leaderboard rows per configuration: mean ± std of top-1 and the chosen measures, n."""
-    from ..compare import check_format, parse_columns, render, summarize
+    from ..compare import parse_columns, summarize
     from ..published import load as load_published
+    from ..table import check_format, render
 
     check_format(fmt)
     chosen = parse_columns(columns)
     # the default folder may not exist yet: then only published rows are shown
     records = load_runs(runs) if runs.is_dir() or runs != RUNS else []
     rows = summarize(records, task, T, load_published(published_file), baseline)
+    if not rows:
+        tasks = sorted({r["task"]["name"] for r in records})
+        raise UserError(f"no records in {runs} match (and no published numbers)"
+                        + (f"; their tasks: {', '.join(tasks)}" if tasks else ""))
     typer.echo(render(rows, fmt, chosen))
 
 
@@ -43,19 +50,24 @@ def show_cmd(
     epoch: Optional[int] = typer.Option(None, "--epoch", help="Diagnostics after this epoch."),
     json_out: Json = False,
 ) -> None:
-    """A run's result and its gradient diagnostics per layer and timestep."""
-    from ..show import activity_table, gradient_table, headline, snapshot, summary_table, \
-        timestep_table
+    """A run's result (accuracy, operations, energy, latency, cost), its epochs, its other
+    timesteps (--eval-T) and its gradient diagnostics per layer and timestep, with a glossary."""
+    from .. import show
 
     record = read_record(record_path)
-    snap = snapshot(record, epoch)
+    snap = show.snapshot(record, epoch)
     if json_out:
         print_json(snap)
         return
-    out.print(headline(record), highlight=False, markup=False)
-    for table in (activity_table(snap), gradient_table(snap), timestep_table(snap),
-                  summary_table(snap)):
-        out.print(table)
+    out.print(show.headline(record), highlight=False, markup=False)
+    tables = (show.result_table(record), show.history_table(record), show.eval_T_table(record),
+              show.activity_table(snap), show.gradient_table(snap), show.timestep_table(snap),
+              show.summary_table(snap))
+    for table in tables:
+        if table is not None:
+            out.print(table)
+    for line in show.glossary(snap):
+        out.print(line, highlight=False, markup=False, style="dim")
 
 
 @user_errors
@@ -86,10 +98,12 @@ def plot_cmd(
     method: Optional[str] = typer.Option(None, "--method", help="Only this method's records."),
     record_path: Optional[Path] = typer.Option(None, "--record", help="The record of a "
                                                "one-record plot (default: the newest match)."),
-    out_file: Optional[Path] = typer.Option(None, "--out", help="A .png or .svg file (default: "
-                                            "results/plots/<task>_<kind>.png)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="A .png, .svg or .pdf file "
+                                            "(default: results/plots/<task>_<kind>.png)."),
+    dpi: int = typer.Option(150, "--dpi", help="Resolution of a PNG."),
 ) -> None:
-    """Draw one figure from run records (matplotlib, PNG or SVG by the extension of --out)."""
+    """Draw one figure from run records (matplotlib; PNG, SVG or PDF by the extension of
+    --out); one-record figures show the longest run's lowest seed unless --record names one."""
     from ..plots import ONE_RECORD, check_kind, check_out, draw, pick_record, pick_task
 
     check_kind(kind)
@@ -105,7 +119,10 @@ def plot_cmd(
         name = records[0]["task"]["name"]
     else:
         task = name = pick_task(records, task)
-    path = draw(kind, records, task, out_file or Path("results/plots") / f"{name}_{kind}.png")
+    if not 30 <= dpi <= 1200:
+        raise UsageError(f"--dpi must lie in [30, 1200], got {dpi}")
+    path = draw(kind, records, task, out_file or Path("results/plots") / f"{name}_{kind}.png",
+                dpi)
     out.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 

@@ -5,38 +5,63 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
 from ..errors import UsageError
+from ..progress import Reporter
 from .common import (DataDir, Device, Json, Overrides, Params, Threads, err, out, parse_ints,
                      print_json, user_errors)
 
 
-class ProgressReporter:
-    """A rich progress bar on a terminal, one plain line per epoch otherwise (both on stderr)."""
+class ProgressReporter(Reporter):
+    """On a terminal, a bar over the epochs and one over the current epoch's batches (ETA,
+    running loss and top-1, lr) with a line kept per epoch; otherwise one line per epoch and
+    phase. All on stderr."""
 
     def __init__(self, label: str):
-        self.label, self.bar, self.task, self.epochs = label, None, None, 0
+        self.label, self.bar, self.epochs, self.tasks = label, None, 0, {}
 
-    def start(self, epochs: int) -> None:
+    def note(self, text: str) -> None:
+        err.print(f"{self.label}: {text}", highlight=False, soft_wrap=True)
+
+    def start(self, epochs: int, first: int = 0) -> None:
         self.epochs = epochs
-        if err.is_terminal:
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
-                                console=err, transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task(self.label, total=epochs, info="")
+        if not err.is_terminal:
+            return
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                            TextColumn("{task.fields[info]}"), console=err, transient=True)
+        self.bar.start()
+        self.tasks["epochs"] = self.bar.add_task(f"{self.label} epochs", total=epochs,
+                                                 completed=first, info="")
+        self.tasks["batches"] = self.bar.add_task("  batches", total=None, info="")
+
+    def batch(self, done: int, total: int | None, loss: float, top1: float, lr: float) -> None:
+        if self.bar is not None:
+            self.bar.update(self.tasks["batches"], completed=done, total=total,
+                            info=f"loss {loss:.4f}  top-1 {top1:.2f}%  lr {lr:.3g}")
 
     def epoch(self, entry: dict[str, Any]) -> None:
         test = entry.get("test_top1")
-        info = f"train loss {entry['train_loss']:.4f}  test top-1 {test:.2f}%" \
-            if test is not None else "diverged (non-finite loss)"
+        info = (f"train loss {entry['train_loss']:.4f} top-1 {entry['train_top1']:.2f}%  test "
+                f"top-1 {test:.2f}%  lr {entry['lr']:.3g}" if test is not None
+                else "diverged (non-finite loss)")
+        line = f"{self.label} epoch {entry['epoch']}/{self.epochs}  {info}  " \
+               f"({entry['epoch_time_s']:.1f}s)"
         if self.bar is not None:
-            self.bar.update(self.task, advance=1, info=info)
+            self.bar.update(self.tasks["epochs"], completed=entry["epoch"])
+            self.bar.reset(self.tasks["batches"], total=None)
+            self.bar.console.print(line, highlight=False, soft_wrap=True)  # above the bars
         else:
-            err.print(f"{self.label} epoch {entry['epoch']}/{self.epochs}  {info}  "
-                      f"({entry['epoch_time_s']:.1f}s)", highlight=False)
+            err.print(line, highlight=False, soft_wrap=True)
+
+    def phase(self, name: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.tasks["batches"], description=f"  {name}", info="")
+        else:
+            err.print(f"{self.label}: {name}", highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -58,6 +83,9 @@ def run_cmd(
     json_out: Json = False,
     diag_every: int = typer.Option(0, "--diag-every", help="Gradient diagnostics every N epochs "
                                    "(always after the last)."),
+    fd_weights: int = typer.Option(64, "--fd-weights", help="First-layer weights whose finite "
+                                   "differences the diagnostics compare with the surrogate "
+                                   "gradient (two forward passes each; 0: none)."),
     data_dir: DataDir = None,
     download: bool = typer.Option(False, "--download", help="Let the dataset library download "
                                   "missing data where it can."),
@@ -73,6 +101,8 @@ def run_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue this configuration from its "
                                 "last checkpoint in --out."),
     threads: Threads = None,
+    log: str = typer.Option("", "--log", help="Per-epoch logs beside the record: csv, tb "
+                            "(TensorBoard, needs the tensorboard package), or csv,tb."),
 ) -> None:
     """Train and measure one method on one task; write its record. Under `torchrun
     --nproc_per_node N -m sgbench run ...` it trains data-parallel (DDP) on N processes."""
@@ -81,10 +111,11 @@ def run_cmd(
 
     request = RunRequest(method=method, task=task, T=T, seed=seed, epochs=epochs, params=param,
                          overrides=override, protocol=protocol, device=device, out_dir=out_dir,
-                         diag_every=diag_every, data_dir=data_dir, download=download,
+                         diag_every=diag_every, fd_weights=fd_weights, data_dir=data_dir, download=download,
                          neuron_backend=neuron_backend, require_fused=require_fused,
                          eval_T=parse_ints(eval_T, "--eval-T"), energy=energy,
-                         latency_repeats=latency_repeats, resume=resume, threads=threads)
+                         latency_repeats=latency_repeats, resume=resume, threads=threads,
+                         log=[k.strip() for k in log.split(",") if k.strip()])
     try:
         record, path = run(request, ProgressReporter(f"{Path(method).stem} on {task}"))
     except AlreadyFinished as done:
@@ -101,6 +132,9 @@ def run_cmd(
     if path is not None:  # under torchrun, rank 0 alone reports
         _report_run(record, path, json_out)
     if record["status"] == "interrupted":
+        done = len(record["history"])
+        err.print(f"interrupted after {done} finished epoch(s); the same command with --resume "
+                  f"continues from the checkpoint", highlight=False, soft_wrap=True)
         raise typer.Exit(130)
 
 
@@ -121,10 +155,13 @@ def _report_run(record: dict, path: Path, json_out: bool) -> None:
 
 @user_errors
 def profile_cmd(
-    task: str = typer.Option(..., "--task", "-t"),
-    method: str = typer.Option(..., "--method", "-m"),
+    task: Optional[str] = typer.Option(None, "--task", "-t"),
+    method: Optional[str] = typer.Option(None, "--method", "-m"),
     T: Optional[int] = typer.Option(None, "--T"),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A state_dict file."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A checkpoint `sgbench "
+                                              "run` wrote, or a state_dict file."),
+    record: Optional[Path] = typer.Option(None, "--record", help="A run's record: its task, "
+                                          "method and final weights (its checkpoint)."),
     param: Params = [],
     override: Overrides = [],
     energy: str = typer.Option("45nm-fp32", "--energy"),
@@ -133,19 +170,24 @@ def profile_cmd(
     data_dir: DataDir = None,
     json_out: Json = False,
 ) -> None:
-    """Parameters, synaptic operations, MACs, energy and latency of a model, without training."""
-    from ..measure.profile import profile
+    """Parameters, synaptic operations, MACs, energy and latency of a model, without training:
+    with random weights, a checkpoint's, or a finished run's (--record)."""
+    from ..measure.profile import RANDOM, profile
     from ..train import pick_device
 
     if T is not None and T < 1 or repeats < 1:
         raise UsageError("--T and --repeats must be >= 1")
     result = profile(task, method, T, pick_device(device), checkpoint, param, override, energy,
-                     repeats, data_dir)
+                     repeats, data_dir, record)
+    if result["weights"] == RANDOM:
+        err.print("note: random weights (seed 0): spike counts, operations and energy of a "
+                  "trained model differ; pass --checkpoint or --record", highlight=False,
+                  soft_wrap=True)
     if json_out:
         print_json(result)
         return
     summary = Table("measure", "value", title=f"{result['method']} on {result['task']}, "
-                                              f"T={result['T']}, {result['weights']}")
+                                              f"T={result['T']}, {Path(result['weights']).name}")
     for key in ("parameters", "synops", "macs", "energy_uj", "energy_paper_uj",
                 "latency_b1_p50_ms", "latency_b1_p95_ms", "latency_bn_p50_ms",
                 "latency_bn_p95_ms", "latency_bn_batch"):

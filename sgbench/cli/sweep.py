@@ -30,8 +30,8 @@ def sweep_cmd(
     """Run a grid of methods x tasks x T x seeds x params x protocols; finished jobs are
     skipped, interrupted ones resume, failures are reported and the rest go on."""
     from ..checkpoint import graceful_stop
-    from ..sweep import (SlurmOptions, check_executor, exit_code, load_spec, plan, run_sweep,
-                         states)
+    from ..sweep import (SlurmOptions, check_executor, exit_code, job_label, load_spec, plan,
+                         run_sweep, states)
 
     spec = load_spec(spec_path, out_dir)
     check_executor(executor, workers)
@@ -48,8 +48,8 @@ def sweep_cmd(
         finished[0] += 1
         top1 = (state.record or {}).get("metrics", {}).get("top1")
         result = f"top-1 {top1:.2f}%" if top1 is not None else state.note
-        err.print(f"[{finished[0]}/{len(todo)}] {state.state:<11} {state.job.id}  {result}",
-                  highlight=False, soft_wrap=True)
+        err.print(f"[{finished[0]}/{len(todo)}] {state.state:<11} {job_label(state.job)}  "
+                  f"{result}", highlight=False, soft_wrap=True)
 
     with graceful_stop():
         final = run_sweep(spec, todo, executor, workers,

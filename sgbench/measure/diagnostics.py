@@ -1,4 +1,4 @@
-"""Gradient diagnostics on the probe batch, per spiking layer and timestep (docs/methods.md, 8).
+"""Gradient diagnostics on the probe batch, per spiking layer and timestep (docs/methods.md, 13).
 
 - spike rate; coverage of the gradient-available interval under the layer's own threshold and
   surrogate and under the vanilla reference (unit rectangle at the neuron's threshold; DS-ATGO,
@@ -6,7 +6,9 @@
 - mean and std of the pre-spike potential H; the thresholds and surrogate parameters in use;
 - SGV, TGC and CV of dL/dH (A2SG, ICML 2026); the norm of dL/dW of the weights feeding the layer;
 - a histogram of H - theta with the surrogate's support per timestep: the data of the papers'
-  gradient-available-interval figure (`sgbench plot membrane`).
+  gradient-available-interval figure (`sgbench plot membrane`);
+- the cosine of the surrogate gradient of the first layer's weights with their finite-difference
+  gradient (Dspike, NeurIPS 2021, Eq. 4), on ``fd_weights`` of them drawn with a fixed seed.
 """
 from __future__ import annotations
 
@@ -18,9 +20,11 @@ import torch
 from torch import nn
 
 from ..neuron.node import HIST_BINS, HIST_RANGE, preceding
+from .fdg import fd_cosine
 from .probe import Probe
 
 DEEP_LAYERS = 3  # "deep-layer coverage": the mean over the last three spiking layers (DS-ATGO)
+FD_EPS = 0.1  # the finite-difference step (docs/methods.md, section 9)
 
 
 def _floats(t: torch.Tensor) -> list:
@@ -31,8 +35,10 @@ def _none_or(value: float | None) -> float | None:
     return None if value is None or value != value else round(value, 6)
 
 
-def diagnose(model: nn.Module, probe: Probe, epoch: int) -> dict[str, Any]:
-    """One snapshot of every diagnostic, on the probe batch, without changing the model."""
+def diagnose(model: nn.Module, probe: Probe, epoch: int, fd_weights: int = 64
+             ) -> dict[str, Any]:
+    """One snapshot of every diagnostic, on the probe batch, without changing the model; the FD
+    cosine over ``fd_weights`` first-layer weights (0: none)."""
     result = probe.run(model)
     weights = preceding(model, (nn.Conv2d, nn.Linear))
     norms = preceding(model, (nn.modules.batchnorm._NormBase,))
@@ -59,8 +65,11 @@ def diagnose(model: nn.Module, probe: Probe, epoch: int) -> dict[str, Any]:
             "decay": round(node.decay_value(), 6),
             "gamma_mean": None if gamma is None else round(float(gamma.detach().mean()), 6),
         })
+    fd = fd_cosine(model, probe, FD_EPS, fd_weights) if fd_weights else None
+    if fd is not None:
+        fd["cosine"] = _none_or(fd["cosine"])
     return {"epoch": epoch, "loss": _none_or(result.loss), "layers": layers,
-            "summary": summarize(layers)}
+            "summary": {**summarize(layers), "fd_cosine": fd and fd["cosine"]}, "fd": fd}
 
 
 def support(shape, p: torch.Tensor) -> list[list[float | None]]:

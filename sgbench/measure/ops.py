@@ -11,12 +11,15 @@ Conventions, pinned down:
   fp32 4.6 / 0.9 pJ (default), fp16 1.5 / 0.4 pJ (1.1 + 0.4 and 0.4), int8 0.23 / 0.03 pJ.
 - The paper convention beside it: per layer, SOP = input spike rate x dense operations x T, and a
   real-valued input layer dense MACs x T (e.g. Spikformer-style appendices).
+- Spikes scaled by a threshold (TrSG's theta * S) count as spikes: in a model whose neurons emit
+  them, an input whose non-zero values are all one number c is c times a binary input, and c
+  folds into the weights at inference.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from spikingjelly.activation_based import functional
@@ -25,9 +28,35 @@ from torch import nn
 
 from ..errors import UsageError
 from ..models.static import stock_layers
+from ..neuron.node import neurons
 
 PRESETS = {"45nm-fp32": (4.6, 0.9), "45nm-fp16": (1.5, 0.4), "45nm-int8": (0.23, 0.03)}
 WEIGHT_OPS = ("convolution", "mm", "addmm", "bmm", "baddbmm")
+INPUT_ARG = {"convolution": 0, "mm": 0, "addmm": 1, "bmm": 0, "baddbmm": 1}  # the activations
+
+
+def scaled_binary(x: torch.Tensor) -> bool:
+    """Whether every non-zero value of ``x`` is one and the same number: c times spikes."""
+    nonzero = x[x != 0]
+    return nonzero.numel() == 0 or bool((nonzero == nonzero.reshape(-1)[0]).all())
+
+
+def _binarize_input(rule, position: int):
+    """A counter rule that first turns a {0, c} activation into {0, 1}."""
+    def counted(args, kwargs, out):
+        x = args[position]
+        if torch.is_tensor(x) and scaled_binary(x):
+            args = (*args[:position], (x != 0).to(x.dtype), *args[position + 1:])
+        return rule(args, kwargs, out)
+    return counted
+
+
+def _scaled_spikes_count(counter):
+    for op in list(counter.rules):
+        name = op.name().split("::")[-1].split(".")[0]
+        if name in INPUT_ARG:
+            counter.rules[op] = _binarize_input(counter.rules[op], INPUT_ARG[name])
+    return counter
 
 
 @dataclass(frozen=True)
@@ -67,16 +96,21 @@ def _scope_total(counts: dict, scope: str) -> int:
                if any(w in str(op) for w in WEIGHT_OPS))
 
 
-def _dense_ops_hooks(layers: dict[str, nn.Module], stats: dict[str, dict[str, float]]):
+def _is_binary(x: torch.Tensor) -> bool:
+    return bool(((x == 0) | (x == 1)).all())
+
+
+def _dense_ops_hooks(layers: dict[str, nn.Module], stats: dict[str, dict[str, float]],
+                     spikes: Callable[[torch.Tensor], bool]):
     """Record per layer its dense operations per sample and timestep and its input spike rate."""
     def hook(name):
         def record(module, inputs, output):
             x = inputs[0]
             per_step = module.weight.numel() * (output.shape[-1] * output.shape[-2]
                                                 if isinstance(module, nn.Conv2d) else 1)
-            binary = bool(((x == 0) | (x == 1)).all())
+            binary = spikes(x)
             stats[name] = {"dense_ops_per_step": float(per_step),
-                           "input_rate": float(x.float().mean()) if binary else None}
+                           "input_rate": float((x != 0).float().mean()) if binary else None}
         return record
 
     return [m.register_forward_hook(hook(name)) for name, m in layers.items()]
@@ -91,8 +125,11 @@ def count_ops(model: nn.Module, x_seq: torch.Tensor, energy: EnergyModel = Energ
     layers = _weight_layers(model)
     root = type(model).__name__
     syn, mac = oc.SynOpCounter(), oc.MACCounter()
+    scaled = any(n.rule.scaled_output for n in neurons(model))
+    if scaled:
+        syn, mac = _scaled_spikes_count(syn), _scaled_spikes_count(mac)
     dense: dict[str, dict[str, float]] = {}
-    handles = _dense_ops_hooks(layers, dense)
+    handles = _dense_ops_hooks(layers, dense, scaled_binary if scaled else _is_binary)
     was_training = model.training
     model.eval()
     try:

@@ -69,6 +69,12 @@ class Probe:
         return {"size": int(self.y.shape[0]), "split": "train", "mode": "train, no update",
                 "indices_sha256": self.indices_sha256}
 
+    def loss(self, model: nn.Module) -> Tensor:
+        """The training loss (with the method's auxiliary loss) of one forward of the batch."""
+        loss = self.loss_fn(model(self.x), self.y)
+        aux = self.aux_loss(model)
+        return loss if aux is None else loss + aux
+
     def run(self, model: nn.Module, keep: Iterable[SpikingNeuron] = (),
             observe: bool = True) -> ProbePass:
         """Forward and backward of the training loss; ``keep`` layers keep what their BPTT needs
@@ -82,10 +88,7 @@ class Probe:
             try:
                 for p in model.parameters():
                     p.grad = None
-                loss = self.loss_fn(model(self.x), self.y)
-                aux = self.aux_loss(model)
-                if aux is not None:
-                    loss = loss + aux
+                loss = self.loss(model)
                 loss.backward()
                 norms = {name: float(m.weight.grad.norm()) for name, m in model.named_modules()
                          if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.grad is not None}

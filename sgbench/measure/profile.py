@@ -9,7 +9,7 @@ import torch
 from ..config import resolve_task
 from ..data import build_data
 from ..data.location import DataContext
-from ..errors import UserError
+from ..errors import UsageError, UserError
 from ..params import parse_params
 from ..models import build_model
 from ..registry import load_method
@@ -35,14 +35,21 @@ def load_checkpoint(model: torch.nn.Module, path: Path, device: torch.device) ->
                         f"{str(exc).splitlines()[0]}") from None
 
 
-def profile(task: str, method: str, T: int | None, device: torch.device,
+def profile(task: str | None, method: str | None, T: int | None, device: torch.device,
             checkpoint: Path | None = None, params: list[str] = (), overrides: list[str] = (),
-            energy: str = "45nm-fp32", repeats: int = 30, data_dir: Path | None = None
-            ) -> dict[str, Any]:
-    method_cls = load_method(method)
-    method_params = parse_params(method_cls, list(params))
+            energy: str = "45nm-fp32", repeats: int = 30, data_dir: Path | None = None,
+            record: Path | None = None) -> dict[str, Any]:
+    """The model of a task and method, with random weights (seed 0), the weights of a
+    checkpoint, or (``record``) the final weights of a finished run, built from its record."""
+    if record is not None:
+        cfg, method_cls, method_params, checkpoint = _from_record(record)
+    else:
+        if task is None or method is None:
+            raise UsageError("profile needs --task and --method, or --record")
+        method_cls = load_method(method)
+        method_params = parse_params(method_cls, list(params))
+        cfg = resolve_task(task, T=T, overrides=list(overrides))
     energy_model = EnergyModel.parse(energy)
-    cfg = resolve_task(task, T=T, overrides=list(overrides))
     data = build_data(cfg["data"], DataContext.resolve(data_dir, False, cfg["T"]))
     torch.manual_seed(0)
     model = build_model(cfg["model"], cfg["neuron"], data.input_shape, data.num_classes)
@@ -55,7 +62,27 @@ def profile(task: str, method: str, T: int | None, device: torch.device,
                                  repeats)
     flat = headline(measured)
     return {"task": cfg["name"], "method": method_cls.name, "T": cfg["T"],
-            "weights": str(checkpoint) if checkpoint else "random init (seed 0)",
+            "weights": str(checkpoint) if checkpoint else RANDOM,
             "parameters": sum(p.numel() for p in model.parameters()),
             **flat["metrics"], **flat["cost"], "energy_model": measured["ops"]["energy_model"],
             "layers": measured["ops"]["layers"], "latency": measured["latency"]}
+
+
+RANDOM = "random init (seed 0)"
+
+
+def _from_record(path: Path):
+    """A run's resolved config, method, parameters and final checkpoint, from its record."""
+    from ..record import read_record
+
+    record = read_record(path)
+    if not record.get("checkpoint"):
+        raise UserError(f"{path}: the run kept no checkpoint to profile")
+    checkpoint = Path(path).parent / record["checkpoint"]
+    if not checkpoint.is_file():
+        raise UserError(f"{path}: its checkpoint {checkpoint} is not beside it any more")
+    origin = record["method"].get("origin") or {}
+    method_cls = load_method(origin["where"] if origin.get("kind") == "file"
+                             else record["method"]["name"])
+    params = method_cls.Params(**record["method"]["params"])
+    return record["task"]["config"], method_cls, params, checkpoint

@@ -9,7 +9,8 @@ Jiang, Xu, Fan, Yan, AAAI 2026 (arXiv 2511.13050). Follows the official code
   Unlike the official code the running thresholds are buffers, so they are in the state_dict.
 - backward (TGO, paper Eq. 7): a unit-area rectangle centred on theta with width
   kappa = k0 * (1 + tanh(x - V0)), x = std (``variant=official``, the code) or
-  x = mean + std (``variant=paper``, Eq. 7's Delta V_th).
+  x = f_c (mean + std) (``variant=paper``: Eq. 7's Delta V_th, the threshold itself). With
+  f_c = 1 and mean 0 the two agree.
 """
 from dataclasses import dataclass
 
@@ -40,12 +41,13 @@ class AdaptiveThresholdRule(LayerRule):
         q = self.params
         with torch.no_grad():
             std, mean = torch.std_mean(h)
+            batch_theta = q.f_c * (mean + std)  # Eq. 5
             if self.training:
-                theta = q.f_c * (mean + std)
+                theta = batch_theta
                 self.running_theta[t].lerp_(theta.to(self.running_theta), q.momentum)
             else:
                 theta = self.running_theta[t].to(h)
-            x = std if q.variant == "official" else mean + std
+            x = std if q.variant == "official" else batch_theta  # Eq. 7: Delta V_th
             kappa = q.k0 * (1 + torch.tanh(x - q.v0))
             half = kappa / 2
             p = torch.stack([half, half, torch.full_like(half, 0.5), torch.full_like(half, 0.5)])
@@ -72,7 +74,7 @@ class DsAtgo(Method):
         k0: float = param(1.0, gt=0)  # base width kappa_0
         v0: float = param(1.0, gt=0)  # nominal threshold V_th^0: start of the running thresholds
         momentum: float = param(0.1, gt=0, le=1)
-        variant: str = param("official", choices=VARIANTS)  # official: x = std; paper: see above
+        variant: str = param("official", choices=VARIANTS)  # official: x = std; paper: f_c(mean+std)
 
     def layer_rule(self, ctx: LayerContext) -> LayerRule:
         return AdaptiveThresholdRule(ctx.T, self.params)

@@ -28,12 +28,13 @@ class StAsg(A2SG):
         beta0: float = param(0.5, gt=0)
         search: bool = True
         i_update: int = param(1, ge=1)
-        beta_min: float = param(0.1, gt=0)
-        beta_max: float = param(2.0, gt=0)
+        beta_min: float = param(0.25, gt=0)  # as a2sg (docs/methods.md, section 6)
+        beta_max: float = param(1.0, gt=0)
         n_obs: int = param(5, ge=1)
         n_eval: int = param(15, ge=1)
         seed: int = 0
-        sgv: str = param("var", choices=SGV_FORMS)
+        sgv: str = param("std", choices=SGV_FORMS)
+        incumbent: bool = True
 
     def __init__(self, params=None):
         super().__init__(params)

@@ -18,15 +18,20 @@ from .norm import Norm
 NeuronFactory = Callable[[], nn.Module]
 
 class SpikingClassifier(nn.Module):
-    """Runs ``body`` on [T, B, ...] input; the logits are averaged over T."""
+    """Runs ``body`` on [T, B, ...] input; the logits are averaged over T. With ``keep_steps``
+    the per-timestep logits [T, B, C] of the last forward stay in ``step_logits`` (TET)."""
 
     def __init__(self, body: nn.Module):
         super().__init__()
         self.body = body
+        self.keep_steps = False
+        self.step_logits: torch.Tensor | None = None
         functional.set_step_mode(self, "m")
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        return self.body(x_seq).mean(0)
+        steps = self.body(x_seq)
+        self.step_logits = steps if self.keep_steps else None
+        return steps.mean(0)
 
 def convnet(in_shape: tuple[int, ...], num_classes: int, neuron: NeuronFactory,
             channels: list[int] = (16, 32), pool: int = 2, pools: list[int] | None = None,

@@ -45,7 +45,23 @@ SHAPE_SOURCE = {
     "superspike": """
         float d = 1.f + p[0] * fabsf(x);
         return 1.f / (d * d);""",
+    "dspike": """
+        if (fabsf(x) > 0.5f * p[1]) return 0.f;
+        float t = tanhf(p[0] * x / p[1]);
+        return p[0] * (1.f - t * t) / (2.f * p[1] * tanhf(0.5f * p[0]));""",
+    "exponential": """
+        return p[0] * expf(-p[1] * fabsf(x));""",
 }
+
+
+def has_kernel(shape: Shape) -> bool:
+    """Whether ``shape`` is the built-in shape of its name with a CUDA source: a plugin's own
+    shape that reuses a built-in name runs on the torch backend, never on the other's kernel."""
+    from .shapes import SHAPES
+
+    return shape.name in SHAPE_SOURCE and SHAPES.get(shape.name) is shape
+
+
 DTYPES = {  # torch dtype -> (CUDA type, to float, from float)
     torch.float32: ("float", "", ""),
     torch.float16: ("__half", "__half2float", "__float2half"),

@@ -14,7 +14,7 @@ from torch import nn
 from ..config import BACKENDS, CHARGES, RESETS
 from ..errors import UserError
 from .capture import GradCapture
-from .cupy_backend import SHAPE_SOURCE, CupySequenceFn, cupy_available
+from .cupy_backend import CupySequenceFn, cupy_available, has_kernel
 from .engine import Dynamics, FireResetFn, SequenceFn, charge
 from .rules import FixedRule, LayerRule
 from .shapes import coverage
@@ -101,7 +101,7 @@ class SpikingNeuron(base.MemoryModule):
         fallback."""
         if self.capture is not None:
             return False
-        possible = x.is_cuda and self.rule.shape.name in SHAPE_SOURCE and cupy_available()
+        possible = x.is_cuda and has_kernel(self.rule.shape) and cupy_available()
         fused = possible and self.backend != "torch"
         if not fused and (self.backend == "cupy" or self.require_fused):
             raise UserError(
@@ -130,12 +130,20 @@ class SpikingNeuron(base.MemoryModule):
 
     def _finish(self, x_seq: Tensor, s: Tensor, v: Tensor, h: Tensor, theta: Tensor,
                 p: Tensor) -> Tensor:
-        """Keep the state (and H when asked), observe, return spikes in the input's dtype."""
+        """Keep the state (and H when asked), observe, tell the rule, return spikes (scaled by
+        theta where the rule says so) in the input's dtype."""
         self.v = v
         self.h_seq = h if self.keep_h and self.training else None
         if self.observe:
             self._observe(h.detach(), s.detach(), theta.detach(), p.detach(), append=False)
-        return s.to(x_seq.dtype)
+        if self.training:
+            self.rule.end_of_sequence(self, s.detach(), v.detach())
+        return self._emit(s, theta).to(x_seq.dtype)
+
+    def _emit(self, s: Tensor, theta: Tensor) -> Tensor:
+        if not self.rule.scaled_output:
+            return s
+        return s * theta.to(s.dtype).reshape(theta.shape + (1,) * (s.dim() - theta.dim()))
 
     def _cupy_forward(self, x_seq: Tensor) -> Tensor:
         """The fused path: half-precision input stays half, state and H are fp32."""
@@ -189,15 +197,20 @@ class SpikingNeuron(base.MemoryModule):
         if self.observe:
             self._observe(h.detach()[None], s.detach()[None], theta_t.detach()[None],
                           p_t.detach()[None], append=t > 0)
-        return s.to(x_in.dtype)
+        return self._emit(s, theta_t).to(x_in.dtype)
 
     def _k_like(self, x: Tensor) -> float | Tensor:
         k = self.decay_factor()
         return k.to(x.dtype) if torch.is_tensor(k) else k
 
     def _initial_v(self, x0: Tensor) -> Tensor:
-        v = self.v
-        return torch.full_like(x0, float(v)) if not torch.is_tensor(v) else v
+        """The potential carried over, or at a new sequence the rule's V[0] or the reset value."""
+        if torch.is_tensor(self.v):
+            return self.v
+        start = self.rule.initial_potential(self)
+        if start is None:
+            return torch.full_like(x0, float(self.v))
+        return start.detach().to(x0).expand_as(x0).clone()
 
     # -- observability -----------------------------------------------------------------------
     @torch.no_grad()

@@ -23,6 +23,9 @@ Tensor = torch.Tensor
 
 class LayerRule(nn.Module):
     mode = "sequence"
+    # The neuron emits theta[t] * S[t] instead of S[t] (TrSG, Kook et al. 2026, Eq. 10): the
+    # threshold's scale then cancels in dOut/dH when the surrogate's window scales with theta.
+    scaled_output = False
 
     def __init__(self, shape: str | Shape):
         super().__init__()
@@ -62,6 +65,15 @@ class LayerRule(nn.Module):
     def step(self, neuron: nn.Module, t: int, h: Tensor) -> tuple[Tensor, Tensor]:
         """theta_t (scalar) and p_t [P] for a ``stepwise`` rule, from H[t]."""
         raise NotImplementedError
+
+    def initial_potential(self, neuron: nn.Module) -> Tensor | None:
+        """V[0] of a new sequence, a scalar (e.g. MP-Init's running mean); None: the neuron's
+        reset value."""
+        return None
+
+    def end_of_sequence(self, neuron: nn.Module, spikes: Tensor, v: Tensor) -> None:
+        """After each multi-step forward in train mode: the spikes [T, ...] and the final
+        potential, detached (running statistics of the rule)."""
 
     def extra_repr(self) -> str:
         return f"shape={self.shape.name}, mode={self.mode}"

@@ -30,6 +30,8 @@ class Shape:
     primitive: Callable[..., Tensor]  # F(x, *p), F' = g
     support: Callable[..., tuple[float | Tensor, float | Tensor]]  # (lo, hi) of x where g > 0
     doc: str = ""
+    seed_param: str | None = None  # a random shape: the parameter that seeds its draws; then
+    # grad is a sample whose mean over seeds is the primitive's derivative
 
     def param_grads(self, x: Tensor, p: tuple[Tensor, ...], weight: Tensor) -> list[Tensor]:
         """sum(weight * dF/dp_i) for each parameter, by autograd through the primitive.
@@ -140,6 +142,48 @@ def _superspike_primitive(x, beta):
     return x / (1 + beta * x.abs())
 
 
+# -- Dspike: Li et al. 2021 (NeurIPS), Eq. 6-7: a tanh of temperature b on [-w/2, w/2] ----------
+def _dspike_grad(x, b, width):
+    """b / (2 w tanh(b/2)) * (1 - tanh^2(b x / w)) inside the window: unit area."""
+    b, width = torch.as_tensor(b, dtype=x.dtype), torch.as_tensor(width, dtype=x.dtype)
+    t = torch.tanh(x * (b / width))
+    return torch.addcmul(torch.ones_like(t), t, t, value=-1.0).mul_(
+        b / (2 * width * torch.tanh(b / 2))).mul_(_between(x, -width / 2, width / 2))
+
+
+def _dspike_primitive(x, b, width):
+    half = torch.as_tensor(width, dtype=x.dtype) / 2
+    scale = torch.tanh(torch.as_tensor(b, dtype=x.dtype) / 2)
+    return (torch.tanh(b * _clip(x, -half, half) / width) + scale) / (2 * scale)
+
+
+# -- SLAYER's spike-escape density: Shrestha & Orchard 2018 (NeurIPS), Eq. 12 --------------------
+def _exponential_grad(x, alpha, beta):
+    """alpha exp(-beta |x|)."""
+    return (x.abs() * -beta).exp_().mul_(alpha)
+
+
+def _exponential_primitive(x, alpha, beta):
+    return alpha / beta * (1 + torch.sign(x) * -torch.expm1(-beta * x.abs()))
+
+
+# -- LocalZO: Mukhoty et al. 2023 (NeurIPS), Eq. 6: a local zeroth-order estimate per neuron ------
+def _localzo_grad(x, delta, samples, seed):
+    """mean over m draws z ~ N(0, 1) of |z| 1[|x| < delta |z|] / (2 delta): an unbiased sample of
+    the Gaussian surrogate N(x; 0, delta^2). The draws come from a generator seeded by ``seed``
+    (the rule's counter), so a run is reproducible and a resumed run draws what it would have."""
+    generator = torch.Generator(device=x.device).manual_seed(int(seed))
+    z = torch.randn((int(samples), *x.shape), generator=generator, device=x.device,
+                    dtype=x.dtype).abs_()
+    inside = _mask(torch.lt, x.abs().expand_as(z), z * delta)
+    return inside.mul_(z).mean(0).div_(2 * delta)
+
+
+def _localzo_primitive(x, delta, samples, seed):
+    """The primitive of the expected surrogate, the Gaussian CDF Phi(x / delta)."""
+    return 0.5 * (1 + torch.erf(x / (delta * math.sqrt(2))))
+
+
 def _unbounded(*_):
     return -math.inf, math.inf
 
@@ -159,6 +203,12 @@ SHAPES: dict[str, Shape] = {
               "derivative of atan(pi/2 alpha x)/pi"),
         Shape("superspike", ("beta",), _superspike_grad, _superspike_primitive, _unbounded,
               "fast-sigmoid derivative 1/(1+beta|x|)^2"),
+        Shape("dspike", ("b", "width"), _dspike_grad, _dspike_primitive,
+              lambda b, width: (-width / 2, width / 2), "tanh of temperature b on a window"),
+        Shape("exponential", ("alpha", "beta"), _exponential_grad, _exponential_primitive,
+              _unbounded, "alpha exp(-beta|x|)"),
+        Shape("localzo", ("delta", "samples", "seed"), _localzo_grad, _localzo_primitive,
+              _unbounded, "zeroth-order sample of a Gaussian of std delta", seed_param="seed"),
     ]
 }
 

@@ -15,13 +15,13 @@ from typing import Callable
 from ..errors import UsageError
 from .executors import LocalExecutor, SlurmOptions, submit_slurm, wait_slurm
 from .spec import Job, Spec, load_spec
-from .state import (EXIT_MARK, FINISHED, RUNNING_MARK, JobState, counts, exit_code, job_state,
-                    plan, resumable, states, summary_rows)
+from .state import (EXIT_MARK, FINISHED, RUNNING_MARK, JobState, counts, exit_code, job_label,
+                    job_state, plan, resumable, states, summary_rows)
 
 EXECUTORS = ("local", "slurm", "submitit-local")
 __all__ = ["EXECUTORS", "EXIT_MARK", "FINISHED", "RUNNING_MARK", "Job", "JobState", "Spec",
-           "SlurmOptions", "check_executor", "counts", "exit_code", "job_state", "load_spec",
-           "plan", "run_sweep", "states", "summary_rows"]
+           "SlurmOptions", "check_executor", "counts", "exit_code", "job_label", "job_state",
+           "load_spec", "plan", "run_sweep", "states", "summary_rows"]
 
 
 def default_workers(device: str) -> tuple[int, list[int]]:

@@ -62,8 +62,9 @@ def _as_list(value: Any, key: str, kind: type, low: int | None = None) -> list:
     if not values or not all(isinstance(v, kind) and not isinstance(v, bool) for v in values) \
             or (low is not None and min(values) < low):
         bound = f" >= {low}" if low is not None else ""
-        raise UsageError(f"sweep spec: '{key}' must be a {kind.__name__}{bound} or a non-empty "
-                         f"list of them; got {value!r}")
+        name = {int: "an integer", str: "a name"}.get(kind, f"a {kind.__name__}")
+        raise UsageError(f"sweep spec: '{key}' must be {name}{bound} or a non-empty list of "
+                         f"them; got {value!r}")
     return list(dict.fromkeys(values))
 
 

@@ -101,6 +101,16 @@ def plan(spec: Spec) -> tuple[list[JobState], list[JobState]]:
     return todo, skip
 
 
+def job_label(job: Job) -> str:
+    """A job as people name it: task, T, the method with the parameters the grid sets, seed."""
+    from pathlib import Path
+
+    method = Path(job.method).stem + (f" ({', '.join(job.params)})" if job.params else "")
+    paper = " [paper]" if job.protocol == "paper" else ""
+    T = f" T={job.T}" if job.T is not None else ""
+    return f"{Path(job.task).stem}{T} {method}{paper} seed {job.seed}"
+
+
 def summary_rows(all_states: list[JobState]) -> list[dict[str, Any]]:
     rows = []
     for st in all_states:

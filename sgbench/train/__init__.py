@@ -15,14 +15,16 @@ from .. import checkpoint, distributed
 from .. import record as rec
 from ..errors import UserError, innermost_frame
 from ..registry import method_files
-from .loop import Reporter, SilentReporter, evaluate, measure, train_and_measure, train_epoch
+from ..progress import Reporter, SilentReporter
+from .logs import with_logs
+from .loop import evaluate, measure, train_and_measure, train_epoch
 from .recipe import Precision, make_loss, make_optimizer, make_schedule, param_groups
 from .result import make_record
 from .setup import (AlreadyFinished, RunRequest, Setup, pick_device, prepare,
                     seed_everything)
 
-__all__ = ["AlreadyFinished", "Precision", "Reporter", "RunRequest", "Setup", "SilentReporter", "evaluate",
-           "make_loss", "make_optimizer", "make_record", "make_schedule", "measure",
+__all__ = ["AlreadyFinished", "Precision", "Reporter", "RunRequest", "Setup", "SilentReporter",
+           "evaluate", "make_loss", "make_optimizer", "make_record", "make_schedule", "measure",
            "param_groups", "pick_device", "prepare", "run", "seed_everything",
            "train_and_measure", "train_epoch"]
 
@@ -34,10 +36,11 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
     wall_start = time.perf_counter()
     setup = prepare(req)
     try:
-        if not setup.dist.is_main:
-            reporter = SilentReporter()
+        reporter = with_logs(reporter or SilentReporter(), req.log, setup.out_dir,
+                             setup.checkpoint.name[:-len(checkpoint.SUFFIX)]) \
+            if setup.dist.is_main else SilentReporter()
         with checkpoint.graceful_stop():  # the handlers stay until the record is on disk
-            outcome = train_and_measure(req, setup, reporter or SilentReporter())
+            outcome = train_and_measure(req, setup, reporter)
             with checkpoint.shielded():
                 record = make_record(req, setup, outcome, time.perf_counter() - wall_start)
                 path = rec.save_record(record, setup.out_dir) if setup.dist.is_main else None

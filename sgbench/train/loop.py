@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable
 
 import torch
 from spikingjelly.activation_based import functional
@@ -20,20 +20,11 @@ from ..errors import UserError
 from ..measure.diagnostics import diagnose
 from ..measure.inference import headline, measure_inference
 from ..method import Method
+from ..progress import Reporter
 from .recipe import Precision
 from .setup import RunRequest, Setup
 
 
-class Reporter(Protocol):
-    def start(self, epochs: int) -> None: ...
-    def epoch(self, entry: dict[str, Any]) -> None: ...
-    def close(self) -> None: ...
-
-
-class SilentReporter:
-    def start(self, epochs): ...
-    def epoch(self, entry): ...
-    def close(self): ...
 
 
 @dataclass
@@ -51,9 +42,11 @@ def _sync(device: torch.device) -> None:
 
 def train_epoch(model, method: Method, loader, optimizer, loss_fn, T: int, encoding: str,
                 device: torch.device, precision: Precision | None = None,
-                d: Dist = Dist()) -> EpochResult:
+                d: Dist = Dist(), on_batch: Callable | None = None) -> EpochResult:
     """One pass over the training data (this rank's shard; loss, top-1 and samples are summed
-    over the ranks). compute_s excludes the time spent loading batches."""
+    over the ranks). compute_s excludes the time spent loading batches. ``on_batch(done,
+    total, loss, top1, lr)`` hears after every step."""
+    total_steps = len(loader) if hasattr(loader, "__len__") else None
     precision = precision or Precision()
     scaler = torch.amp.GradScaler("cuda", enabled=precision.amp)
     model.train()
@@ -86,6 +79,9 @@ def train_epoch(model, method: Method, loader, optimizer, loss_fn, T: int, encod
         total_loss += loss_value * len(y)
         correct += (logits.argmax(1) == y).sum().item()
         samples += len(y)
+        if on_batch is not None:
+            on_batch(step + 1, total_steps, total_loss / samples, 100.0 * correct / samples,
+                     optimizer.param_groups[0]["lr"])
     total_loss, correct, samples = distributed.total([total_loss, correct, samples], d, device)
     return EpochResult(total_loss / samples, 100.0 * correct / samples, int(samples), compute)
 
@@ -171,7 +167,13 @@ def train_and_measure(req: RunRequest, setup: Setup, reporter: Reporter) -> Outc
     T, encoding = setup.cfg["T"], setup.cfg["data"]["encoding"]
     if req.resume:
         _restore(setup, out)
-    reporter.start(epochs)
+        reporter.note(f"resuming after epoch {out.start_epoch} of {epochs} from "
+                      f"{setup.checkpoint.name}")
+    overlay = setup.method_cls.paper_overlay(setup.cfg["data"]["dataset"])
+    if req.protocol == "paper":
+        reporter.note("paper protocol: " + (", ".join(f"{k}={v}" for k, v in overlay.items())
+                                            or "the method's recipe sets nothing here"))
+    reporter.start(epochs, out.start_epoch)
     try:
         for epoch in range(out.start_epoch, epochs):
             epoch_start = time.perf_counter()
@@ -183,7 +185,7 @@ def train_and_measure(req: RunRequest, setup: Setup, reporter: Reporter) -> Outc
             lr = setup.optimizer.param_groups[0]["lr"]
             result = train_epoch(setup.train_model, setup.method,
                                  setup.train_loader, setup.optimizer, setup.loss_fn, T, encoding,
-                                 setup.device, setup.precision, setup.dist)
+                                 setup.device, setup.precision, setup.dist, reporter.batch)
             out.compute_s += result.compute_s
             out.samples += result.samples
             entry = {"epoch": epoch + 1, "lr": lr, "train_loss": result.loss,
@@ -202,14 +204,17 @@ def train_and_measure(req: RunRequest, setup: Setup, reporter: Reporter) -> Outc
                 break
             if setup.dist.is_main and (epoch + 1 == epochs or
                                        (req.diag_every and (epoch + 1) % req.diag_every == 0)):
+                reporter.phase("gradient diagnostics")
                 out.snapshots.append(out.timed("diagnostics_s", diagnose, setup.model,
-                                               setup.probe, epoch + 1))
+                                               setup.probe, epoch + 1, req.fd_weights))
             if setup.schedule is not None:
                 setup.schedule.step()
             if setup.dist.is_main:
                 _save(setup, out, epoch + 1)
         if out.status == "ok":
             stop_point(setup)
+            reporter.phase("operations, energy and latency"
+                           + " at every --eval-T" * bool(req.eval_T))
             out.measured = measure(setup, req.eval_T, req.latency_repeats)
     except (KeyboardInterrupt, StopRequested):
         out.status = "interrupted"

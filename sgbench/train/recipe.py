@@ -53,12 +53,40 @@ class RateMSE(nn.Module):
         return nn.functional.mse_loss(out, nn.functional.one_hot(y, out.shape[1]).to(out.dtype))
 
 
-def make_loss(train: dict[str, Any]) -> nn.Module:
+class TETLoss(nn.Module):
+    """Temporal efficient training (Deng et al., ICLR 2022, Eq. 9 and 12): the cross-entropy of
+    every timestep's logits O_t, averaged over t, plus lambda times the mean squared distance of
+    all logits from phi: (1 - lambda) mean_t CE(O_t, y) + lambda MSE(O, phi). It reads the
+    classifier's per-timestep logits of the forward that produced ``logits``."""
+
+    def __init__(self, classifier: nn.Module, lam: float, phi: float, label_smoothing: float):
+        super().__init__()
+        if not hasattr(classifier, "keep_steps"):
+            raise UserError(f"train.loss: tet needs per-timestep logits, which a "
+                            f"{type(classifier).__name__} does not keep")
+        classifier.keep_steps = True
+        self.classifier, self.lam, self.phi = [classifier], lam, phi  # a list: not a submodule
+        self.ce = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        steps = self.classifier[0].step_logits
+        if steps is None or steps.shape[1:] != logits.shape:
+            raise RuntimeError("TETLoss: no per-timestep logits of this forward")
+        steps = steps.float()
+        per_step = torch.stack([self.ce(o, y) for o in steps]).mean()
+        if not self.lam:
+            return per_step
+        return (1 - self.lam) * per_step + self.lam * (steps - self.phi).square().mean()
+
+
+def make_loss(train: dict[str, Any], classifier: nn.Module | None = None) -> nn.Module:
     if train["loss"] == "ce":
         return nn.CrossEntropyLoss(label_smoothing=train["label_smoothing"])
     if train["loss"] == "mse":
         return RateMSE()
-    raise UserError(f"train.loss must be ce or mse; got '{train['loss']}'")
+    if train["loss"] == "tet":
+        return TETLoss(classifier, train["tet_lambda"], train["tet_phi"], train["label_smoothing"])
+    raise UserError(f"train.loss must be ce, mse or tet; got '{train['loss']}'")
 
 
 @dataclass

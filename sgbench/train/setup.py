@@ -25,6 +25,7 @@ from ..models import build_model
 from ..neuron.node import check_backend
 from ..params import parse_params
 from ..registry import load_method, method_files
+from .logs import check_logs
 from .recipe import Precision, make_loss, make_optimizer, make_schedule
 
 
@@ -47,9 +48,11 @@ class RunRequest:
     latency_repeats: int = 30  # timed passes per latency figure
     resume: bool = False  # continue from this configuration's last checkpoint in out_dir
     diag_every: int = 0  # gradient diagnostics every N epochs (0: only after the last epoch)
+    fd_weights: int = 64  # first-layer weights in the diagnostics' FD cosine (0: none)
     data_dir: Path | None = None  # else $SGBENCH_DATA, else the user cache folder
     download: bool = False
     threads: int | None = None  # torch's intra-op threads (None: torch's default)
+    log: list[str] = field(default_factory=list)  # per-epoch logs beside the record: csv, tb
 
 
 def pick_device(name: str) -> torch.device:
@@ -99,8 +102,10 @@ def _check_request(req: RunRequest) -> None:
         raise UsageError(f"--T must be >= 1, got {req.T}")
     if req.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {req.seed}")
-    if req.diag_every < 0:
-        raise UsageError(f"--diag-every must be >= 0, got {req.diag_every}")
+    check_logs(req.log)
+    if req.diag_every < 0 or req.fd_weights < 0:
+        raise UsageError(f"--diag-every and --fd-weights must be >= 0, got {req.diag_every} "
+                         f"and {req.fd_weights}")
     if req.threads is not None and req.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {req.threads}")
     if any(t < 1 for t in req.eval_T) or req.latency_repeats < 1:
@@ -175,7 +180,7 @@ def prepare(req: RunRequest) -> Setup:
     model.to(device, memory_format=torch.channels_last if precision.channels_last else
              torch.preserve_format)
     optimizer = make_optimizer(model, cfg["train"], method)
-    loss_fn = make_loss(cfg["train"])
+    loss_fn = make_loss(cfg["train"], model)
     probe = Probe.from_dataset(data.train, cfg["train"]["batch_size"], cfg["T"],
                                cfg["data"]["encoding"], loss_fn, method.aux_loss, device)
     generator = torch.Generator().manual_seed(req.seed)
