@@ -5,6 +5,7 @@ C, ...) so drift in the machine affects every candidate alike, and the median is
 """
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from typing import Callable
@@ -15,6 +16,7 @@ from spikingjelly.activation_based import functional, neuron, surrogate
 from .neuron.cupy_backend import cupy_available
 from .neuron.node import SpikingNeuron, used_backend
 from .neuron.rules import FixedRule
+from .neuron.shapes import Shape
 
 Tensor = torch.Tensor
 
@@ -60,6 +62,17 @@ class _CustomSigmoid(surrogate.Sigmoid):
     """The same Sigmoid as a user-defined class: SpikingJelly 2.x runs it on its reference path."""
 
 
+def _sigmoid_grad(x, alpha):
+    s = torch.sigmoid(alpha * x)
+    return alpha * s * (1 - s)
+
+
+# The same sigmoid as a plugin's own shape: torch functions, no CUDA source (the precomputed path).
+PLUGIN_SIGMOID = Shape("plugin_sigmoid", ("alpha",), _sigmoid_grad,
+                       lambda x, alpha: torch.sigmoid(alpha * x),
+                       lambda alpha: (-math.inf, math.inf))
+
+
 def _with_reset(module):
     def run(inp):
         functional.reset_net(module)
@@ -70,9 +83,9 @@ def _with_reset(module):
 def neuron_candidates(dev: torch.device) -> dict[str, Callable[[Tensor], Tensor]]:
     """Every neuron implementation to time on ``dev``: sgbench's backends, SpikingJelly's
     LIFNode with its built-in (fused on CUDA) and a custom (unfused) Sigmoid, a plain loop."""
-    def ours(backend):
+    def ours(backend, shape="sigmoid"):
         return _with_reset(SpikingNeuron(tau=2.0, backend=backend,
-                                         rule=FixedRule("sigmoid", [4.0])).to(dev))
+                                         rule=FixedRule(shape, [4.0])).to(dev))
 
     def theirs(sg):
         return _with_reset(neuron.LIFNode(tau=2.0, surrogate_function=sg, step_mode="m").to(dev))
@@ -80,6 +93,7 @@ def neuron_candidates(dev: torch.device) -> dict[str, Callable[[Tensor], Tensor]
     out = {}
     if dev.type == "cuda" and cupy_available():
         out["sgbench (cupy backend)"] = ours("cupy")
+        out["sgbench (cupy backend), plugin shape"] = ours("cupy", PLUGIN_SIGMOID)
     out["sgbench (torch backend)"] = ours("torch")
     out["spikingjelly LIFNode"] = theirs(surrogate.Sigmoid(alpha=4.0))
     if dev.type == "cuda":
@@ -121,7 +135,8 @@ def bench_neuron(T: int = 4, neurons: int = 2_000_000, repeats: int = 15, warmup
     }
 
 
-TRAIN_METHODS = ("sigmoid", "mpd_agl", "ds_atgo", "adali", "a2sg", "st_asg", "psg_pda")
+TRAIN_METHODS = ("sigmoid", "mpd_agl", "ds_atgo", "adali", "a2sg", "st_asg", "psg_pda", "dspike",
+                 "localzo", "trsg")
 
 
 def bench_train(methods: tuple[str, ...] = TRAIN_METHODS, batch: int = 32, T: int = 4,

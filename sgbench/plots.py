@@ -124,9 +124,13 @@ def curves(axes, records: list[dict[str, Any]], task: str) -> None:
                 ax.plot(range(1, epochs + 1), ys, line, color=style["color"],
                         marker=style["marker"], markevery=max(1, epochs // 8), markersize=4,
                         label=f"{name} T={T}" if ax is top1_ax and split == "test" else None)
+    from matplotlib.ticker import MaxNLocator
+
     loss_ax.set(xlabel="epoch", ylabel="loss", title=f"{task}: loss (train dashed, test solid)")
     top1_ax.set(xlabel="epoch", ylabel="top-1 (%)",
                 title=f"{task}: top-1, mean over seeds (train dashed, test solid)")
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     top1_ax.legend(**LEGEND)
 
 

@@ -99,8 +99,8 @@ def summary_table(snap: dict[str, Any]) -> Table:
         (f"deep-layer coverage, last {deep} of {len(snap['layers'])} spiking layers, own / "
          f"vanilla (DS-ATGO Fig. 11)",
          f"{_pct(s['deep_coverage'])} / {_pct(s['deep_coverage_vanilla'])} %"),
-        ("SGV at T, TGC, CV of dL/dH, means over layers (A2SG)",
-         f"{_fmt(s['sgv'])}, {_fmt(s['tgc'])}, {_fmt(s['cv'])}"),
+        ("SGV at T (scale-free in brackets), TGC, CV of dL/dH, layer means (A2SG)",
+         f"{_fmt(s['sgv'])} ({_fmt(s.get('sgv_std'))}), {_fmt(s['tgc'])}, {_fmt(s['cv'])}"),
     ]
     fd = snap.get("fd")
     if fd:
@@ -171,7 +171,8 @@ GLOSSARY = [
     ("vanilla", "the same share under a unit rectangle at the neuron's threshold"),
     ("theta, k, gamma", "threshold in use per timestep; the layer's decay; the mean weight of "
                         "the norm layer feeding it"),
-    ("SGV", "Var(dL/dH) / mean |dL/dH| at the last timestep (A2SG)"),
+    ("SGV", "Var(dL/dH) / mean |dL/dH| at the last timestep (A2SG); in brackets std(dL/dH) / "
+            "mean |dL/dH|, which does not change when dL/dH is scaled"),
     ("TGC", "mean cosine of dL/dH at consecutive timesteps (A2SG)"),
     ("CV", "std / |mean| of dL/dH over all timesteps"),
     ("FD cosine", "cosine of dL/dW through the surrogates with the central finite difference of "

@@ -1,9 +1,11 @@
 """The cupy backend's CUDA source, checked without a GPU.
 
-Every variant (shape x dtype x reset x detach) is compiled by nvcc, device and host code together.
-The kernels' per-neuron arithmetic is also compiled for the host and driven by host loops, so it
-runs here against the torch backend: spikes, H and every gradient. What this cannot check is the
-launch itself (grid, warp sums, atomics, streams): the `gpu` tests do that on CUDA.
+Every variant (shape or precomputed surrogate x dtype x reset x detach) is compiled by nvcc, device
+and host code together. The kernels' per-neuron arithmetic is also compiled for the host and
+driven by host loops, so it runs here against the torch backend: spikes, H and every gradient,
+with a tensor or a scalar initial potential and with the gradients nobody needs left unwritten.
+What this cannot check is the launch itself (grid, warp sums, atomics, streams): the `gpu` tests
+do that on CUDA.
 """
 import ctypes
 import itertools
@@ -13,16 +15,24 @@ import subprocess
 import pytest
 import torch
 
-from sgbench.neuron.cupy_backend import DTYPES, HEADER, SHAPE_SOURCE, kernel_source, variant_tag
+from sgbench.neuron.cupy_backend import (DTYPES, HEADER, PRECOMPUTED, SHAPE_SOURCE, kernel_source,
+                                         precomputed_surrogate, variant_tag)
 from sgbench.neuron.engine import SequenceFn
 from sgbench.neuron.node import SpikingNeuron
-from sgbench.neuron.shapes import get_shape
+from sgbench.neuron.shapes import Shape, get_shape
+
+# A plugin's own surrogate (a Gaussian) for the precomputed variant; torch functions only.
+GAUSS = Shape("gauss", ("sigma",),
+              lambda x, s: torch.exp(-x**2 / (2 * s**2)) / (s * 2.5066282746310002),
+              lambda x, s: 0.5 * (1 + torch.erf(x / (s * 1.4142135623730951))),
+              lambda s: (-float("inf"), float("inf")))
 
 
 PARAMS = {"rect": [0.4, 0.7, 0.3, 0.7], "triangle": [0.6, 0.9, 1.2], "ramp": [0.6, 0.8, 0.8, 0.5],
           "sigmoid": [4.0], "atan": [2.0], "superspike": [3.0],
-          "dspike": [3.0, 1.2], "exponential": [1.5, 2.0]}
-VARIANTS = list(itertools.product(SHAPE_SOURCE, DTYPES, [True, False], [True, False]))
+          "dspike": [3.0, 1.2], "exponential": [1.5, 2.0], PRECOMPUTED: [0.6]}
+VARIANTS = list(itertools.product([*SHAPE_SOURCE, PRECOMPUTED], DTYPES, [True, False],
+                                  [True, False]))
 CHARGES = {"tau": dict(charge="tau", tau=1.7), "mul": dict(charge="mul", decay=0.3),
            "if": dict(charge="if")}
 
@@ -46,20 +56,29 @@ def _ptr(t):
     return ctypes.c_void_p(t.data_ptr())
 
 
-def _host_run(lib, tag, x, v0, theta, p, k, dyn, grad_s, grad_v, grad_h):
+def _host_run(lib, tag, x, v0, theta, p, k, dyn, grad_s, grad_v, grad_h, shape=None,
+              want=True):
+    """Forward and backward through the host-compiled kernels; ``v0`` a tensor or a number
+    (the null-pointer path); ``shape`` the plugin shape of a precomputed variant; ``want=False``
+    passes null for dL/dX and dL/dV0 (nobody needs them)."""
     T, N = x.shape[0], x[0].numel()
+    scalar = not torch.is_tensor(v0)
+    v0_ptr, v0_value = (None, float(v0)) if scalar else (_ptr(v0), 0.0)
     s, h, v = torch.empty_like(x), torch.empty_like(x, dtype=torch.float32), torch.empty(N)
     getattr(lib, f"host_forward_{tag}")(
-        _ptr(x), _ptr(v0), _ptr(theta), ctypes.c_float(k), ctypes.c_float(dyn.c),
-        ctypes.c_float(dyn.b), ctypes.c_float(dyn.v_reset), _ptr(s), _ptr(h), _ptr(v),
-        ctypes.c_int(T), ctypes.c_longlong(N))
-    grad_x, grad_v0, gs = torch.empty_like(x), torch.empty(N), torch.empty_like(h)
+        _ptr(x), v0_ptr, ctypes.c_float(v0_value), _ptr(theta), ctypes.c_float(k),
+        ctypes.c_float(dyn.c), ctypes.c_float(dyn.b), ctypes.c_float(dyn.v_reset), _ptr(s),
+        _ptr(h), _ptr(v), ctypes.c_int(T), ctypes.c_longlong(N))
+    g_pre = precomputed_surrogate(shape, h, theta, p) if shape is not None else None
+    grad_x, grad_v0, gs = torch.full_like(x, 7.0), torch.full((N,), 7.0), torch.empty_like(h)
     acc_theta, acc_k = torch.zeros(T), torch.zeros(1)
     getattr(lib, f"host_backward_{tag}")(
-        _ptr(h), _ptr(v0), _ptr(theta), _ptr(p), ctypes.c_int(p.shape[1]), _ptr(grad_s),
+        _ptr(h), v0_ptr, ctypes.c_float(v0_value), _ptr(theta), _ptr(p),
+        ctypes.c_int(p.shape[1]), None if g_pre is None else _ptr(g_pre), _ptr(grad_s),
         _ptr(grad_v), _ptr(grad_h), ctypes.c_float(k), ctypes.c_float(dyn.c),
-        ctypes.c_float(dyn.v_reset), _ptr(grad_x), _ptr(grad_v0), _ptr(gs), _ptr(acc_theta),
-        _ptr(acc_k), ctypes.c_int(T), ctypes.c_longlong(N))
+        ctypes.c_float(dyn.v_reset), _ptr(grad_x) if want else None,
+        _ptr(grad_v0) if want else None, _ptr(gs), _ptr(acc_theta), _ptr(acc_k),
+        ctypes.c_int(T), ctypes.c_longlong(N))
     return s, h, v, grad_x, grad_v0, acc_theta, acc_k, gs
 
 
@@ -83,14 +102,15 @@ def test_kernel_arithmetic_matches_the_torch_backend(library, shape, dtype, hard
     p = torch.tensor(PARAMS[shape]).repeat(T, 1)
     grad_s = torch.randn(T, N).to(dtype)
     grad_v, grad_h = torch.randn(N), torch.randn(T, N)
+    surrogate = GAUSS if shape == PRECOMPUTED else get_shape(shape)
     s, h, v, grad_x, grad_v0, g_theta, g_k, gs = _host_run(
         library, variant_tag(shape, dtype, hard, detach), x, v0, theta, p, k, dyn, grad_s,
-        grad_v, grad_h)
+        grad_v, grad_h, shape=surrogate if shape == PRECOMPUTED else None)
 
     leaves = [x.float().requires_grad_(True), v0.clone().requires_grad_(True),
               torch.tensor(k).requires_grad_(True), theta.clone().requires_grad_(True),
               p.clone().requires_grad_(True)]
-    s_ref, v_ref, h_ref = SequenceFn.apply(*leaves, get_shape(shape), dyn)
+    s_ref, v_ref, h_ref = SequenceFn.apply(*leaves, surrogate, dyn)
     loss = (s_ref * grad_s.float()).sum() + (v_ref * grad_v).sum() + (h_ref * grad_h).sum()
     ref = torch.autograd.grad(loss, leaves)
     assert torch.equal(s.float(), s_ref) and torch.allclose(h, h_ref, atol=1e-5)
@@ -101,10 +121,33 @@ def test_kernel_arithmetic_matches_the_torch_backend(library, shape, dtype, hard
     assert float(g_k) == pytest.approx(float(ref[2]), rel=1e-3, abs=1e-3)
     assert torch.allclose(g_theta, ref[3], rtol=1e-3, atol=1e-3)
     # shape-parameter gradients: from the kernel's total dL/dS, reduced as the backend does
-    g_p = torch.stack([torch.stack(get_shape(shape).param_grads(h[t] - theta[t], tuple(p[t]),
-                                                                gs[t])) for t in range(T)])
+    g_p = torch.stack([torch.stack(surrogate.param_grads(h[t] - theta[t], tuple(p[t]), gs[t]))
+                       for t in range(T)])
     assert torch.allclose(g_p, ref[4], rtol=1e-3, atol=1e-3)
     assert s_ref.sum() > 0 and ref[0].abs().sum() > 0
+
+
+@pytest.mark.parametrize("shape", ["atan", PRECOMPUTED])
+def test_a_scalar_initial_potential_and_unwanted_gradients_skip_their_tensors(library, shape):
+    """A fresh sequence passes V[0] as a number (no tensor, no dL/dV0); dL/dX and dL/dV0 are
+    left unwritten when nobody needs them, and nothing else changes."""
+    torch.manual_seed(1)
+    node = SpikingNeuron(charge="mul", decay=0.4)
+    dyn, k, T, N = node.dynamics, 0.4, 3, 300
+    x, theta = torch.randn(T, N) + 0.6, torch.tensor([0.9, 1.0, 1.1])
+    p = torch.tensor(PARAMS[shape]).repeat(T, 1)
+    grad_s, grad_v, grad_h = torch.randn(T, N), torch.randn(N), torch.randn(T, N)
+    tag, plugin = variant_tag(shape, torch.float32, True, False), GAUSS if shape == PRECOMPUTED \
+        else None
+    tensor_v0 = _host_run(library, tag, x, torch.full((N,), 0.25), theta, p, k, dyn, grad_s,
+                          grad_v, grad_h, plugin)
+    scalar_v0 = _host_run(library, tag, x, 0.25, theta, p, k, dyn, grad_s, grad_v, grad_h, plugin)
+    unwanted = _host_run(library, tag, x, 0.25, theta, p, k, dyn, grad_s, grad_v, grad_h, plugin,
+                         want=False)
+    for a, b in zip(tensor_v0[:4] + tensor_v0[5:], scalar_v0[:4] + scalar_v0[5:]):
+        assert torch.equal(a, b)
+    assert (unwanted[3] == 7.0).all() and (unwanted[4] == 7.0).all()  # never written
+    assert torch.equal(unwanted[5], scalar_v0[5]) and torch.equal(unwanted[6], scalar_v0[6])
 
 
 def test_dense_layout_keeps_contiguous_and_channels_last_and_copies_the_rest():

@@ -8,15 +8,23 @@ import torch
 from sgbench.neuron.capture import GradCapture
 from sgbench.neuron.node import SpikingNeuron
 from sgbench.neuron.rules import FixedRule, LayerRule
+from sgbench.neuron.shapes import Shape
 from sgbench.train import RunRequest, run
 
 pytestmark = pytest.mark.gpu
 PARAMS = {"rect": [0.4, 0.7, 0.3, 0.7], "triangle": [0.6, 0.9, 1.2], "ramp": [0.6, 0.8, 0.8, 0.5],
-          "sigmoid": [4.0], "atan": [2.0], "superspike": [3.0]}
+          "sigmoid": [4.0], "atan": [2.0], "superspike": [3.0], "dspike": [3.0, 1.2],
+          "exponential": [1.5, 2.0], "gauss": [0.6]}
+# A plugin's own shape (torch functions only): it runs fused through the precomputed surrogate.
+GAUSS = Shape("gauss", ("sigma",),
+              lambda x, s: torch.exp(-x**2 / (2 * s**2)) / (s * 2.5066282746310002),
+              lambda x, s: 0.5 * (1 + torch.erf(x / (s * 1.4142135623730951))),
+              lambda s: (-float("inf"), float("inf")))
 CHARGES = {"tau": dict(charge="tau", tau=1.7), "mul": dict(charge="mul", decay=0.3,
                                                            learnable_decay=True),
            "if": dict(charge="if")}
-LITERATURE = ["mpd_agl", "ds_atgo", "adali", "a2sg", "st_asg", "psg_pda"]
+LITERATURE = ["mpd_agl", "ds_atgo", "adali", "a2sg", "st_asg", "psg_pda", "dspike", "localzo",
+              "trsg", "slayer"]
 
 
 def _cupy():
@@ -27,7 +35,7 @@ class _Learnable(LayerRule):
     """Learnable thresholds per timestep and shape parameters; stepwise variant uses H's mean."""
 
     def __init__(self, shape, p, T, mode):
-        super().__init__(shape)
+        super().__init__(GAUSS if shape == "gauss" else shape)
         self.mode = mode
         self.theta = torch.nn.Parameter(torch.linspace(0.8, 1.2, T))
         self.p = torch.nn.Parameter(torch.tensor(p).repeat(T, 1))
@@ -65,7 +73,8 @@ def test_cupy_matches_torch(shape, charge, reset, detach, mode, dtype):
         # allow_unused: the stepwise rule computes theta from H, so self.theta is not used
         results.append((s, torch.autograd.grad((s * upstream).float().sum(), leaves,
                                                allow_unused=True)))
-        assert node.used_backend == ("cupy" if node.backend == "cupy" else "torch")
+        fused = "cupy-precomputed" if shape == "gauss" else "cupy"
+        assert node.used_backend == (fused if node.backend == "cupy" else "torch")
     (s_ref, g_ref), (s_cu, g_cu) = results
     assert torch.equal(s_ref, s_cu)
     tol = 1e-5 if dtype == torch.float32 else 2e-2
@@ -119,5 +128,6 @@ def test_literature_methods_train_on_cuda(tmp_path, method, backend):
     record, _ = run(RunRequest(method=method, task="synthetic", device="cuda", out_dir=tmp_path,
                                neuron_backend=backend, require_fused=backend == "cupy"))
     assert record["status"] == "ok" and record["env"]["device"].startswith("cuda")
-    assert record["env"]["neuron_backend"] == backend
+    fused = "cupy-precomputed" if method == "localzo" else "cupy"  # a random surrogate
+    assert record["env"]["neuron_backend"] == (fused if backend == "cupy" else backend)
     assert record["diagnostics"]["snapshots"][-1]["summary"]["coverage"] is not None

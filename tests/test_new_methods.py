@@ -196,7 +196,7 @@ def test_tet_loss_is_the_paper_formula():
     steps = classifier.body(x)
     ce = sum(nn.functional.cross_entropy(steps[t], y) for t in range(4)) / 4
     expected = 0.95 * ce + 0.05 * ((steps - 1.0) ** 2).mean()
-    assert float(loss(logits, y).detach()) == pytest.approx(float(expected), rel=1e-6)
+    assert float(loss(logits, y).detach()) == pytest.approx(float(expected.detach()), rel=1e-6)
 
 
 def test_tet_settings_exist_only_with_the_tet_loss():
@@ -218,3 +218,33 @@ def test_a_plugin_shape_reusing_a_built_in_name_gets_no_kernel():
                  lambda h: (-1.0, 1.0))
     assert has_kernel(SHAPES["triangle"]) and not has_kernel(mine)
     assert not has_kernel(SHAPES["localzo"])
+
+
+def test_the_new_methods_are_listed_with_fidelity_and_citation():
+    import json
+
+    from typer.testing import CliRunner
+
+    from sgbench.cli import app
+
+    listed = {m["name"]: m for m in json.loads(CliRunner().invoke(app, ["list", "methods",
+                                                                       "--json"]).stdout)}
+    for name, fidelity in {"trsg": "official-code", "localzo": "official-code",
+                           "dspike": "paper", "slayer": "paper"}.items():
+        assert listed[name]["fidelity"] == fidelity and listed[name]["citation"]
+
+
+def test_a_run_trains_with_the_tet_loss(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from sgbench.cli import app
+
+    result = CliRunner().invoke(app, ["run", "-m", "dspike", "-t", "synthetic", "--epochs", "2",
+                                      "-o", "train.loss=tet", "--latency-repeats", "1",
+                                      "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["status"] == "ok" and record["task"]["config"]["train"]["tet_lambda"] == 0.05
+    assert record["diagnostics"]["snapshots"][-1]["fd"]["weights"] > 0

@@ -54,7 +54,7 @@ def test_compare_says_when_nothing_matches_and_validates_the_baseline(a2sg_runs)
 
 def test_show_prints_every_recorded_measure_and_a_glossary(a2sg_runs):
     path = next(p for p in a2sg_runs.glob("*.json") if "a2sg" in p.name)
-    shown = invoke("show", path)
+    shown = runner.invoke(app, ["show", str(path)], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
     for needle in ("SynOps / MACs", "energy per sample", "latency batch 1", "per epoch",
                    "other timesteps (--eval-T)", "SGV: Var(dL/dH)", "TGC: mean cosine"):

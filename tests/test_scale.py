@@ -172,3 +172,18 @@ def test_slurm_path_through_submitits_local_executor(tmp_path):
     records = _ok_records(out)
     assert len(records) == 1 and records[0]["seed"] == 3
     assert list((out / ".submitit").glob("*_result.pkl"))  # it went through submitit
+
+
+def test_jobs_per_gpu_puts_several_jobs_on_each_gpu(monkeypatch, tmp_path):
+    import sgbench.sweep as sweep
+    from sgbench.sweep.executors import LocalExecutor
+
+    with pytest.raises(UsageError, match="needs a sweep that may use CUDA"):
+        sweep.local_workers("cpu", None, 2)
+    monkeypatch.setattr(sweep, "default_workers", lambda device: (2, [0, 1]))
+    workers, gpus = sweep.local_workers("cuda", None, 3)
+    executor = LocalExecutor(workers, gpus)
+    assert workers == 6 and [executor._env(s)["CUDA_VISIBLE_DEVICES"] for s in range(6)] == \
+        ["0", "1"] * 3
+    bad = _sweep(_spec(tmp_path, methods=["atan"]), "--jobs-per-gpu", "2", "--workers", "2")
+    assert bad.exit_code == 2 and "--jobs-per-gpu" in bad.output

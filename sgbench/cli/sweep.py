@@ -19,6 +19,8 @@ def sweep_cmd(
                                  "(the Slurm path through submitit's LocalExecutor)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Local jobs at a time "
                                           "(default: one per GPU, else 1)."),
+    jobs_per_gpu: int = typer.Option(1, "--jobs-per-gpu", help="Local jobs sharing each GPU "
+                                     "(small tasks leave a GPU mostly idle)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="The sweep's folder (default: "
                                            "the spec's out, else results/sweeps/NAME)."),
     partition: Optional[str] = typer.Option(None, "--partition", help="Slurm partition."),
@@ -34,7 +36,7 @@ def sweep_cmd(
                          run_sweep, states)
 
     spec = load_spec(spec_path, out_dir)
-    check_executor(executor, workers)
+    check_executor(executor, workers, jobs_per_gpu)
     if status or dry_run:
         shown = plan(spec)[0] if dry_run else states(spec)
         _sweep_table(spec, shown, json_out, "would run" if dry_run else "status")
@@ -53,7 +55,7 @@ def sweep_cmd(
 
     with graceful_stop():
         final = run_sweep(spec, todo, executor, workers,
-                          SlurmOptions(partition, time_min, gpus, cpus), report)
+                          SlurmOptions(partition, time_min, gpus, cpus), report, jobs_per_gpu)
     _sweep_table(spec, final, json_out, "summary")
     code = exit_code(final)
     if code:

@@ -4,7 +4,8 @@
   surrogate and under the vanilla reference (unit rectangle at the neuron's threshold; DS-ATGO,
   AAAI 2026, Fig. 5 and 11; MPD-AGL, IJCAI 2025);
 - mean and std of the pre-spike potential H; the thresholds and surrogate parameters in use;
-- SGV, TGC and CV of dL/dH (A2SG, ICML 2026); the norm of dL/dW of the weights feeding the layer;
+- SGV (as A2SG defines it, Var/mean|.|, and scale-free, std/mean|.|), TGC and CV of dL/dH (A2SG,
+  ICML 2026); the norm of dL/dW of the weights feeding the layer;
 - a histogram of H - theta with the surrogate's support per timestep: the data of the papers'
   gradient-available-interval figure (`sgbench plot membrane`);
 - the cosine of the surrogate gradient of the first layer's weights with their finite-difference
@@ -58,7 +59,8 @@ def diagnose(model: nn.Module, probe: Probe, epoch: int, fd_weights: int = 64
             "theta": _floats(stats["theta"]), "p": _floats(stats["p"]),
             "support": support(node.rule.shape, stats["p"]),
             "h_hist": histogram(stats["h_hist"]),
-            "sgv": _none_or(capture.sgv()), "tgc": _none_or(capture.tgc()),
+            "sgv": _none_or(capture.sgv()), "sgv_std": _none_or(capture.sgv(scale_free=True)),
+            "tgc": _none_or(capture.tgc()),
             "tgc_per_step": [_none_or(v) for v in capture.tgc_per_step()],
             "cv": _none_or(capture.cv()),
             "grad_norm": _none_or(result.grad_norms.get(weight[0])) if weight else None,
@@ -107,6 +109,7 @@ def summarize(layers: list[dict[str, Any]]) -> dict[str, Any]:
         "deep_coverage": _mean(own[-DEEP_LAYERS:]),
         "deep_coverage_vanilla": _mean(vanilla[-DEEP_LAYERS:]),
         "sgv": _mean([layer["sgv"] for layer in layers]),
+        "sgv_std": _mean([layer.get("sgv_std") for layer in layers]),
         "tgc": _mean([layer["tgc"] for layer in layers]),
         "cv": _mean([layer["cv"] for layer in layers]),
     }

@@ -1,14 +1,21 @@
 """The ``cupy`` backend: fused CUDA kernels for charge, fire and reset over all T, and their BPTT.
 
-One CUDA source is generated per (surrogate shape, input dtype, reset mode, detach_reset) and
-compiled once by CuPy (NVRTC), then cached. Everything that may change between calls is a kernel
-argument: the decay k (a device pointer, so a learnable k needs no host sync), the input gain c,
-the drive b, v_reset, the thresholds theta[T] and the shape parameters p[T, P]. Each thread owns one
-neuron and walks the T steps; the forward saves H only (fp32), as the torch backend does.
+One CUDA source is generated per (surrogate, input dtype, reset mode, detach_reset) and compiled
+once by CuPy (NVRTC), then cached. Everything that may change between calls is a kernel argument:
+the decay k (a device pointer, so a learnable k needs no host sync), the input gain c, the drive
+b, v_reset, the thresholds theta[T] and the shape parameters p[T, P]. Each thread owns one neuron
+and walks the T steps; the forward saves H only (fp32), as the torch backend does. A fresh
+sequence's initial potential is a scalar argument, not a tensor.
 
-The backward returns dL/dX, dL/dV0, and the per-timestep threshold and the decay gradients (warp
-sums, one atomic per warp). Shape-parameter gradients need dF/dp of each shape: the kernel writes
-the total dL/dS and ``Shape.param_grads`` reduces it in torch, only when p is learnable.
+The surrogate is either a built-in shape's CUDA source (chosen by the shape object's identity,
+never by a name a plugin could reuse) or, for any other shape, ``precomputed``: g(H - theta[t];
+p[t]) is evaluated by the shape's own torch function once over the saved [T, ...] tensor and the
+backward kernel reads it (one extra elementwise pass, no Python loop over T).
+
+The backward returns dL/dX and dL/dV0 where they are needed, and the per-timestep threshold and
+the decay gradients (warp sums, one atomic per warp). Shape-parameter gradients need dF/dp of
+each shape: the kernel writes the total dL/dS and ``Shape.param_grads`` reduces it in torch, only
+when p is learnable.
 
 Stepwise rules use the same kernels with T=1, k=0, c=1, b=0 on H itself: fire and reset alone.
 """
@@ -54,6 +61,9 @@ SHAPE_SOURCE = {
 }
 
 
+PRECOMPUTED = "precomputed"  # the kernel variant that reads g from a tensor
+
+
 def has_kernel(shape: Shape) -> bool:
     """Whether ``shape`` is the built-in shape of its name with a CUDA source: a plugin's own
     shape that reuses a built-in name runs on the torch backend, never on the other's kernel."""
@@ -77,15 +87,16 @@ HD float load(in_t v) {{ return {to_float}(v); }}
 HD in_t store(float v) {{ return {from_float}(v); }}
 HD float sg(float x, const float* p) {{ {shape_code}
 }}
+#define PRE {pre}  // the surrogate comes precomputed in g_pre
 HD float reset(float h, float s, float th, float v_reset) {{
     return {hard} ? (s > 0.f ? v_reset : h) : h - th * s;
 }}
 
 // One neuron over all T: charge, fire (exact), reset; H is saved for the backward pass.
-HD void forward_neuron(long long i, const in_t* x, const float* v0, const float* theta, float k,
-                       float c, float b, float v_reset, in_t* s, float* h, float* v_out, int T,
-                       long long N) {{
-    float v = v0[i];
+HD void forward_neuron(long long i, const in_t* x, const float* v0, float v0_scalar,
+                       const float* theta, float k, float c, float b, float v_reset, in_t* s,
+                       float* h, float* v_out, int T, long long N) {{
+    float v = v0 ? v0[i] : v0_scalar;
     for (int t = 0; t < T; ++t) {{
         long long j = t * N + i;
         float hv = k * v + c * load(x[j]) + b;
@@ -101,20 +112,21 @@ HD void forward_neuron(long long i, const in_t* x, const float* v0, const float*
 // total dL/dS[t] when asked); returns this neuron's share of dL/dtheta[t] and of dL/dk.
 struct Share {{ float theta, k; }};
 HD Share backward_step(long long i, int t, float& gv, const float* h, const float* v0,
-                       const float* theta, const float* p, int P, const in_t* grad_s,
-                       const float* grad_h, int has_grad_h, float k, float c, float v_reset,
-                       in_t* grad_x, float* gs_out, int has_gs_out, int need_k, long long N) {{
+                       float v0_scalar, const float* theta, const float* p, int P,
+                       const float* g_pre, const in_t* grad_s, const float* grad_h,
+                       int has_grad_h, float k, float c, float v_reset, in_t* grad_x,
+                       float* gs_out, int has_gs_out, int need_k, long long N) {{
     long long j = t * N + i;
-    float th = theta[t], hv = h[j], x = hv - th, g = sg(x, p + t * P);
+    float th = theta[t], hv = h[j], x = hv - th, g = PRE ? g_pre[j] : sg(x, p + t * P);
     float gs = load(grad_s[j]);
     if (!{detach}) gs += {hard} ? gv * (v_reset - hv) : -gv * th;  // through the reset
     float d = ({hard} ? (x < 0.f ? gv : 0.f) : gv) + gs * g;      // dV/dH, then dS/dH
     if (has_grad_h) d += grad_h[j];
-    grad_x[j] = store(c * d);
+    if (grad_x) grad_x[j] = store(c * d);
     if (has_gs_out) gs_out[j] = gs;
     Share share = {{-gs * g - ((!{hard} && x >= 0.f) ? gv : 0.f), 0.f}};
     if (need_k) {{
-        float v_prev = v0[i];
+        float v_prev = v0 ? v0[i] : v0_scalar;
         if (t > 0) {{
             float hp = h[j - N], sp = hp >= theta[t - 1] ? 1.f : 0.f;
             v_prev = reset(hp, sp, theta[t - 1], v_reset);
@@ -131,28 +143,31 @@ __device__ __forceinline__ float warp_sum(float v) {{
 }}
 }}
 
+// A null pointer means "not given" (v0: the scalar; grad_x, grad_v0: not needed).
 extern "C" __global__ void forward_{tag}(
-        const {ns}::in_t* x, const float* v0, const float* theta, const float* k, float c,
-        float b, float v_reset, {ns}::in_t* s, float* h, float* v_out, int T, long long N) {{
+        const {ns}::in_t* x, const float* v0, float v0_scalar, const float* theta,
+        const float* k, float c, float b, float v_reset, {ns}::in_t* s, float* h, float* v_out,
+        int T, long long N) {{
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
-    if (i < N) {ns}::forward_neuron(i, x, v0, theta, k[0], c, b, v_reset, s, h, v_out, T, N);
+    if (i < N) {ns}::forward_neuron(i, x, v0, v0_scalar, theta, k[0], c, b, v_reset, s, h, v_out,
+                                    T, N);
 }}
 
 extern "C" __global__ void backward_{tag}(
-        const float* h, const float* v0, const float* theta, const float* p, int P,
-        const {ns}::in_t* grad_s, const float* grad_v, int has_grad_v, const float* grad_h,
-        int has_grad_h, const float* k, float c, float v_reset, {ns}::in_t* grad_x,
-        float* grad_v0, float* gs_out, int has_gs_out, float* acc_theta, float* acc_k,
-        int need_theta, int need_k, int T, long long N) {{
+        const float* h, const float* v0, float v0_scalar, const float* theta, const float* p,
+        int P, const float* g_pre, const {ns}::in_t* grad_s, const float* grad_v,
+        int has_grad_v, const float* grad_h, int has_grad_h, const float* k, float c,
+        float v_reset, {ns}::in_t* grad_x, float* grad_v0, float* gs_out, int has_gs_out,
+        float* acc_theta, float* acc_k, int need_theta, int need_k, int T, long long N) {{
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     bool live = i < N;  // every lane stays for the warp sums
     float gv = (live && has_grad_v) ? grad_v[i] : 0.f;
     for (int t = T - 1; t >= 0; --t) {{
         {ns}::Share share = {{0.f, 0.f}};
         if (live)
-            share = {ns}::backward_step(i, t, gv, h, v0, theta, p, P, grad_s, grad_h,
-                                         has_grad_h, k[0], c, v_reset, grad_x, gs_out,
-                                         has_gs_out, need_k, N);
+            share = {ns}::backward_step(i, t, gv, h, v0, v0_scalar, theta, p, P, g_pre,
+                                         grad_s, grad_h, has_grad_h, k[0], c, v_reset, grad_x,
+                                         gs_out, has_gs_out, need_k, N);
         if (need_theta) {{
             float sum = {ns}::warp_sum(share.theta);
             if ((threadIdx.x & 31) == 0) atomicAdd(acc_theta + t, sum);
@@ -162,7 +177,7 @@ extern "C" __global__ void backward_{tag}(
             if ((threadIdx.x & 31) == 0) atomicAdd(acc_k, sum);
         }}
     }}
-    if (live) grad_v0[i] = gv;
+    if (live && grad_v0) grad_v0[i] = gv;
 }}
 """
 
@@ -170,27 +185,28 @@ extern "C" __global__ void backward_{tag}(
 # (compiled by nvcc as host code) against the torch backend without a GPU.
 HOST_DRIVER = r"""
 extern "C" void host_forward_{tag}(
-        const {ns}::in_t* x, const float* v0, const float* theta, float k, float c, float b,
-        float v_reset, {ns}::in_t* s, float* h, float* v_out, int T, long long N) {{
+        const {ns}::in_t* x, const float* v0, float v0_scalar, const float* theta, float k,
+        float c, float b, float v_reset, {ns}::in_t* s, float* h, float* v_out, int T,
+        long long N) {{
     for (long long i = 0; i < N; ++i)
-        {ns}::forward_neuron(i, x, v0, theta, k, c, b, v_reset, s, h, v_out, T, N);
+        {ns}::forward_neuron(i, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, T, N);
 }}
 
 extern "C" void host_backward_{tag}(
-        const float* h, const float* v0, const float* theta, const float* p, int P,
-        const {ns}::in_t* grad_s, const float* grad_v, const float* grad_h, float k, float c,
-        float v_reset, {ns}::in_t* grad_x, float* grad_v0, float* gs_out, float* acc_theta,
-        float* acc_k, int T, long long N) {{
+        const float* h, const float* v0, float v0_scalar, const float* theta, const float* p,
+        int P, const float* g_pre, const {ns}::in_t* grad_s, const float* grad_v,
+        const float* grad_h, float k, float c, float v_reset, {ns}::in_t* grad_x,
+        float* grad_v0, float* gs_out, float* acc_theta, float* acc_k, int T, long long N) {{
     for (long long i = 0; i < N; ++i) {{
         float gv = grad_v[i];
         for (int t = T - 1; t >= 0; --t) {{
-            {ns}::Share share = {ns}::backward_step(i, t, gv, h, v0, theta, p, P, grad_s,
-                                                     grad_h, 1, k, c, v_reset, grad_x, gs_out,
-                                                     1, 1, N);
+            {ns}::Share share = {ns}::backward_step(i, t, gv, h, v0, v0_scalar, theta, p, P,
+                                                     g_pre, grad_s, grad_h, 1, k, c, v_reset,
+                                                     grad_x, gs_out, 1, 1, N);
             acc_theta[t] += share.theta;
             acc_k[0] += share.k;
         }}
-        grad_v0[i] = gv;
+        if (grad_v0) grad_v0[i] = gv;
     }}
 }}
 """
@@ -202,14 +218,17 @@ def variant_tag(shape: str, dtype: torch.dtype, hard: bool, detach: bool) -> str
 
 def kernel_source(shape: str, dtype: torch.dtype, hard: bool, detach: bool,
                   header: bool = True, host_driver: bool = False) -> str:
-    """The CUDA source of one variant; its kernels are ``forward_<tag>`` and ``backward_<tag>``
-    (and ``host_forward_<tag>`` / ``host_backward_<tag>`` with ``host_driver``)."""
-    if shape not in SHAPE_SOURCE:
+    """The CUDA source of one variant (``shape``: a built-in shape's name or PRECOMPUTED); its
+    kernels are ``forward_<tag>`` and ``backward_<tag>`` (and ``host_forward_<tag>`` /
+    ``host_backward_<tag>`` with ``host_driver``)."""
+    if shape not in SHAPE_SOURCE and shape != PRECOMPUTED:
         raise KeyError(f"no CUDA source for shape '{shape}'")
     in_t, to_float, from_float = DTYPES[dtype]
     tag = variant_tag(shape, dtype, hard, detach)
+    pre = shape == PRECOMPUTED
     fields = dict(ns=f"v_{tag}", tag=tag, in_t=in_t, to_float=to_float, from_float=from_float,
-                  shape_code=SHAPE_SOURCE[shape], hard="true" if hard else "false",
+                  shape_code="return 0.f;" if pre else SHAPE_SOURCE[shape],
+                  pre="true" if pre else "false", hard="true" if hard else "false",
                   detach="true" if detach else "false")
     body = KERNELS.format(**fields) + (HOST_DRIVER.format(**fields) if host_driver else "")
     return (HEADER if header else "") + body
@@ -240,10 +259,12 @@ class Long(int):
 
 def _c_arg(a):
     """One kernel argument in its C type: a tensor as its device pointer (the kernels read and
-    write its memory in place, whatever its dtype), float as float, ``Long`` as long long, any
-    other int as int."""
+    write its memory in place, whatever its dtype), None as a null pointer, float as float,
+    ``Long`` as long long, any other int as int."""
     import numpy as np
 
+    if a is None:
+        return np.uint64(0)
     if torch.is_tensor(a):
         return np.uint64(a.data_ptr())
     if isinstance(a, Long):
@@ -302,26 +323,48 @@ def dense_layout(x: Tensor) -> Tensor:
     return x.contiguous()
 
 
+def kernel_key(shape: Shape) -> str:
+    """The kernel variant of ``shape``: its own CUDA source, or the precomputed surrogate."""
+    return shape.name if has_kernel(shape) else PRECOMPUTED
+
+
+def precomputed_surrogate(shape: Shape, h: Tensor, theta: Tensor, p: Tensor) -> Tensor:
+    """g(H - theta[t]; p[t]) for every t, by the shape's torch function, in fp32 with ``h``'s
+    layout: one call with the parameters broadcast over T (a random shape is called per step,
+    since each step has a seed of its own)."""
+    T = h.shape[0]
+    view = (T,) + (1,) * (h.dim() - 1)
+    x = h - theta.view(view)
+    if shape.seed_param is not None:
+        g = torch.stack([shape.grad(x[t], *p[t].unbind(0)) for t in range(T)])
+    else:
+        g = shape.grad(x, *(q.view(view) for q in p.unbind(1)))
+    return _like(g, h, torch.float32)
+
+
 class CupySequenceFn(torch.autograd.Function):
-    """The fused counterpart of ``engine.SequenceFn``: same inputs, outputs and gradients.
-    (Diagnostic passes that capture dL/dH run on the torch backend.)"""
+    """The fused counterpart of ``engine.SequenceFn``: same inputs, outputs and gradients; ``v0``
+    may be a number (a fresh sequence). (Diagnostic passes that capture dL/dH run on the torch
+    backend.)"""
 
     @staticmethod
     def forward(ctx, x_seq, v0, k, theta, p, shape: Shape, dyn):
         x = dense_layout(x_seq)
         T, N, dev = x.shape[0], x[0].numel(), x.device
-        forward_kernel, _ = _kernels(shape.name, x.dtype, dyn.hard_reset, dyn.detach_reset)
+        key = kernel_key(shape)
+        forward_kernel, _ = _kernels(key, x.dtype, dyn.hard_reset, dyn.detach_reset)
         k_t = (k if torch.is_tensor(k) else torch.tensor(k)).reshape(1).float().to(dev)
-        v0_t = _like(v0, x[0], torch.float32)
+        v0_t = _like(v0, x[0], torch.float32) if torch.is_tensor(v0) else None
+        v0_scalar = 0.0 if v0_t is not None else float(v0)
         h = torch.empty_like(x, dtype=torch.float32)
         s = torch.empty_like(x)
         v = torch.empty_like(x[0], dtype=torch.float32)
         theta_f, p_f = theta.float().contiguous(), p.float().contiguous()
-        _launch(forward_kernel, N, (x, v0_t, theta_f, k_t, float(dyn.c), float(dyn.b),
-                                    float(dyn.v_reset), s, h, v, T, Long(N)), dev)
+        _launch(forward_kernel, N, (x, v0_t, v0_scalar, theta_f, k_t, float(dyn.c),
+                                    float(dyn.b), float(dyn.v_reset), s, h, v, T, Long(N)), dev)
         ctx.save_for_backward(h, v0_t, k_t, theta_f, p_f)
-        ctx.shape, ctx.dyn, ctx.x_dtype = shape, dyn, x.dtype
-        ctx.k_is_tensor = torch.is_tensor(k)
+        ctx.shape, ctx.dyn, ctx.x_dtype, ctx.key = shape, dyn, x.dtype, key
+        ctx.k_is_tensor, ctx.v0_scalar = torch.is_tensor(k), v0_scalar
         ctx.set_materialize_grads(False)
         return s, v, h
 
@@ -330,24 +373,26 @@ class CupySequenceFn(torch.autograd.Function):
         h, v0, k, theta, p = ctx.saved_tensors
         shape, dyn = ctx.shape, ctx.dyn
         T, N, dev = h.shape[0], h[0].numel(), h.device
-        need_v0, need_k, need_theta, need_p = (ctx.needs_input_grad[i] for i in (1, 2, 3, 4))
+        need_x, need_v0, need_k, need_theta, need_p = ctx.needs_input_grad[:5]
         need_k = need_k and ctx.k_is_tensor
-        _, backward_kernel = _kernels(shape.name, ctx.x_dtype, dyn.hard_reset, dyn.detach_reset)
+        need_v0 = need_v0 and v0 is not None
+        _, backward_kernel = _kernels(ctx.key, ctx.x_dtype, dyn.hard_reset, dyn.detach_reset)
+        g_pre = precomputed_surrogate(shape, h, theta, p) if ctx.key == PRECOMPUTED else None
         gs = _like(grad_s, h, ctx.x_dtype)
         gv = _like(grad_v, h[0], torch.float32) if grad_v is not None else h[0, :1].new_zeros(1)
         gh = _like(grad_h, h, torch.float32) if grad_h is not None else h.new_zeros(1)
-        grad_x = torch.empty_like(h, dtype=ctx.x_dtype)
-        grad_v0 = torch.empty_like(h[0])
+        grad_x = torch.empty_like(h, dtype=ctx.x_dtype) if need_x else None
+        grad_v0 = torch.empty_like(h[0]) if need_v0 else None
         gs_total = torch.empty_like(h) if need_p else h.new_zeros(1)
         acc_theta, acc_k = h.new_zeros(T), h.new_zeros(1)
         flags = (int(need_p), acc_theta, acc_k, int(need_theta), int(need_k), T, Long(N))
         _launch(backward_kernel, N, (
-            h, v0, theta, p, p.shape[1], gs, gv, int(grad_v is not None), gh,
-            int(grad_h is not None), k, float(dyn.c), float(dyn.v_reset), grad_x, grad_v0,
+            h, v0, ctx.v0_scalar, theta, p, p.shape[1], g_pre, gs, gv, int(grad_v is not None),
+            gh, int(grad_h is not None), k, float(dyn.c), float(dyn.v_reset), grad_x, grad_v0,
             gs_total) + flags, dev)
         g_p = None
         if need_p:
             g_p = torch.stack([torch.stack(shape.param_grads(h[t] - theta[t], tuple(p[t]),
                                                              gs_total[t])) for t in range(T)])
-        return (grad_x, grad_v0 if need_v0 else None, acc_k[0] if need_k else None,
+        return (grad_x, grad_v0, acc_k[0] if need_k else None,
                 acc_theta if need_theta else None, g_p, None, None)

@@ -94,22 +94,22 @@ class SpikingNeuron(base.MemoryModule):
 
     # -- forward -----------------------------------------------------------------------------
     def _fused(self, x: Tensor) -> bool:
-        """Whether this forward runs the cupy kernels (``backend``: auto, torch or cupy).
+        """Whether this forward runs the cupy kernels (``backend``: auto, torch or cupy): any
+        shape, a plugin's own through its precomputed surrogate (``used_backend`` says which).
 
         Diagnostic passes (``capture`` set) always run the torch reference. Asking for ``cupy``,
         or for ``require_fused``, where the kernels cannot run is an error, never a silent
         fallback."""
         if self.capture is not None:
             return False
-        possible = x.is_cuda and has_kernel(self.rule.shape) and cupy_available()
-        fused = possible and self.backend != "torch"
+        fused = x.is_cuda and cupy_available() and self.backend != "torch"
         if not fused and (self.backend == "cupy" or self.require_fused):
             raise UserError(
                 "the fused cupy backend was required but cannot run here: it needs a CUDA "
-                f"tensor (got {x.device}), CuPy (pip install -e '.[cuda]') and a built-in "
-                f"shape (got '{self.rule.shape.name}')" + (
+                f"tensor (got {x.device}) and CuPy (pip install -e '.[cuda]')" + (
                     "; backend=torch was asked for" if self.backend == "torch" else ""))
-        self.used_backend = "cupy" if fused else "torch"
+        self.used_backend = "torch" if not fused else (
+            "cupy" if has_kernel(self.rule.shape) else "cupy-precomputed")
         return fused
 
     def multi_step_forward(self, x_seq: Tensor) -> Tensor:
@@ -150,7 +150,9 @@ class SpikingNeuron(base.MemoryModule):
         T, dev, dyn = x_seq.shape[0], x_seq.device, self.dynamics
         k = self.decay_factor()
         k = k.float() if torch.is_tensor(k) else k
-        v = self._initial_v(x_seq[0].float())
+        v = self._initial_scalar()
+        if v is None or self.rule.mode != "sequence":
+            v = self._initial_v(x_seq[0].float())
         if self.rule.mode == "sequence":
             theta, p = (a.to(device=dev, dtype=torch.float32)
                         for a in self.rule.thresholds(self, T))
@@ -165,8 +167,8 @@ class SpikingNeuron(base.MemoryModule):
         """Fire and reset alone: the T=1 kernel on H itself, with k = 0, c = 1, b = 0."""
         fire = Dynamics(1.0, 0.0, dyn.hard_reset, dyn.v_reset, dyn.detach_reset)
         theta_t, p_t = (a.to(device=h.device, dtype=torch.float32) for a in (theta_t, p_t))
-        s, v, _ = CupySequenceFn.apply(h.float()[None], torch.zeros_like(h, dtype=torch.float32),
-                                       0.0, theta_t.reshape(1), p_t[None], self.rule.shape, fire)
+        s, v, _ = CupySequenceFn.apply(h.float()[None], 0.0, 0.0, theta_t.reshape(1), p_t[None],
+                                       self.rule.shape, fire)
         return s[0].to(h.dtype), v
 
     def _stepwise(self, x, v, k, dyn, fire):
@@ -202,6 +204,13 @@ class SpikingNeuron(base.MemoryModule):
     def _k_like(self, x: Tensor) -> float | Tensor:
         k = self.decay_factor()
         return k.to(x.dtype) if torch.is_tensor(k) else k
+
+    def _initial_scalar(self) -> float | None:
+        """A fresh sequence's reset value V[0] as a number (the fused kernels need no tensor for
+        it); None when a potential is carried over or the rule starts from its own (MP-Init)."""
+        if torch.is_tensor(self.v) or self.rule.initial_potential(self) is not None:
+            return None
+        return float(self.v)
 
     def _initial_v(self, x0: Tensor) -> Tensor:
         """The potential carried over, or at a new sequence the rule's V[0] or the reset value."""

@@ -34,17 +34,30 @@ def default_workers(device: str) -> tuple[int, list[int]]:
     return 1, []
 
 
-def check_executor(executor: str, workers: int | None) -> None:
+def check_executor(executor: str, workers: int | None, jobs_per_gpu: int = 1) -> None:
     if executor not in EXECUTORS:
         raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}; got '{executor}'")
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be >= 1; got {workers}")
+    if jobs_per_gpu < 1 or (jobs_per_gpu > 1 and (workers is not None or executor != "local")):
+        raise UsageError(f"--jobs-per-gpu must be >= 1, with the local executor and without "
+                         f"--workers; got {jobs_per_gpu}")
+
+
+def local_workers(device: str, workers: int | None, jobs_per_gpu: int) -> tuple[int, list[int]]:
+    """How many local jobs run at once, and on which GPUs: ``workers``, else ``jobs_per_gpu``
+    per visible GPU (a CUDA sweep), else one."""
+    count, gpus = default_workers(device)
+    if jobs_per_gpu > 1 and not gpus:
+        raise UsageError("--jobs-per-gpu needs a sweep that may use CUDA and a visible GPU")
+    return workers or count * jobs_per_gpu, gpus
 
 
 def run_sweep(spec: Spec, todo: list[JobState], executor: str, workers: int | None,
-              slurm: SlurmOptions, on_done: Callable[[JobState], None]) -> list[JobState]:
+              slurm: SlurmOptions, on_done: Callable[[JobState], None],
+              jobs_per_gpu: int = 1) -> list[JobState]:
     """Run the jobs ``todo`` (from ``plan``); returns the final state of every job of the spec."""
-    check_executor(executor, workers)
+    check_executor(executor, workers, jobs_per_gpu)
     tasks = [(st.job.argv(spec.out / st.job.id, spec.device,
                           resumable(spec.out / st.job.id)), spec.out / st.job.id)
              for st in todo]
@@ -54,8 +67,7 @@ def run_sweep(spec: Spec, todo: list[JobState], executor: str, workers: int | No
 
     spec.out.mkdir(parents=True, exist_ok=True)
     if executor == "local":
-        count, gpus = default_workers(spec.device)
-        LocalExecutor(workers or count, gpus).run(tasks, done)
+        LocalExecutor(*local_workers(spec.device, workers, jobs_per_gpu)).run(tasks, done)
     else:
         if executor == "submitit-local":
             slurm = dataclasses.replace(slurm, cluster="local")

@@ -54,7 +54,8 @@ def _finish(folder: Path, returncode: int) -> None:
 
 class LocalExecutor:
     """Runs jobs as `sgbench run` processes, ``workers`` at a time. Each worker owns a slot: a
-    GPU (CUDA_VISIBLE_DEVICES) when the sweep uses CUDA, else an equal share of the CPU threads.
+    GPU (CUDA_VISIBLE_DEVICES, slots wrap around the GPUs: several jobs share one when there are
+    more workers than GPUs) when the sweep uses CUDA, and an equal share of the CPU threads.
     On a stop signal every running job gets one SIGTERM (it finishes its step and writes a
     checkpoint and an `interrupted` record) and the jobs not yet started stay pending."""
 
@@ -71,8 +72,7 @@ class LocalExecutor:
         env = dict(os.environ)
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(self.gpus[slot % len(self.gpus)])
-        else:
-            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.workers))
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.workers))
         return env
 
     def _run(self, argv: list[str], folder: Path) -> bool:
