@@ -13,24 +13,45 @@ KEYS = ("task", "version", "protocol", "T", "epochs", "method", "params")
 
 
 class Measure:
-    """A measured column: where a record keeps it, its header and its one number format."""
+    """A measured column: where a record keeps it (a path of keys), its header and its one number
+    format."""
 
-    def __init__(self, section: str, field: str, header: str, fmt: str):
-        self.section, self.field, self.header, self.fmt = section, field, header, fmt
+    def __init__(self, where: tuple[str | int, ...], header: str, fmt: str):
+        self.where, self.header, self.fmt = where, header, fmt
+
+    def value(self, record: dict[str, Any]) -> Any:
+        node: Any = record
+        for key in self.where:
+            try:
+                node = node[key]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return node
+
+
+def _diag(field: str) -> tuple[str | int, ...]:
+    """A summary of the last diagnostics snapshot (after the final epoch)."""
+    return ("diagnostics", "snapshots", -1, "summary", field)
 
 
 MEASURES: dict[str, Measure] = {
-    "top1": Measure("metrics", "top1", "top-1 (%)", ".2f"),
-    "top1_best": Measure("metrics", "top1_best", "best-epoch top-1 (%)", ".2f"),
-    "synops": Measure("metrics", "synops", "SynOps", ",.0f"),
-    "macs": Measure("metrics", "macs", "MACs", ",.0f"),
-    "energy_uj": Measure("metrics", "energy_uj", "energy (uJ)", ".2f"),
-    "energy_paper_uj": Measure("metrics", "energy_paper_uj", "energy, paper conv. (uJ)", ".2f"),
-    "latency_b1_p50_ms": Measure("cost", "latency_b1_p50_ms", "latency b1 (ms)", ".2f"),
-    "latency_bn_p50_ms": Measure("cost", "latency_bn_p50_ms", "latency bN (ms)", ".2f"),
-    "train_samples_per_s": Measure("cost", "train_samples_per_s", "train samples/s", ",.0f"),
-    "peak_memory_mb": Measure("cost", "peak_memory_mb", "peak memory (MB)", ",.0f"),
-    "wall_s": Measure("cost", "wall_s", "wall (s)", ",.1f"),
+    "top1": Measure(("metrics", "top1"), "top-1 (%)", ".2f"),
+    "top1_best": Measure(("metrics", "top1_best"), "best-epoch top-1 (%)", ".2f"),
+    "synops": Measure(("metrics", "synops"), "SynOps", ",.0f"),
+    "macs": Measure(("metrics", "macs"), "MACs", ",.0f"),
+    "energy_uj": Measure(("metrics", "energy_uj"), "energy (uJ)", ".2f"),
+    "energy_paper_uj": Measure(("metrics", "energy_paper_uj"), "energy, paper conv. (uJ)", ".2f"),
+    "latency_b1_p50_ms": Measure(("cost", "latency_b1_p50_ms"), "latency b1 (ms)", ".2f"),
+    "latency_bn_p50_ms": Measure(("cost", "latency_bn_p50_ms"), "latency bN (ms)", ".2f"),
+    "train_samples_per_s": Measure(("cost", "train_samples_per_s"), "train samples/s", ",.0f"),
+    "peak_memory_mb": Measure(("cost", "peak_memory_mb"), "peak memory (MB)", ",.0f"),
+    "wall_s": Measure(("cost", "wall_s"), "wall (s)", ",.1f"),
+    # gradient diagnostics of the final epoch (see `sgbench show`)
+    "spike_rate": Measure(_diag("spike_rate"), "spike rate", ".3f"),
+    "coverage": Measure(_diag("coverage"), "coverage", ".3f"),
+    "deep_coverage": Measure(_diag("deep_coverage"), "deep coverage", ".3f"),
+    "sgv_std": Measure(_diag("sgv_std"), "SGV (std)", ".3f"),
+    "tgc": Measure(_diag("tgc"), "TGC", ".3f"),
 }
 DEFAULT_COLUMNS = ("top1", "synops", "energy_uj", "latency_b1_p50_ms")
 
@@ -120,7 +141,7 @@ def summarize(records: list[dict[str, Any]], task: str | None = None, T: int | N
                                "configs": len({r["task"].get("sha256") for r in ok}),
                                "config_sha256": runs[0]["task"].get("sha256")}
         for column, m in MEASURES.items():
-            values = [r[m.section][m.field] for r in ok if r[m.section].get(m.field) is not None]
+            values = [v for v in map(m.value, ok) if v is not None]
             row[f"{column}_mean"], row[f"{column}_std"] = _stats(values)
         rows.append(row)
     _mark_sources(rows)

@@ -16,16 +16,21 @@ from .errors import UserError
 from .plots import ONE_RECORD, draw, pick_record
 
 TASK_PLOTS = ("accuracy-vs-T", "pareto", "curves")
+WIDE_PLOTS = ("curves",)  # figures of two panels take a whole row
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; white-space: nowrap; }
 .caption { color: #555; font-size: 0.85em; margin-bottom: 0; }
 th { background: #dde6f2; }  /* tests look for this colour in a screenshot */
-img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
-.figures { display: flex; flex-wrap: wrap; gap: 1em; }
-.figures figure { margin: 0; flex: 1 1 520px; }
+img { width: 100%; height: auto; border: 1px solid #eee; margin: 0.5em 0; }
+/* a grid, so every figure is scaled to its cell (flex items keep their image's own width) */
+.figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 480px), 1fr));
+           gap: 1em; }
+.figures figure { margin: 0; min-width: 0; }
+.figures figure.wide { grid-column: 1 / -1; }  /* two panels side by side */
 .leaderboard { overflow-x: auto; }
+.published td { white-space: normal; }  /* long sources wrap inside the page */
 .note { color: #a40; }
 """
 
@@ -37,7 +42,8 @@ def _figure(kind: str, records: list[dict[str, Any]], task: str | None, folder: 
         path = draw(kind, records, task, folder / "img" / f"{name}.png")
     except UserError as exc:
         return f'<p class="note">{html.escape(kind)}: {html.escape(str(exc))}</p>'
-    return (f'<figure><img src="img/{path.name}" alt="{html.escape(name)}">'
+    wide = ' class="wide"' if kind in WIDE_PLOTS else ""
+    return (f'<figure{wide}><img src="img/{path.name}" alt="{html.escape(name)}">'
             f"<figcaption>{html.escape(kind)}</figcaption></figure>")
 
 
@@ -95,7 +101,8 @@ def build(records: list[dict[str, Any]], published: list[dict[str, Any]], out: P
 over seeds; the published column gives each paper's number, its evidence level and whether it
 was the best epoch. Tasks: {contents} · <a href="#published">published numbers</a></p>
 {sections}
-<section id="published"><h2>Published numbers</h2>{_published_table(published)}</section>
+<section id="published"><h2>Published numbers</h2>
+<div class="published">{_published_table(published)}</div></section>
 </body></html>
 """
     index = out / "index.html"

@@ -43,6 +43,18 @@ def test_compare_fits_in_120_columns(a2sg_runs):
     assert max(len(line) for line in result.stdout.splitlines()) <= 120, result.stdout
 
 
+def test_compare_shows_the_final_diagnostics_as_columns(a2sg_runs):
+    result = invoke("compare", "--runs", a2sg_runs, "--columns", "deep_coverage,tgc",
+                    "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = {row["method"]: row for row in json.loads(result.stdout)}
+    record = json.loads(next(p for p in a2sg_runs.glob("*atan*.json")).read_text())
+    summary = record["diagnostics"]["snapshots"][-1]["summary"]
+    assert rows["atan"]["deep_coverage_mean"] == pytest.approx(summary["deep_coverage"])
+    assert rows["atan"]["tgc_mean"] == pytest.approx(summary["tgc"])
+    assert rows["a2sg"]["n"] == 2 and rows["a2sg"]["tgc_mean"] is not None
+
+
 def test_compare_says_when_nothing_matches_and_validates_the_baseline(a2sg_runs):
     empty = invoke("compare", "--runs", a2sg_runs, "--task", "digits")
     assert empty.exit_code == 1 and "no records" in empty.output
