@@ -37,7 +37,7 @@ def pinned_section(pinned: dict[str, Any]) -> str:
             + render(rows, "md", ("top1",)) + "\n")
 
 
-BOARD_COLUMNS = ("top1", "synops", "energy_uj")
+BOARD_COLUMNS = ("top1", "deep_coverage", "synops", "energy_uj")
 BOARD_BASELINE = "atan"
 
 
@@ -79,7 +79,9 @@ def provenance(records: list[dict[str, Any]]) -> str:
             f"{values(lambda r: r['env']['device_name'])}; torch threads "
             f"{values(lambda r: r['env']['torch_threads'])}; created "
             f"{min(r['created'] for r in records)} to {max(r['created'] for r in records)}. "
-            f"Final-epoch top-1 (%), mean ± std over seeds; SynOps and energy (uJ) per sample; "
+            f"Final-epoch top-1 (%), mean ± std over seeds; deep coverage: the share of the last "
+            f"three spiking layers' potentials inside the surrogate's support after the final "
+            f"epoch; SynOps and energy (uJ) per sample; "
             f"Δ and Welch's p against `{BOARD_BASELINE}`.")
 
 
