@@ -5,7 +5,7 @@ C, ...) so drift in the machine affects every candidate alike, and the median is
 """
 from __future__ import annotations
 
-import math
+import dataclasses
 import statistics
 import time
 from typing import Callable
@@ -16,7 +16,7 @@ from spikingjelly.activation_based import functional, neuron, surrogate
 from .neuron.cupy_backend import cupy_available
 from .neuron.node import SpikingNeuron, used_backend
 from .neuron.rules import FixedRule
-from .neuron.shapes import Shape
+from .neuron.shapes import get_shape
 
 Tensor = torch.Tensor
 
@@ -62,15 +62,9 @@ class _CustomSigmoid(surrogate.Sigmoid):
     """The same Sigmoid as a user-defined class: SpikingJelly 2.x runs it on its reference path."""
 
 
-def _sigmoid_grad(x, alpha):
-    s = torch.sigmoid(alpha * x)
-    return alpha * s * (1 - s)
-
-
-# The same sigmoid as a plugin's own shape: torch functions, no CUDA source (the precomputed path).
-PLUGIN_SIGMOID = Shape("plugin_sigmoid", ("alpha",), _sigmoid_grad,
-                       lambda x, alpha: torch.sigmoid(alpha * x),
-                       lambda alpha: (-math.inf, math.inf))
+# The built-in sigmoid's torch functions as a plugin's own shape: no CUDA source of its own, so
+# the cupy backend runs it through the precomputed surrogate.
+PLUGIN_SIGMOID = dataclasses.replace(get_shape("sigmoid"), name="plugin_sigmoid")
 
 
 def _with_reset(module):

@@ -7,9 +7,19 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
+from sgbench.neuron.shapes import Shape
+
 RNG = np.random.default_rng(0)
+
+# A plugin's own surrogate (a Gaussian), torch functions only: the cupy backend runs it through
+# the precomputed-surrogate kernels.
+GAUSS = Shape("gauss", ("sigma",),
+              lambda x, s: torch.exp(-x**2 / (2 * s**2)) / (s * 2.5066282746310002),
+              lambda x, s: 0.5 * (1 + torch.erf(x / (s * 1.4142135623730951))),
+              lambda s: (-float("inf"), float("inf")))
 
 
 def cifar(root: Path, classes: int, per_file: int = 2) -> None:

@@ -19,14 +19,9 @@ from sgbench.neuron.cupy_backend import (DTYPES, HEADER, PRECOMPUTED, SHAPE_SOUR
                                          precomputed_surrogate, variant_tag)
 from sgbench.neuron.engine import SequenceFn
 from sgbench.neuron.node import SpikingNeuron
-from sgbench.neuron.shapes import Shape, get_shape
+from sgbench.neuron.shapes import get_shape
 
-# A plugin's own surrogate (a Gaussian) for the precomputed variant; torch functions only.
-GAUSS = Shape("gauss", ("sigma",),
-              lambda x, s: torch.exp(-x**2 / (2 * s**2)) / (s * 2.5066282746310002),
-              lambda x, s: 0.5 * (1 + torch.erf(x / (s * 1.4142135623730951))),
-              lambda s: (-float("inf"), float("inf")))
-
+from fixtures import GAUSS
 
 PARAMS = {"rect": [0.4, 0.7, 0.3, 0.7], "triangle": [0.6, 0.9, 1.2], "ramp": [0.6, 0.8, 0.8, 0.5],
           "sigmoid": [4.0], "atan": [2.0], "superspike": [3.0],

@@ -8,18 +8,14 @@ import torch
 from sgbench.neuron.capture import GradCapture
 from sgbench.neuron.node import SpikingNeuron
 from sgbench.neuron.rules import FixedRule, LayerRule
-from sgbench.neuron.shapes import Shape
 from sgbench.train import RunRequest, run
+
+from fixtures import GAUSS
 
 pytestmark = pytest.mark.gpu
 PARAMS = {"rect": [0.4, 0.7, 0.3, 0.7], "triangle": [0.6, 0.9, 1.2], "ramp": [0.6, 0.8, 0.8, 0.5],
           "sigmoid": [4.0], "atan": [2.0], "superspike": [3.0], "dspike": [3.0, 1.2],
           "exponential": [1.5, 2.0], "gauss": [0.6]}
-# A plugin's own shape (torch functions only): it runs fused through the precomputed surrogate.
-GAUSS = Shape("gauss", ("sigma",),
-              lambda x, s: torch.exp(-x**2 / (2 * s**2)) / (s * 2.5066282746310002),
-              lambda x, s: 0.5 * (1 + torch.erf(x / (s * 1.4142135623730951))),
-              lambda s: (-float("inf"), float("inf")))
 CHARGES = {"tau": dict(charge="tau", tau=1.7), "mul": dict(charge="mul", decay=0.3,
                                                            learnable_decay=True),
            "if": dict(charge="if")}

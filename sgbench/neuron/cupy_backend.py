@@ -66,7 +66,8 @@ PRECOMPUTED = "precomputed"  # the kernel variant that reads g from a tensor
 
 def has_kernel(shape: Shape) -> bool:
     """Whether ``shape`` is the built-in shape of its name with a CUDA source: a plugin's own
-    shape that reuses a built-in name runs on the torch backend, never on the other's kernel."""
+    shape that reuses a built-in name runs through the precomputed surrogate, never on the
+    other's kernel."""
     from .shapes import SHAPES
 
     return shape.name in SHAPE_SOURCE and SHAPES.get(shape.name) is shape

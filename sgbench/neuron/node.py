@@ -150,9 +150,7 @@ class SpikingNeuron(base.MemoryModule):
         T, dev, dyn = x_seq.shape[0], x_seq.device, self.dynamics
         k = self.decay_factor()
         k = k.float() if torch.is_tensor(k) else k
-        v = self._initial_scalar()
-        if v is None or self.rule.mode != "sequence":
-            v = self._initial_v(x_seq[0].float())
+        v = self._initial_v(x_seq[0].float(), as_number=self.rule.mode == "sequence")
         if self.rule.mode == "sequence":
             theta, p = (a.to(device=dev, dtype=torch.float32)
                         for a in self.rule.thresholds(self, T))
@@ -205,20 +203,14 @@ class SpikingNeuron(base.MemoryModule):
         k = self.decay_factor()
         return k.to(x.dtype) if torch.is_tensor(k) else k
 
-    def _initial_scalar(self) -> float | None:
-        """A fresh sequence's reset value V[0] as a number (the fused kernels need no tensor for
-        it); None when a potential is carried over or the rule starts from its own (MP-Init)."""
-        if torch.is_tensor(self.v) or self.rule.initial_potential(self) is not None:
-            return None
-        return float(self.v)
-
-    def _initial_v(self, x0: Tensor) -> Tensor:
-        """The potential carried over, or at a new sequence the rule's V[0] or the reset value."""
+    def _initial_v(self, x0: Tensor, as_number: bool = False) -> Tensor | float:
+        """The potential carried over, or at a new sequence the rule's V[0] or the reset value
+        (``as_number``: the reset value as a float, for the fused kernels, which need no tensor)."""
         if torch.is_tensor(self.v):
             return self.v
         start = self.rule.initial_potential(self)
         if start is None:
-            return torch.full_like(x0, float(self.v))
+            return float(self.v) if as_number else torch.full_like(x0, float(self.v))
         return start.detach().to(x0).expand_as(x0).clone()
 
     # -- observability -----------------------------------------------------------------------
