@@ -111,44 +111,69 @@ def _stats(values: list[float]) -> tuple[float | None, float | None]:
             statistics.stdev(values) if len(values) > 1 else None)
 
 
+def context(row: dict[str, Any]) -> tuple:
+    """What rows must share to be ranked and compared: task, version, protocol, T, epochs."""
+    return tuple(row[k] for k in KEYS[:5])
+
+
 def summarize(records: list[dict[str, Any]], task: str | None = None, T: int | None = None,
               published: list[dict[str, Any]] = (), baseline: str | None = None
               ) -> list[dict[str, Any]]:
-    """One row per (task, version, protocol, T, method, params): over the runs with status ok,
-    the mean and sample std of every measure (``top1`` is the final epoch), their count n, and how
-    many runs were excluded. Published numbers for the same task, T and method sit beside them,
-    and published rows without local runs are rows of their own. With ``baseline``, each row gets
-    its difference to that method's row of the same task, version, protocol and T, and the
-    p-value of Welch's t-test over seeds."""
+    """One row per (task, version, protocol, T, method, params, method source): over the runs
+    with status ok, the mean and sample std of every measure (``top1`` is the final epoch), the
+    per-seed top-1, n, the time to the task's target, and the facts behind the flags. Rows of
+    one context (task, version, protocol, T, epochs) are ranked by mean top-1, with every
+    pairwise Welch test Holm-corrected. Published numbers for the same task, T and method sit
+    beside them, and published rows without local runs are rows of their own. With
+    ``baseline`` (see `pick_baseline`), each row gets its difference to that row, a 95 %
+    interval, and Welch's p-value, raw and Holm-corrected over the rows compared."""
+    from .config import task_annotations
+
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for record in records:
         if (task is None or record["task"]["name"] == task) and (T is None or record["T"] == T):
             groups.setdefault(group_key(record), []).append(record)
-    rows = []
-    for key in sorted(groups, key=lambda k: tuple(str(part) for part in k)):
-        runs = groups[key]
-        ok, duplicates = _one_per_seed(
-            [r for r in runs if r["status"] == "ok" and r["metrics"]["top1"] is not None])
-        row: dict[str, Any] = {**dict(zip(KEYS, key)), "source": (key[-1] or "")[:8],
-                               "label": label(key[5], runs[0]["method"]["params"],
-                                              method_defaults(runs[0])),
-                               "params": runs[0]["method"]["params"],
-                               "n": len(ok), "duplicates": duplicates,
-                               "excluded": len(runs) - len(ok) - duplicates,
-                               "seeds": sorted(r["seed"] for r in ok),
-                               "top1_runs": [r["metrics"]["top1"] for r in ok],
-                               # runs whose resolved task configs differ (epochs, overrides)
-                               "configs": len({r["task"].get("sha256") for r in ok}),
-                               "config_sha256": runs[0]["task"].get("sha256")}
-        for column, m in MEASURES.items():
-            values = [v for v in map(m.value, ok) if v is not None]
-            row[f"{column}_mean"], row[f"{column}_std"] = _stats(values)
-        rows.append(row)
+    targets = {name: task_annotations(name).get("target_top1")
+               for name in {key[0] for key in groups}}
+    rows = [_row(key, groups[key], targets[key[0]]) for key in groups]
     _mark_sources(rows)
+    rows.sort(key=lambda r: (tuple(str(p) for p in context(r)), r["top1_mean"] is None,
+                             -(r["top1_mean"] or 0.0), r["label"]))
+    from .ranking import rank_and_test
+
+    rank_and_test(rows)
     _attach_published(rows, published, task, T)
     if baseline is not None:
-        _attach_baseline(rows, baseline)
+        from .ranking import attach_baseline
+
+        attach_baseline(rows, baseline)
     return rows
+
+
+def _row(key: tuple, runs: list[dict[str, Any]], target: float | None) -> dict[str, Any]:
+    from .flags import row_facts
+
+    ok, duplicates = _one_per_seed(
+        [r for r in runs if r["status"] == "ok" and r["metrics"]["top1"] is not None])
+    ok.sort(key=lambda r: r["seed"])
+    row: dict[str, Any] = {**dict(zip(KEYS, key)), "source": (key[-1] or "")[:8],
+                           "label": label(key[5], runs[0]["method"]["params"],
+                                          method_defaults(runs[0])),
+                           "params": runs[0]["method"]["params"],
+                           "n": len(ok), "duplicates": duplicates,
+                           "excluded": len(runs) - len(ok) - duplicates,
+                           "seeds": [r["seed"] for r in ok],
+                           "top1_runs": [r["metrics"]["top1"] for r in ok],
+                           "run_ids": [r.get("run_id") for r in ok],
+                           # runs whose resolved task configs differ (epochs, overrides)
+                           "configs": len({r["task"].get("sha256") for r in ok}),
+                           "config_sha256": runs[0]["task"].get("sha256"),
+                           "newest": max(r.get("created", "") for r in runs)}
+    for column, m in MEASURES.items():
+        values = [v for v in map(m.value, ok) if v is not None]
+        row[f"{column}_mean"], row[f"{column}_std"] = _stats(values)
+    row.update(row_facts(ok, runs, target))
+    return row
 
 
 def _one_per_seed(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
@@ -170,6 +195,8 @@ def _mark_sources(rows: list[dict[str, Any]]) -> None:
         sources.setdefault(config(row), set()).add(row["source"])
     for row in rows:
         row["source_differs"] = len(sources[config(row)]) > 1
+        if row["source_differs"]:  # two versions of a method: told apart by their source
+            row["label"] += f" @{row['source'][:7]}"
 
 
 def _published_label(entry: dict[str, Any]) -> str:
@@ -216,32 +243,14 @@ def _published_fields(entry: dict[str, Any] | None) -> dict[str, Any]:
             "source": entry["source"], "delta": None}
 
 
-def _attach_baseline(rows: list[dict[str, Any]], baseline: str) -> None:
-    from scipy.stats import ttest_ind
-
-    bases = {(r["task"], r["version"], r["protocol"], r["T"], r["epochs"]): r for r in rows
-             if r["method"] == baseline and r["n"] > 0}
-    if not bases:
-        methods = sorted({r["method"] for r in rows if r["n"] > 0})
-        raise UsageError(f"--baseline '{baseline}': no finished runs of that method here"
-                         f"{did_you_mean(baseline, methods)}; methods with runs: "
-                         f"{', '.join(methods) or 'none'}")
-    for row in rows:
-        base = bases.get((row["task"], row["version"], row["protocol"], row["T"], row["epochs"]))
-        row["baseline"] = {"method": baseline, "delta": None, "p_value": None}
-        if base is None or row["n"] == 0 or row is base:
-            continue
-        row["baseline"]["delta"] = row["top1_mean"] - base["top1_mean"]
-        if row["n"] >= 2 and base["n"] >= 2:
-            test = ttest_ind(row["top1_runs"], base["top1_runs"], equal_var=False)
-            p = float(test.pvalue)
-            row["baseline"]["p_value"] = None if p != p else p  # nan when both are constant
-
-
 def flags(row: dict[str, Any]) -> list[str]:
     """Warnings about a row: too few seeds, repeated seeds, runs of differing task configs
-    averaged, or another row of the same configuration whose method source differs."""
+    averaged, another row of the same configuration whose method source differs, and the
+    suspicious-result flags (`flags.row_flags`)."""
+    from .flags import row_flags
+
     found = ["n<3"] if 0 < row["n"] < 3 else []
     found += [f"{row['duplicates']} repeated seed(s) left out"] if row.get("duplicates") else []
     found += ["mixed configs"] if row.get("configs", 1) > 1 else []
-    return found + ([f"method source {row['source']}"] if row.get("source_differs") else [])
+    found += [f"method source {row['source']}"] if row.get("source_differs") else []
+    return found + row_flags(row, row.get("twins", []))

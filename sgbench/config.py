@@ -70,6 +70,9 @@ SCHEMA: dict[str, tuple[tuple, Allowed | None]] = {
     "train.channels_last": (FLAG, None), "train.workers": ((int, str), None),
     "train.drop_last": (FLAG, None), "eval.batch_size": ((int,), Allowed(ge=1)),
 }
+# Keys about how results are read, not how a run trains: kept out of the resolved config (and its
+# hash). `target_top1`: the test top-1 (%) whose first epoch `compare` reports (time-to-target).
+ANNOTATIONS: dict[str, tuple[tuple, Allowed]] = {"target_top1": (NUMBER, Allowed(gt=0, le=100))}
 
 
 def check_values(config: dict[str, Any], source: str) -> None:
@@ -216,6 +219,7 @@ def resolve_task(name: str, *, T: int | None = None, epochs: int | None = None,
         raise UsageError(f"--protocol must be one of {', '.join(PROTOCOLS)}; got '{protocol}'")
     path = _task_file(name)
     task = _load_with_includes(path)
+    _pop_annotations(task, str(path))
     validate(deep_merge(DEFAULTS, task), str(path))
     config = deep_merge(DEFAULTS, task)
     if protocol == "paper" and paper_overlay is not None:
@@ -230,6 +234,26 @@ def resolve_task(name: str, *, T: int | None = None, epochs: int | None = None,
     _fill_conditional(config)
     validate(config, "overrides")
     return config
+
+
+def _pop_annotations(task: dict[str, Any], source: str) -> dict[str, Any]:
+    """Remove and check the task's annotation keys (see ANNOTATIONS)."""
+    found = {key: task.pop(key) for key in ANNOTATIONS if key in task}
+    for key, value in found.items():
+        types, allowed = ANNOTATIONS[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise UserError(f"{source}: '{key}' must be a number, got {value!r}")
+        problem = allowed.problem(value)
+        if problem:
+            raise UserError(f"{source}: '{key}' {problem}")
+    return found
+
+
+def task_annotations(name: str) -> dict[str, Any]:
+    """A built-in task's annotations (e.g. its target top-1); empty for unknown names."""
+    if name not in task_names():
+        return {}
+    return _pop_annotations(_load_with_includes(_task_file(name)), name)
 
 
 def _conditional_keys(section: str) -> dict[str, Any]:

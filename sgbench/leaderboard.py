@@ -9,6 +9,7 @@ from .compare import blank_measures, summarize
 from .table import render
 from .config import load_yaml
 from .errors import UserError
+from .provenance import provenance
 from .record import load_records
 from .reference import pinned_path, read_pinned, suite_names
 
@@ -55,34 +56,15 @@ def board_section(spec_path: Path) -> str:
     command = (f"sgbench compare --runs {folder} --task {tasks[0]} --baseline {BOARD_BASELINE} "
                f"--columns {cols} --format md")
     return (f"## {spec['name']}: `{spec_path}`\n\n"
-            f"{provenance(records)}\n\nReproduce the table: `{command}`.\n\n"
+            f"{_explained(records)}\n\nReproduce the table: `{command}`.\n\n"
             + render(rows, "md", BOARD_COLUMNS) + "\n")
 
 
-def provenance(records: list[dict[str, Any]]) -> str:
-    """Which commits, devices, threads and epochs the records came from."""
-    if not records:
-        return "No records yet: run the sweep."
-
-    def values(get) -> str:
-        return ", ".join(sorted({str(get(r)) for r in records}))
-
-    def commit(r) -> str:
-        return (r["env"]["git"]["commit"] or "unknown")[:10]
-
-    by_commit = {c: sorted({r["method"]["name"] for r in records if commit(r) == c})
-                 for c in sorted({commit(r) for r in records})}
-    commits = "; ".join(f"{c} ({', '.join(m)})" for c, m in by_commit.items())
-    epochs = values(lambda r: r["task"]["config"]["train"]["epochs"])
-    return (f"{len(records)} records; epochs {epochs}; commit{'s' * (len(by_commit) > 1)} "
-            f"{commits} (uncommitted changes: {values(lambda r: r['env']['git']['dirty'])}); device "
-            f"{values(lambda r: r['env']['device_name'])}; torch threads "
-            f"{values(lambda r: r['env']['torch_threads'])}; created "
-            f"{min(r['created'] for r in records)} to {max(r['created'] for r in records)}. "
-            f"Final-epoch top-1 (%), mean ± std over seeds; deep coverage: the share of the last "
-            f"three spiking layers' potentials inside the surrogate's support after the final "
-            f"epoch; SynOps and energy (uJ) per sample; "
-            f"Δ and Welch's p against `{BOARD_BASELINE}`.")
+def _explained(records: list[dict[str, Any]]) -> str:
+    return (f"{provenance(records)} Final-epoch top-1 (%), mean ± std over seeds, ranked; deep "
+            f"coverage: the share of the last three spiking layers' potentials inside the "
+            f"surrogate's support after the final epoch; SynOps and energy (uJ) per sample; Δ "
+            f"to `{BOARD_BASELINE}` with its 95 % interval and Welch's p, Holm-corrected.")
 
 
 def leaderboard() -> str:

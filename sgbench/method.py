@@ -100,6 +100,12 @@ class Method:
         """An auxiliary loss added to the task loss (e.g. potential-distribution regularisers)."""
         return None
 
+    def search_bounds(self) -> dict[str, tuple[float | None, float | None]]:
+        """The range a search or clamp keeps each searched surrogate parameter in, by the
+        shape's parameter name (None: unbounded on that side). The record keeps what the method
+        chose per layer, and `compare` flags a run whose choice sits at a bound."""
+        return {}
+
     # -- engine side --------------------------------------------------------------------------
     def attach(self, model: nn.Module, T: int) -> None:
         """Give every engine neuron of ``model`` this method's rule, in forward order."""

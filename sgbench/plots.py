@@ -16,11 +16,16 @@ from .compare import summarize
 from .errors import UsageError, UserError
 from .show import snapshot
 
-KINDS = ("accuracy-vs-T", "pareto", "firing", "membrane", "curves", "coverage")
+KINDS = ("rank", "accuracy-vs-T", "pareto", "curves", "cd", "firing", "membrane", "coverage")
 ONE_RECORD = ("firing", "membrane", "coverage")
+ACROSS_TASKS = ("cd",)
 FORMATS = (".png", ".svg", ".pdf")
 MARKERS = "os^Dv<>P*XhdH8p"
-LEGEND = dict(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+TEXT_PT = 9  # the smallest text in any figure, in points
+LEGEND = dict(fontsize=TEXT_PT, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+# The built-in methods in a fixed order: each keeps its colour and marker in every figure.
+BUILT_IN = ("atan", "rect", "triangle", "sigmoid", "superspike", "slayer", "mpd_agl", "ds_atgo",
+            "adali", "a2sg", "st_asg", "psg_pda", "dspike", "localzo", "trsg")
 VANILLA = (-0.5, 0.5)  # the unit rectangle that coverage_vanilla uses
 
 
@@ -30,6 +35,10 @@ def _pyplot():
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
+    plt.rcParams.update({"font.size": TEXT_PT + 1, "axes.titlesize": TEXT_PT + 1,
+                         "axes.labelsize": TEXT_PT + 1, "xtick.labelsize": TEXT_PT,
+                         "ytick.labelsize": TEXT_PT, "legend.fontsize": TEXT_PT,
+                         "figure.titlesize": TEXT_PT + 2})
     return plt
 
 
@@ -49,9 +58,20 @@ def check_out(out: Path) -> None:
         raise UsageError(f"--out must end in {', '.join(FORMATS)}; got '{out.name}'")
 
 
-def _style(index: int) -> dict[str, Any]:
-    """A distinct marker and colour per configuration."""
-    return {"marker": MARKERS[index % len(MARKERS)], "color": f"C{index % 10}"}
+def style(name: str) -> dict[str, Any]:
+    """A method's marker and colour, the same in every figure and report: the built-ins by a
+    fixed table, any other name by a stable hash of it (the method name of a label such as
+    'a2sg (h=0)' decides, so its variants share the method's colour)."""
+    import hashlib
+
+    from matplotlib import colormaps
+
+    method = name.split(" ")[0].split("@")[0]
+    index = BUILT_IN.index(method) if method in BUILT_IN else \
+        len(BUILT_IN) + int(hashlib.sha256(method.encode()).hexdigest(), 16) % 97
+    palette = colormaps["tab20"].colors
+    return {"marker": MARKERS[index % len(MARKERS)], "color": palette[(index * 2) % 20
+                                                                     + (index // 10) % 2]}
 
 
 def _epochs(rows: list[dict[str, Any]]) -> str:
@@ -65,11 +85,11 @@ def _measured(records: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
 
 def accuracy_vs_T(ax, records: list[dict[str, Any]], task: str) -> None:
     rows = _measured(records, task)
-    for index, label in enumerate(sorted({r["label"] for r in rows})):
+    for label in sorted({r["label"] for r in rows}):
         mine = sorted((r for r in rows if r["label"] == label), key=lambda r: r["T"])
         ax.errorbar([r["T"] for r in mine], [r["top1_mean"] for r in mine],
                     yerr=[r["top1_std"] or 0.0 for r in mine], capsize=3, label=label,
-                    **_style(index))
+                    **style(label))
     ax.set(xlabel="timesteps T", ylabel="top-1 (%)",
            title=f"{task}, {_epochs(rows)}: accuracy against T (mean ± std over seeds)")
     ax.set_xticks(sorted({r["T"] for r in rows}))
@@ -87,21 +107,111 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 
 def pareto(ax, records: list[dict[str, Any]], task: str) -> None:
+    """Top-1 against energy per (configuration, T): mean ± std over seeds on both axes, each
+    point labelled with its configuration, the Pareto front of the means marked."""
     rows = [r for r in _measured(records, task) if r["energy_uj_mean"] is not None]
     if not rows:
         raise UserError(f"no records of '{task}' carry an energy estimate")
-    for index, r in enumerate(sorted(rows, key=lambda r: (r["label"], r["T"]))):
-        style = _style(index)
-        ax.scatter(r["energy_uj_mean"], r["top1_mean"], s=40, marker=style["marker"],
-                   color=style["color"], label=f"{r['label']} T={r['T']}", zorder=3)
+    several_T = len({r["T"] for r in rows}) > 1
+    for r in sorted(rows, key=lambda r: (r["label"], r["T"])):
+        look = style(r["label"])
+        ax.errorbar(r["energy_uj_mean"], r["top1_mean"], xerr=r["energy_uj_std"] or 0.0,
+                    yerr=r["top1_std"] or 0.0, fmt=look["marker"], color=look["color"],
+                    markersize=6, capsize=2, elinewidth=0.8, zorder=3)
+        ax.annotate(r["label"] + (f" T={r['T']}" if several_T else ""),
+                    (r["energy_uj_mean"], r["top1_mean"]), xytext=(4, 3),
+                    textcoords="offset points", fontsize=TEXT_PT)
     front = pareto_front([(r["energy_uj_mean"], r["top1_mean"]) for r in rows])
     ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="black",
-            linestyle="--", linewidth=1, label="Pareto front")
-    ax.scatter([p[0] for p in front], [p[1] for p in front], s=120, facecolors="none",
-               edgecolors="black", zorder=4)
+            linestyle="--", linewidth=1, label="Pareto front (of the means)")
     ax.set(xlabel="energy per sample (uJ, 45 nm model)", ylabel="top-1 (%)",
-           title=f"{task}, {_epochs(rows)}: top-1 against energy (mean over seeds)")
-    ax.legend(**LEGEND)
+           title=f"{task}, {_epochs(rows)}: top-1 against energy (mean ± std over seeds)")
+    ax.legend(fontsize=TEXT_PT, loc="lower right")
+
+
+def rank_chart(ax, records: list[dict[str, Any]], task: str, baseline: str | None) -> None:
+    """Who wins: the configurations of one context (the task's largest: T, epochs) ranked by
+    mean top-1, each with its 95 % interval of the mean (t distribution), its per-seed values,
+    and the baseline's mean."""
+    from .compare import context
+    from .ranking import pick_baseline
+    from .stats import mean_interval
+
+    measured = _measured(records, task)
+    contexts = [context(r) for r in measured]
+    largest = max(contexts, key=lambda c: (contexts.count(c), str(c)))
+    rows = sorted((r for r in measured if context(r) == largest), key=lambda r: r["top1_mean"])
+    for y, r in enumerate(rows):
+        look = style(r["label"])
+        low, high = mean_interval(r["top1_runs"]) or (r["top1_mean"], r["top1_mean"])
+        ax.plot([low, high], [y, y], color=look["color"], linewidth=2, alpha=0.6)
+        ax.scatter(r["top1_runs"], [y] * r["n"], s=14, color=look["color"], alpha=0.5,
+                   zorder=3, linewidths=0)
+        ax.scatter([r["top1_mean"]], [y], s=40, marker=look["marker"], color=look["color"],
+                   zorder=4, edgecolors="black", linewidths=0.5)
+    base = pick_baseline(rows, baseline) if baseline else None
+    if base is not None:
+        ax.axvline(base["top1_mean"], color="grey", linestyle="--", linewidth=1,
+                   label=f"baseline: {base['label']}")
+        ax.legend(fontsize=TEXT_PT, loc="lower right")
+    ax.set_yticks(range(len(rows)), [f"{r['rank']}. {r['label']}" for r in rows])
+    ax.set(xlabel="final-epoch top-1 (%)", ylim=(-0.7, len(rows) - 0.3),
+           title=f"{task}, T={largest[3]}, {_epochs(rows)}: mean (large), seeds (small), "
+                 f"95 % interval")
+    ax.grid(axis="x", alpha=0.3)
+    ax.figure.set_size_inches(7, max(2.5, 0.32 * len(rows) + 1.2))
+
+
+def cd_diagram(ax, records: list[dict[str, Any]]) -> None:
+    """The critical-difference diagram (Demšar, JMLR 7, 2006, Fig. 1): each method at its mean
+    rank over the tasks, and a bar joining methods whose mean ranks differ by less than the
+    Nemenyi critical difference."""
+    from .compare import summarize
+    from .ranking import across_tasks
+
+    result = across_tasks(summarize(records))
+    ranks, methods, cd = result["mean_rank"], result["methods"], result["cd"]
+    k = len(methods)
+    ax.set_xlim(0.2 - 0.06 * k, k + 0.8 + 0.06 * k)  # room for the labels on both sides
+    ax.set_ylim(0, 1)
+    ax.axis("off")
+    ax.plot([1, k], [0.9, 0.9], color="black", linewidth=1)
+    for tick in range(1, k + 1):
+        ax.plot([tick, tick], [0.9, 0.92], color="black", linewidth=1)
+        ax.text(tick, 0.94, str(tick), ha="center", fontsize=TEXT_PT)
+    shown = min(cd, k - 1)  # a CD wider than the axis is drawn to its end and said so
+    ax.plot([1, 1 + shown], [1.0, 1.0], color="black", linewidth=2)
+    ax.text(1 + shown / 2, 1.02, f"CD = {cd:.2f}" + (" (wider than the axis)" if cd > shown
+                                                    else ""), ha="center", fontsize=TEXT_PT)
+    half = (k + 1) // 2
+    for i, method in enumerate(methods):
+        left = i < half
+        y = 0.82 - 0.8 * (i if left else k - 1 - i) / max(half, 1)
+        x_text = 0.6 if left else k + 0.4
+        look = style(method)
+        ax.plot([ranks[method], ranks[method], x_text], [0.9, y, y], color=look["color"],
+                linewidth=1)
+        ax.text(x_text, y, f"{method} {ranks[method]:.2f}", ha="right" if left else "left",
+                va="center", fontsize=TEXT_PT)
+    for n, (low, high) in enumerate(_cliques([ranks[m] for m in methods], cd)):
+        y = 0.86 - 0.025 * n
+        ax.plot([low - 0.05, high + 0.05], [y, y], color="black", linewidth=3)
+    p = result["friedman_p"]
+    ax.set_title(f"mean rank over {len(result['tasks'])} tasks ({', '.join(result['tasks'])}); "
+                 f"Friedman p = {'—' if p is None else f'{p:.3g}'}; bars: no significant "
+                 f"difference (Nemenyi, alpha {result['alpha']})", fontsize=TEXT_PT + 1, pad=22)
+    ax.figure.set_size_inches(9, 1.6 + 0.22 * k)
+
+
+def _cliques(ranks: list[float], cd: float) -> list[tuple[float, float]]:
+    """The maximal runs of sorted mean ranks that span less than the critical difference."""
+    ordered = sorted(ranks)
+    found: list[tuple[float, float]] = []
+    for i, low in enumerate(ordered):
+        j = max(j for j in range(i, len(ordered)) if ordered[j] - low < cd)
+        if j > i and not any(a <= low and ordered[j] <= b for a, b in found):
+            found.append((low, ordered[j]))
+    return found
 
 
 def curves(axes, records: list[dict[str, Any]], task: str) -> None:
@@ -114,15 +224,15 @@ def curves(axes, records: list[dict[str, Any]], task: str) -> None:
     for r in ok:
         name = label(r["method"]["name"], r["method"]["params"], method_defaults(r))
         groups.setdefault((name, r["T"]), []).append(r)
-    for index, ((name, T), runs) in enumerate(sorted(groups.items())):
+    for (name, T), runs in sorted(groups.items()):
         epochs = min(len(r["history"]) for r in runs)
-        style = _style(index)
+        look = style(name)
         for key, ax in (("loss", loss_ax), ("top1", top1_ax)):
             for split, line in (("test", "-"), ("train", "--")):
                 ys = [sum(r["history"][e][f"{split}_{key}"] for r in runs) / len(runs)
                       for e in range(epochs)]
-                ax.plot(range(1, epochs + 1), ys, line, color=style["color"],
-                        marker=style["marker"], markevery=max(1, epochs // 8), markersize=4,
+                ax.plot(range(1, epochs + 1), ys, line, color=look["color"],
+                        marker=look["marker"], markevery=max(1, epochs // 8), markersize=4,
                         label=f"{name} T={T}" if ax is top1_ax and split == "test" else None)
     from matplotlib.ticker import MaxNLocator
 
@@ -131,7 +241,9 @@ def curves(axes, records: list[dict[str, Any]], task: str) -> None:
                 title=f"{task}: top-1, mean over seeds (train dashed, test solid)")
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    top1_ax.legend(**LEGEND)
+    handles, labels = top1_ax.get_legend_handles_labels()  # below both panels: the width stays
+    top1_ax.figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                          ncol=min(5, len(labels)), fontsize=TEXT_PT)
 
 
 def _title(record: dict[str, Any]) -> str:
@@ -148,14 +260,16 @@ def layer_name(index: int, name: str) -> str:
     return f"{index + 1}: {name.removeprefix('body.')}"
 
 
-def firing(ax, record: dict[str, Any]) -> None:
+def firing(ax, record: dict[str, Any], vmax: float = 1.0) -> None:
+    """Spike rate per layer and timestep on one colour scale, [0, vmax] (the report passes
+    the largest rate of the records it shows, so its heatmaps compare)."""
     layers = snapshot(record, None)["layers"]
     rates = [layer["spike_rate"] for layer in layers]
-    image = ax.imshow(rates, aspect="auto", cmap="viridis", vmin=0)
+    image = ax.imshow(rates, aspect="auto", cmap="viridis", vmin=0, vmax=vmax)
     ax.figure.colorbar(image, ax=ax, label="spike rate")
     ax.set_xticks(range(len(rates[0])), [str(t + 1) for t in range(len(rates[0]))])
     ax.set_yticks(range(len(layers)), [layer_name(i, layer["name"])
-                                       for i, layer in enumerate(layers)], fontsize=7)
+                                       for i, layer in enumerate(layers)])
     ax.set(xlabel="timestep", ylabel="spiking layer", title=f"firing rates: {_title(record)}")
 
 
@@ -163,14 +277,14 @@ def membrane(fig, record: dict[str, Any]) -> None:
     layers = [layer for layer in snapshot(record, None)["layers"] if "h_hist" in layer]
     if not layers:
         raise UserError(f"record {record['run_id']} predates membrane histograms: rerun it")
-    cols = min(4, len(layers))
+    cols = min(3, len(layers))
     rows = (len(layers) + cols - 1) // cols
-    fig.set_size_inches(max(3.4 * cols, 6.0), 2.5 * rows + 0.9)
+    fig.set_size_inches(max(3.2 * cols, 6.0), 2.5 * rows + 0.9)
     for index, layer in enumerate(layers):
         ax = fig.add_subplot(rows, cols, index + 1)
         _membrane_panel(ax, layer)
-    fig.axes[0].legend(fontsize=6, loc="upper left")
-    fig.suptitle(f"H - θ on the probe batch: {_title(record)}", fontsize=9)
+    fig.axes[0].legend(loc="upper left")
+    fig.suptitle(f"H - θ on the probe batch: {_title(record)}", fontsize=TEXT_PT + 1)
     fig.tight_layout()
 
 
@@ -192,8 +306,7 @@ def _membrane_panel(ax, layer: dict[str, Any]) -> None:
     ax.axvline(0.0, color="red", linewidth=1, label="threshold")
     own = sum(layer["coverage"]) / len(layer["coverage"])
     ax.set_title(f"layer {layer_name(layer['layer'], layer['name'])} ({layer['shape']}): "
-                 f"in support {own:.0%}", fontsize=8)
-    ax.tick_params(labelsize=7)
+                 f"in support {own:.0%}")
     ax.set_xlim(lo, hi)
 
 
@@ -206,25 +319,28 @@ def coverage(ax, record: dict[str, Any]) -> None:
     ax.bar([x - 0.2 for x in xs], own, width=0.4, label=f"{record['method']['name']}")
     ax.bar([x + 0.2 for x in xs], vanilla, width=0.4, label="vanilla (unit rectangle)")
     ax.set_xticks(list(xs), [layer_name(i, layer["name"]) for i, layer in enumerate(layers)],
-                  rotation=45, ha="right", fontsize=7)
+                  rotation=45, ha="right")
     ax.set(ylabel="share of H with a gradient", ylim=(0, 1),
            title=f"gradient-available share per layer: {_title(record)}")
     ax.legend(**LEGEND)
 
 
 def draw(kind: str, records: list[dict[str, Any]], task: str | None, out: Path,
-         dpi: int = 150) -> Path:
+         dpi: int = 150, baseline: str | None = None, vmax: float = 1.0) -> Path:
     """Render ``kind`` from ``records`` (one record for the one-record kinds) into ``out`` (PNG,
-    SVG or PDF by its extension); the figure grows to hold its legend and labels."""
+    SVG or PDF by its extension); the figure grows to hold its legend and labels. ``baseline``
+    draws that row's mean on the rank chart; ``vmax`` tops the firing heatmap's scale."""
     check_kind(kind)
     check_out(out)
     plt = _pyplot()
-    fig = plt.figure(figsize=(7, 4.5) if kind != "curves" else (11, 4.2))
+    fig = plt.figure(figsize=(7, 4.5) if kind != "curves" else (10, 4.2))
     painters: dict[str, Callable[[], None]] = {
+        "rank": lambda: rank_chart(fig.add_subplot(), records, task, baseline),
+        "cd": lambda: cd_diagram(fig.add_subplot(), records),
         "accuracy-vs-T": lambda: accuracy_vs_T(fig.add_subplot(), records, task),
         "pareto": lambda: pareto(fig.add_subplot(), records, task),
         "curves": lambda: curves(fig.subplots(1, 2), records, task),
-        "firing": lambda: firing(fig.add_subplot(), records[0]),
+        "firing": lambda: firing(fig.add_subplot(), records[0], vmax),
         "membrane": lambda: membrane(fig, records[0]),
         "coverage": lambda: coverage(fig.add_subplot(), records[0]),
     }

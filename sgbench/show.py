@@ -51,6 +51,51 @@ def headline(record: dict[str, Any]) -> str:
             f"wall {cost['wall_s']:.1f}s, search {cost.get('adapt_s') or 0:.1f}s")
 
 
+def identity_table(record: dict[str, Any]) -> Table:
+    """What ran: the method's parameters, origin and source hash, what its search chose, the
+    recipe, and where it ran (commit, device, threads, versions)."""
+    method, cfg, env = record["method"], record["task"]["config"], record.get("env") or {}
+    origin = method.get("origin") or {}
+    git = env.get("git") or {}
+    train = cfg.get("train") or {}
+    rows = [("method parameters", _mapping(method.get("params") or {})),
+            ("origin", " ".join(str(origin[k]) for k in ("kind", "where", "version")
+                                if origin.get(k)) or "—"),
+            ("source sha256", method.get("source_sha256") or "—"),
+            ("search chose", _search(method.get("search") or {})),
+            ("model", _mapping(cfg.get("model") or {})),
+            ("neuron", _mapping(cfg.get("neuron") or {})),
+            ("recipe", _mapping(train)),
+            ("commit", f"{git.get('commit') or 'unknown'}"
+                       + (" (uncommitted changes)" if git.get("dirty") else "")),
+            ("device", f"{env.get('device_name') or env.get('device') or '—'}, "
+                       f"{env.get('torch_threads', '—')} torch thread(s), neuron backend "
+                       f"{env.get('neuron_backend', '—')}"),
+            ("versions", ", ".join(f"{k} {env[k]}" for k in ("sgbench", "python", "torch",
+                                                             "spikingjelly") if env.get(k)))]
+    table = Table("what ran", "", title=f"run {record['run_id']}")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _mapping(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items()) or "—"
+
+
+def _search(search: dict[str, Any]) -> str:
+    """Per searched parameter: the value per layer (last timestep) and its bounds."""
+    parts = []
+    for name, report in search.items():
+        if not isinstance(report, dict):
+            continue
+        chosen = ", ".join(_fmt(float(steps[-1]), 3) for steps in report["chosen"])
+        low, high = report["bounds"]
+        parts.append(f"{name} per layer (last t): {chosen}; bounds [{_fmt(low)}, {_fmt(high)}]"
+                     f", {report['layers_at_bound']} layer(s) at a bound")
+    return "; ".join(parts) or "—"
+
+
 def activity_table(snap: dict[str, Any]) -> Table:
     table = Table("layer", "name", "rate %", "cover %", "vanilla %", "H mean", "H std",
                   "theta (per t)",

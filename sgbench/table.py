@@ -44,43 +44,141 @@ def p_value(p: float | None) -> str:
     return "—" if p is None else "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def interval(ci: tuple | list | None) -> str:
+    return "" if ci is None else f" [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+
+
+def ranks(values: list[int]) -> str:
+    """Ranks as runs: [2, 3, 4, 7] -> '2-4, 7'."""
+    runs: list[list[int]] = []
+    for v in sorted(values):
+        if runs and v == runs[-1][-1] + 1:
+            runs[-1].append(v)
+        else:
+            runs.append([v])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+
+
+def to_target(row: dict[str, Any]) -> str:
+    """The mean first epoch (and training seconds) at the task's target, over the seeds that
+    reached it."""
+    if not row.get("n") or row.get("target") is None:
+        return "—"
+    if not row["reached"]:
+        return "not reached"
+    part = "" if row["reached"] == row["n"] else f" ({row['reached']}/{row['n']})"
+    return f"{row['target_epoch_mean']:.1f}, {row['target_s_mean']:,.0f} s{part}"
+
+
 def caption(rows: list[dict[str, Any]]) -> list[str]:
     """What every row shares (one line), and what the columns mean (one line each)."""
     shared = [f"{key} {rows[0][key]}" for key in CONTEXT
               if len({str(r[key]) for r in rows}) == 1 and rows[0][key] is not None]
-    notes = ["mean ± std over seeds (n), top-1 of the final epoch"]
+    notes = ["ranked by mean top-1 of the final epoch; mean ± std over seeds (n)"]
     if any(row["excluded"] for row in rows):
         notes.append("not ok: runs that failed, diverged or were interrupted")
+    if _has_target(rows):
+        notes.append("to target: the first epoch whose test top-1 reaches the task's target, "
+                     "and the training seconds until then, mean over the seeds that reached it")
+    if any("baseline" in row for row in rows):
+        notes.append(f"Δ: difference of means to {_baseline_name(rows)} with its 95 % interval "
+                     "(Welch); p: Welch's test, Holm-corrected over the rows; * p < 0.05")
+    if any(row.get("above") for row in rows):
+        notes.append("above ranks: rows this one beats at p < 0.05 (Welch, Holm-corrected "
+                     "over all pairs)")
     return ["; ".join(shared)] * bool(shared) + notes
 
 
-def render(rows: list[dict[str, Any]], fmt: str, columns: tuple[str, ...] = DEFAULT_COLUMNS
-           ) -> str:
+def _has_target(rows: list[dict[str, Any]]) -> bool:
+    return any(row.get("target") is not None and row.get("n") for row in rows)
+
+
+def render(rows: list[dict[str, Any]], fmt: str, columns: tuple[str, ...] = DEFAULT_COLUMNS,
+           width: int | None = None) -> str:
+    """The rows in ``fmt``; a terminal table wraps its cells to fit ``width`` characters."""
     check_format(fmt)
     if fmt == "json":
         from .record import strict
 
         return json.dumps(strict(rows), indent=1, allow_nan=False)
-    if fmt == "csv":
-        return _csv(rows, columns)
     headers, body = _grid(rows, columns)
+    if fmt == "csv":
+        return _csv(rows, columns, headers, body)
     style = {"md": "github", "html": "html"}.get(fmt, "simple")  # tabulate escapes html
     table = str(tabulate(body, headers=headers, tablefmt=style, disable_numparse=True))
     if fmt == "html":
         return table
-    return ("\n\n" if fmt == "md" else "\n").join(caption(rows)) + f"\n\n{table}"
+    notes = caption(rows)
+    if fmt == "table" and width is not None:
+        import textwrap
+
+        notes = [line for note in notes for line in textwrap.wrap(note, width)]
+        table = _fitted(headers, body, width) if _width(table) > width else table
+    return ("\n\n" if fmt == "md" else "\n").join(notes) + f"\n\n{table}"
 
 
-def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
-    fields = [*KEYS, "label", "n", "duplicates", "excluded", "seeds"] + [
+def _width(text: str) -> int:
+    return max(map(len, text.splitlines()), default=0)
+
+
+def _fitted(headers: list[str], body: list[list[str]], width: int) -> str:
+    """The table with its widest columns wrapped (at spaces, nothing cut) until it fits
+    ``width``, with a line between rows so wrapped cells stay readable; where even that is
+    too wide, one block of lines per row."""
+    limits = [max(len(w) for c in [h, *(r[i] for r in body)] for w in c.split()) or 1
+              for i, h in enumerate(headers)]  # never narrower than a word
+    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(headers)]
+    while True:
+        table = str(tabulate(body, headers=headers, tablefmt="simple_grid",
+                             disable_numparse=True, maxcolwidths=widths,
+                             maxheadercolwidths=widths))
+        shrinkable = [i for i, w in enumerate(widths) if w > limits[i]]
+        if _width(table) <= width:
+            return table
+        if not shrinkable:
+            return _stacked(headers, body, width)
+        widest = max(shrinkable, key=lambda i: widths[i])
+        widths[widest] -= max(1, (_width(table) - width) // 4)
+        widths[widest] = max(widths[widest], limits[widest])
+
+
+def _stacked(headers: list[str], body: list[list[str]], width: int) -> str:
+    """Each row as a block: its rank and configuration, then one wrapped line per column."""
+    import textwrap
+
+    name = headers.index("method")
+    blocks = []
+    for cells in body:
+        lines = [f"{cells[0]}. {cells[name]}"]
+        for header, value in zip(headers[1:], cells[1:]):
+            if header != "method" and value:
+                lines += textwrap.wrap(f"{header}: {value}", width, initial_indent="  ",
+                                       subsequent_indent="      ")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...], headers: list[str],
+         body: list[list[str]]) -> str:
+    """Every column of the table as shown, then the raw numbers behind it."""
+    raw = [*KEYS, "rank", "n", "seeds", "top1_runs"] + [
         f"{c}_{s}" for c in columns for s in ("mean", "std")]
+    raw += ["baseline_delta", "baseline_ci_low", "baseline_ci_high", "baseline_p",
+            "baseline_p_holm", "target", "target_epoch_mean", "target_s_mean", "reached"]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({**row, "params": json.dumps(row["params"], sort_keys=True),
-                         "seeds": " ".join(map(str, row["seeds"]))})
-    return buffer.getvalue().rstrip("\n")
+    writer = csv.writer(buffer)
+    writer.writerow(headers + raw)
+    for row, shown in zip(rows, body):
+        base = row.get("baseline") or {}
+        ci = base.get("ci") or (None, None)
+        values = {**row, "params": json.dumps(row["params"], sort_keys=True),
+                  "seeds": " ".join(map(str, row["seeds"])),
+                  "top1_runs": " ".join(map(str, row.get("top1_runs", []))),
+                  "baseline_delta": base.get("delta"), "baseline_ci_low": ci[0],
+                  "baseline_ci_high": ci[1], "baseline_p": base.get("p_value"),
+                  "baseline_p_holm": base.get("p_holm")}
+        writer.writerow(shown + ["" if values.get(k) is None else values[k] for k in raw])
+    return buffer.getvalue().rstrip("\n").replace("\r\n", "\n")
 
 
 def _grid(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> tuple[list, list]:
@@ -88,25 +186,38 @@ def _grid(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> tuple[list, l
     published = any(row.get("published", {}).get("top1") is not None for row in rows)
     baseline = any("baseline" in row for row in rows)
     not_ok = any(row["excluded"] for row in rows)
-    headers = varying + ["method"] + [MEASURES[c].header for c in columns] + ["n"]
+    target = _has_target(rows)
+    above = any(row.get("above") for row in rows)
+    headers = ["rank"] + varying + ["method"] + [MEASURES[c].header for c in columns] + ["n"]
     headers += ["not ok"] * not_ok + ["published (evidence)", "Δ pub."] * published
-    headers += [f"Δ {_baseline_name(rows)}", "p (Welch)"] if baseline else []
-    headers += ["flags"]
+    headers += [f"to {_target_name(rows)}: epoch, time"] * target
+    headers += [f"Δ {_baseline_name(rows)} [95 % CI]", "p (Holm)"] if baseline else []
+    headers += ["above ranks"] * above + ["flags"]
     body = []
     for row in rows:
-        cells = [str(row[k]) if row[k] is not None else "—" for k in varying]
+        cells = [str(row.get("rank", "—"))]
+        cells += [str(row[k]) if row[k] is not None else "—" for k in varying]
         cells += [row["label"]] + [cell(row, c) for c in columns] + [str(row["n"])]
         cells += [str(row["excluded"])] * not_ok
         if published:
             pub = row.get("published", {})
             cells += [f"{pub['top1']:.2f} ({pub['evidence']}, {pub['epoch']})"
                       if pub.get("top1") is not None else "—", signed(pub.get("delta"))]
+        cells += [to_target(row)] * target
         if baseline:
             base = row.get("baseline", {})
-            cells += [signed(base.get("delta")), p_value(base.get("p_value"))]
+            cells += [signed(base.get("delta")) + interval(base.get("ci")),
+                      p_value(base.get("p_holm")) + " *" * bool(base.get("significant"))]
+        cells += [ranks(row.get("above", []))] * above
         body.append(cells + [", ".join(flags(row))])
     return headers, body
 
 
+def _target_name(rows: list[dict[str, Any]]) -> str:
+    found = sorted({row["target"] for row in rows if row.get("target") is not None})
+    return "/".join(f"{t:g} %" for t in found)
+
+
 def _baseline_name(rows: list[dict[str, Any]]) -> str:
-    return next(row["baseline"]["method"] for row in rows if "baseline" in row)
+    return next(row["baseline"]["label"] or row["baseline"]["method"]
+                for row in rows if "baseline" in row)

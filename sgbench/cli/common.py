@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
@@ -16,8 +18,26 @@ from rich.markup import escape
 
 from ..errors import UsageError, UserError, formatted_traceback
 
+
+
+def terminal_width() -> int | None:
+    """The terminal's width when stdout is one (or COLUMNS says), else None: piped output is
+    never cut or wrapped to a guessed width."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return shutil.get_terminal_size().columns
+    return None
+
+
 err = Console(stderr=True)
-out = Console()
+out = Console(width=terminal_width() or 100_000)
+
+
+def print_tables(*tables: Any) -> None:
+    """Rich tables that fit the width by wrapping their cells: nothing is cut."""
+    for table in tables:
+        for column in table.columns:
+            column.no_wrap, column.overflow = False, "fold"
+        out.print(table)
 DEBUG = {"on": False}
 
 

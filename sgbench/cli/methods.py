@@ -7,7 +7,7 @@ import typer
 from rich.table import Table
 
 from ..errors import UsageError
-from .common import Json, Overrides, out, print_json, user_errors
+from .common import Json, Overrides, out, print_json, print_tables, user_errors
 
 
 @user_errors
@@ -32,15 +32,13 @@ def list_cmd(
     if json_out:
         print_json(rows)
         return
-    table = Table()
-    for column in columns:  # every column but the last (the citation) keeps its width
-        table.add_column(column, no_wrap=column != columns[-1])
+    table = Table(*columns)
     for row in rows:
         cells = [", ".join(v) if isinstance(v, list) else str(v) for v in (row[c] for c in columns)]
         if row.get("error"):
             cells = cells[:2] + ["[red]broken[/]", "", row["error"]]
         table.add_row(*cells)
-    out.print(table)
+    print_tables(table)
 
 
 @user_errors

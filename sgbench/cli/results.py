@@ -10,7 +10,8 @@ from rich.markup import escape
 
 from ..errors import UsageError, UserError
 
-from .common import Json, Published, Runs, err, load_runs, out, print_json, read_record, user_errors
+from .common import (Json, Published, Runs, err, load_runs, out, print_json, print_tables,
+                     read_record, terminal_width, user_errors)
 
 RUNS = Path("results/runs")
 
@@ -41,7 +42,7 @@ def compare_cmd(
         tasks = sorted({r["task"]["name"] for r in records})
         raise UserError(f"no records in {runs} match (and no published numbers)"
                         + (f"; their tasks: {', '.join(tasks)}" if tasks else ""))
-    typer.echo(render(rows, fmt, chosen))
+    typer.echo(render(rows, fmt, chosen, width=terminal_width()))
 
 
 @user_errors
@@ -60,12 +61,10 @@ def show_cmd(
         print_json(snap)
         return
     out.print(show.headline(record), highlight=False, markup=False)
-    tables = (show.result_table(record), show.history_table(record), show.eval_T_table(record),
+    tables = (show.identity_table(record), show.result_table(record), show.history_table(record), show.eval_T_table(record),
               show.activity_table(snap), show.gradient_table(snap), show.timestep_table(snap),
               show.summary_table(snap))
-    for table in tables:
-        if table is not None:
-            out.print(table)
+    print_tables(*(table for table in tables if table is not None))
     for line in show.glossary(snap):
         out.print(line, highlight=False, markup=False, style="dim")
 
@@ -90,8 +89,9 @@ def check_cmd(
 
 @user_errors
 def plot_cmd(
-    kind: str = typer.Argument(..., help="accuracy-vs-T, pareto, curves (over a task's records), "
-                               "firing, membrane or coverage (one record)."),
+    kind: str = typer.Argument(..., help="rank, accuracy-vs-T, pareto, curves (over a task's "
+                               "records), cd (across tasks), firing, membrane or coverage (one "
+                               "record)."),
     runs: Runs = RUNS,
     task: Optional[str] = typer.Option(None, "--task", help="Needed when the records cover "
                                        "several tasks."),
@@ -101,10 +101,12 @@ def plot_cmd(
     out_file: Optional[Path] = typer.Option(None, "--out", help="A .png, .svg or .pdf file "
                                             "(default: results/plots/<task>_<kind>.png)."),
     dpi: int = typer.Option(150, "--dpi", help="Resolution of a PNG."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="rank: the row whose mean "
+                                           "is drawn as a line (as compare --baseline)."),
 ) -> None:
     """Draw one figure from run records (matplotlib; PNG, SVG or PDF by the extension of
     --out); one-record figures show the longest run's lowest seed unless --record names one."""
-    from ..plots import ONE_RECORD, check_kind, check_out, draw, pick_record, pick_task
+    from ..plots import ACROSS_TASKS, ONE_RECORD, check_kind, check_out, draw, pick_record, pick_task
 
     check_kind(kind)
     if out_file is not None:
@@ -117,12 +119,14 @@ def plot_cmd(
     if kind in ONE_RECORD:
         records = [pick_record(records, task, method)]
         name = records[0]["task"]["name"]
+    elif kind in ACROSS_TASKS:
+        name = "tasks"
     else:
         task = name = pick_task(records, task)
     if not 30 <= dpi <= 1200:
         raise UsageError(f"--dpi must lie in [30, 1200], got {dpi}")
     path = draw(kind, records, task, out_file or Path("results/plots") / f"{name}_{kind}.png",
-                dpi)
+                dpi, baseline)
     out.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 
@@ -131,14 +135,18 @@ def report_cmd(
     out_dir: Path = typer.Option(Path("site"), "--out", help="Folder for index.html and img/."),
     runs: Runs = RUNS,
     published_file: Published = None,
+    baseline: str = typer.Option("atan", "--baseline", help="The row each leaderboard's Δ and "
+                                 "p refer to, where the task has it (as compare --baseline)."),
 ) -> None:
-    """A static HTML report: leaderboards, published numbers with evidence levels, and plots."""
+    """A static HTML report: ranked leaderboards with significance and flags, the ranking
+    across tasks, published numbers with evidence levels, figures, recipe and provenance."""
     from ..published import load as load_published
     from ..record import ensure_writable
     from ..report import build
 
     records = load_runs(runs)
-    page = build(records, load_published(published_file), ensure_writable(out_dir), runs)
+    page = build(records, load_published(published_file), ensure_writable(out_dir), runs,
+                 baseline)
     out.print(f"wrote {page}", highlight=False, soft_wrap=True)
 
 

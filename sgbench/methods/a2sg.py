@@ -100,6 +100,10 @@ class A2SG(Method):
     def layer_rule(self, ctx: LayerContext) -> LayerRule:
         return WindowRule(self.shape, self.shape_params, self.params.beta0)
 
+    def search_bounds(self):
+        q = self.params
+        return {"left": (q.beta_min, q.beta_max)} if q.search else {}  # left = right = beta
+
     def adapt(self, model, epoch, probe):
         q = self.params
         if not q.search or epoch % q.i_update:

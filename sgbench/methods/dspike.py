@@ -58,6 +58,9 @@ class Dspike(Method):
     def layer_rule(self, ctx: LayerContext) -> LayerRule:
         return TemperatureRule(self.params.b0, self.params.width)
 
+    def search_bounds(self):
+        return {"b": (self.params.b_min, None)} if self.params.search else {}
+
     def adapt(self, model, epoch, probe):
         q = self.params
         if not q.search:

@@ -68,6 +68,9 @@ class PsgPda(Method):
         ctx.neuron.keep_h = q.pda > 0
         return LearnableWidthRule(q.width, q.width_min, q.width_max)
 
+    def search_bounds(self):
+        return {"left": (self.params.width_min, self.params.width_max)}  # the clamp
+
     def param_groups(self, model):
         widths = [node.rule.width for node in neurons(model)]
         return [{"params": widths, "lr_scale": self.params.lr_scale, "weight_decay": 0.0}]

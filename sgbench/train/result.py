@@ -10,6 +10,7 @@ from .. import record as rec
 from ..checkpoint import SUFFIX
 from ..config import config_sha256
 from ..errors import formatted_traceback
+from ..flags import search_report
 from ..measure.inference import peak_memory_mb
 from ..neuron.node import neurons, used_backend
 from ..registry import method_source_sha256
@@ -24,6 +25,16 @@ def _summary(history: list[dict[str, Any]]) -> dict[str, Any]:
     best = max(tested, key=lambda h: h["test_top1"])
     return {"top1": tested[-1]["test_top1"], "top1_best": best["test_top1"],
             "top1_best_epoch": best["epoch"], "test_loss": tested[-1]["test_loss"]}
+
+
+def _search(setup: Setup, out: Outcome) -> dict[str, Any]:
+    """What the method's search chose (empty when it has none, or its bounds cannot be read:
+    a plugin's bug there never costs the record)."""
+    try:
+        bounds = setup.method.search_bounds()
+        return search_report(bounds, out.snapshots[-1] if out.snapshots else None)
+    except Exception as exc:  # noqa: BLE001 - reported in the record, never fatal
+        return {"error": f"search_bounds: {exc}"}
 
 
 def make_record(req: RunRequest, setup: Setup, out: Outcome, wall_s: float) -> dict[str, Any]:
@@ -42,7 +53,9 @@ def make_record(req: RunRequest, setup: Setup, out: Outcome, wall_s: float) -> d
         "method": {"name": cls.name, "params": dataclasses.asdict(setup.params),
                    "fidelity": cls.fidelity, "kinds": list(cls.kinds), "citation": cls.citation,
                    "source_sha256": method_source_sha256(cls),
-                   "origin": cls.origin.as_record()},
+                   "origin": cls.origin.as_record(),
+                   # what an adaptive search chose per layer after the final epoch
+                   "search": _search(setup, out)},
         "task": {"name": cfg["name"], "version": cfg["version"], "config": cfg,
                  "sha256": config_sha256(cfg)},
         "T": cfg["T"],
@@ -51,7 +64,8 @@ def make_record(req: RunRequest, setup: Setup, out: Outcome, wall_s: float) -> d
         "data": setup.data.meta,
         "model": {"arch": cfg["model"]["arch"],
                   "parameters": sum(p.numel() for p in setup.model.parameters()),
-                  "neuron_layers": len(neurons(setup.model))},
+                  "neuron_layers": len(neurons(setup.model)),
+                  "classes": setup.data.num_classes},
         "precision": dataclasses.asdict(setup.precision),  # what was in effect (CUDA only)
         "distributed": {**setup.dist.describe(),
                         "batch_size_per_rank": setup.train_loader.batch_size},
