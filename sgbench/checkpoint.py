@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import signal
@@ -84,16 +85,25 @@ def shielded() -> Iterator[None]:
 SUFFIX = ".ckpt.pt"
 
 
-def checkpoint_path(out_dir: Path, cfg: dict[str, Any], method: str, params: dict[str, Any],
-                    seed: int, protocol: str) -> Path:
-    """Where the run of this configuration and seed keeps its checkpoint; its stem is the run's
-    key (``run_key`` in the record)."""
+def run_identity(cfg: dict[str, Any], method: str, params: dict[str, Any], source: str,
+                 seed: int, protocol: str) -> dict[str, Any]:
+    """What makes a run this run: its resolved task config, the method's name, parameters and
+    source hash, the seed and the protocol. A checkpoint stores it, and resumes only the same."""
+    from .config import config_sha256
+
+    return {"config_sha256": config_sha256(cfg), "method": method,
+            "params": json.dumps(params, sort_keys=True, default=str), "source_sha256": source,
+            "seed": seed, "protocol": protocol}
+
+
+def checkpoint_path(out_dir: Path, cfg: dict[str, Any], identity: dict[str, Any]) -> Path:
+    """Where the run of this identity keeps its checkpoint; its stem is the run's key
+    (``run_key`` in the record), so a method whose source changed is a new run."""
     from .record import safe_name
 
-    identity = json.dumps({"config": cfg, "method": method, "params": params}, sort_keys=True,
-                          default=str)
-    digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
-    name = safe_name(f"{cfg['name']}_{method}_T{cfg['T']}_s{seed}_{protocol}_{digest}")
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+    name = safe_name(f"{cfg['name']}_{identity['method']}_T{cfg['T']}_s{identity['seed']}_"
+                     f"{identity['protocol']}_{digest}")
     return out_dir / f"{name}{SUFFIX}"
 
 
@@ -125,7 +135,7 @@ def restore_rng(states: dict[str, Any], generator: torch.Generator) -> None:
 
 
 KEYS = ("epochs_done", "model", "optimizer", "schedule", "rng", "history", "snapshots",
-        "config_sha256")
+        "identity", "compute_s", "samples", "timers")
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -137,20 +147,48 @@ def load(path: Path) -> dict[str, Any]:
                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     missing = [k for k in KEYS if not isinstance(state, dict) or k not in state]
     if missing:
-        raise UserError(f"{path} is not a checkpoint of sgbench run (no {', '.join(missing)})")
+        raise UserError(f"{path} is not a checkpoint of this sgbench's runs (no "
+                        f"{', '.join(missing)}): run without --resume")
     return state
 
 
-def check(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
-    """The checkpoint to resume from: it exists, reads, and belongs to this configuration."""
-    from .config import config_sha256
-
+def check(path: Path, identity: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """The checkpoint to resume from: it exists, reads, belongs to this very run (every field of
+    its identity equal) and holds values a run can continue from."""
     if not path.is_file():
         raise UserError(f"--resume: no checkpoint for this configuration in {path.parent} "
                         f"(expected {path.name})")
     state = load(path)
-    if state["config_sha256"] != config_sha256(cfg):
-        raise UserError(f"--resume: {path} was written for another configuration of this task "
-                        f"(its config sha256 differs); run without --resume, or with the "
-                        f"options it was started with")
+    theirs = state["identity"] if isinstance(state["identity"], dict) else {}
+    differ = [k for k in identity if theirs.get(k) != identity[k]]
+    if differ:
+        raise UserError(f"--resume: {path} belongs to another run (its {', '.join(differ)} "
+                        f"differ{'s' * (len(differ) == 1)}); run without --resume, or with the "
+                        f"options and method version it was started with")
+    problem = _content_problem(state, epochs)
+    if problem:
+        raise UserError(f"--resume: {path} cannot be resumed: {problem}")
     return state
+
+
+def _content_problem(state: dict[str, Any], epochs: int) -> str | None:
+    """What makes a checkpoint's contents unusable: types, ranges, finiteness."""
+    done, history = state["epochs_done"], state["history"]
+    if isinstance(done, bool) or not isinstance(done, int) or not 0 <= done <= epochs:
+        return f"epochs_done is {done!r}, not an epoch count in [0, {epochs}]"
+    if not isinstance(history, list) or len(history) != done or not all(
+            isinstance(h, dict) for h in history):
+        return f"its history does not hold one entry per finished epoch ({done})"
+    if not isinstance(state["snapshots"], list) or not isinstance(state["timers"], dict):
+        return "its diagnostics or timers are not what sgbench writes"
+    for key in ("compute_s", "samples"):
+        value = state[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not \
+                math.isfinite(value) or value < 0:
+            return f"{key} is {value!r}"
+    model = state["model"]
+    if not isinstance(model, dict) or not all(isinstance(v, torch.Tensor) for v in
+                                              model.values()):
+        return "its model state is not a set of tensors"
+    bad = [k for k, v in model.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    return f"non-finite weights in {', '.join(bad[:3])}" if bad else None

@@ -119,6 +119,7 @@ def across_tasks(rows: list[dict[str, Any]]) -> dict[str, Any]:
                          f"two or more methods; tasks here: {', '.join(sorted(scores)) or 'none'}")
     blocks = {t: {m: scores[t][m] for m in methods} for t in tasks}
     ranks = mean_ranks(blocks)
-    return {"tasks": tasks, "methods": sorted(methods, key=ranks.get), "mean_rank": ranks,
+    return {"tasks": tasks, "methods": sorted(sorted(methods), key=ranks.get),
+            "mean_rank": ranks,
             "friedman_p": friedman(blocks), "cd": nemenyi_cd(len(methods), len(tasks)),
             "alpha": ALPHA, "scores": blocks}

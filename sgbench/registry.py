@@ -97,11 +97,24 @@ def _entry_points() -> list[Candidate]:
 
 
 def candidates() -> dict[str, list[Candidate]]:
-    """Every discoverable method by name (more than one candidate for a name is a conflict)."""
-    by_name: dict[str, list[Candidate]] = {}
-    for candidate in _builtins() + _entry_points():
-        by_name.setdefault(candidate.name, []).append(candidate)
+    """Every discoverable method by name (more than one candidate for a name is a conflict). An
+    entry point that claims a built-in's name is left out (``refused_entry_points``): a clash
+    hurts only the newcomer, never the built-in."""
+    builtins = _builtins()
+    by_name: dict[str, list[Candidate]] = {c.name: [c] for c in builtins}
+    for candidate in _entry_points():
+        if candidate.name not in by_name or by_name[candidate.name][0].origin.kind != "built-in":
+            by_name.setdefault(candidate.name, []).append(candidate)
     return by_name
+
+
+def refused_entry_points() -> list[tuple[Candidate, str]]:
+    """Entry points that claim a built-in's name, with why they are not loaded."""
+    taken = set(builtin_names())
+    return [(c, f"entry point '{c.name}' of {c.origin.package} {c.origin.version} claims the "
+                f"name of sgbench's built-in '{c.name}' and is ignored: give the plugin another "
+                f"name (its class's `name` and its entry point's)")
+            for c in _entry_points() if c.name in taken]
 
 
 def method_names() -> list[str]:
@@ -152,16 +165,30 @@ def _load_file(path: Path) -> type:
     if not path.is_file():
         raise UsageError(f"method file not found: {path}")
     path = path.resolve()
-    for found in candidates().values():  # a registered method's own file, named by its path
-        if len(found) == 1 and found[0].source is not None and found[0].source.resolve() == path:
+    content = path.read_bytes()
+    for found in candidates().values():  # a registered method's own file, or a copy of it
+        source = found[0].source if len(found) == 1 else None
+        if source is not None and (source.resolve() == path or _reads(source) == content):
             return _load(found[0])
     module = _import_file(path)
     cls = _method_class(module, path.stem)
     name, origin = _declared_name(cls, module), Origin("file", str(path))
     taken = candidates().get(name, [])
+    if taken and taken[0].origin.kind != "built-in":
+        raise UserError(f"method '{name}' in {path} differs from the installed one of that name "
+                        f"({taken[0].origin.describe()}): reinstall the package (pip install "
+                        f"-e . keeps it current), or set SGBENCH_NO_ENTRY_POINTS=1 to run the "
+                        f"file instead of installed plugins")
     if taken:
         raise _conflict(name, [origin] + [c.origin for c in taken])
     return _adopt(cls, name, origin)
+
+
+def _reads(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _import_file(path: Path):
@@ -220,18 +247,43 @@ def _adopt(cls: type, name: str, origin: Origin) -> type:
 
 
 def method_files(cls: type) -> list[Path]:
-    """The files that define the method: its own and those of the method classes it extends
-    (e.g. st_asg's and a2sg's), outside sgbench's own contract."""
+    """The files whose content is the method's identity: the modules of the method classes it
+    extends (e.g. st_asg's and a2sg's), outside sgbench's own contract, and for a method that a
+    package installs, every module of that package, so a formula moved into a sibling module
+    and changed there changes the method's hash too."""
+    files = _class_files(cls)
+    origin = getattr(cls, "origin", None)
+    if origin is not None and origin.kind == "entry point":
+        files += _package_files(origin.where.split(":")[0])
+    return list(dict.fromkeys(files))
+
+
+def _class_files(cls: type) -> list[Path]:
     from .method import Method
 
     return list(dict.fromkeys(Path(inspect.getfile(c)) for c in cls.__mro__
                               if issubclass(c, Method) and c.__module__ != Method.__module__))
 
 
+def _package_files(module: str) -> list[Path]:
+    """Every Python module of the top-level package that ``module`` belongs to (just the module
+    when it is not in a package)."""
+    top = importlib.util.find_spec(module.split(".")[0])
+    if top is None or not top.submodule_search_locations:
+        found = _module_file(module)
+        return [found] if found else []
+    return sorted(p for root in top.submodule_search_locations
+                  for p in Path(root).rglob("*.py") if "__pycache__" not in p.parts)
+
+
 def method_source_sha256(cls: type) -> str:
-    """sha256 of the method's files (``method_files``)."""
+    """sha256 of the method's files (``method_files``): the class files' contents, then each
+    further module of its package with its name (a module added or renamed counts too)."""
     digest = hashlib.sha256()
+    classes = _class_files(cls)
     for path in method_files(cls):
+        if path not in classes:
+            digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -257,6 +309,9 @@ def describe_all() -> list[dict[str, Any]]:
             except UserError as exc:
                 row["error"] = str(exc)
             rows.append(row)
+    for candidate, why in refused_entry_points():  # shown, so the plugin's author sees why
+        rows.append({"name": candidate.name, "origin": candidate.origin.describe(),
+                     "kinds": [], "fidelity": "", "citation": "", "error": why})
     return rows
 
 

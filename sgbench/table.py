@@ -143,19 +143,21 @@ def _fitted(headers: list[str], body: list[list[str]], width: int) -> str:
 
 
 def _stacked(headers: list[str], body: list[list[str]], width: int) -> str:
-    """Each row as a block: its rank and configuration, then one wrapped line per column."""
+    """Each row as a block: its rank and configuration, then its columns as "header: value",
+    wrapped to ``width``."""
     import textwrap
 
     name = headers.index("method")
     blocks = []
     for cells in body:
-        lines = [f"{cells[0]}. {cells[name]}"]
-        for header, value in zip(headers[1:], cells[1:]):
-            if header != "method" and value:
-                lines += textwrap.wrap(f"{header}: {value}", width, initial_indent="  ",
-                                       subsequent_indent="      ")
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
+        # fields break between each other, not inside (no-break spaces while wrapping)
+        fields = " · ".join(f"{h}: {v}".replace(" ", "\xa0")
+                            for i, (h, v) in enumerate(zip(headers, cells))
+                            if i not in (0, name) and v)
+        lines = textwrap.wrap(fields, width, initial_indent="   ", subsequent_indent="   ")
+        blocks.append("\n".join([f"{cells[0]}. {cells[name]}"]
+                                 + [line.replace("\xa0", " ") for line in lines]))
+    return "\n".join(blocks)
 
 
 def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...], headers: list[str],

@@ -119,3 +119,48 @@ def wait_for(condition, what: str, process=None, limit: float = 1800) -> None:
         if time.monotonic() - start > limit:
             raise AssertionError(f"no {what} after {limit:.0f} s")
         time.sleep(0.1)
+
+
+def plugin_package(root: Path, entry_name: str = "gauss", scale: float = 1.0) -> Path:
+    """An installed-looking plugin package under ``root`` (put ``root`` on PYTHONPATH): package
+    ``my_sg`` with the Gaussian formula in a sibling module ``shapes.py`` (``scale`` multiplies
+    it), the method in ``method.py``, and a dist-info whose entry point ``entry_name`` names it."""
+    package = root / "my_sg"
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text("")
+    (package / "shapes.py").write_text(textwrap.dedent(f'''
+        import math
+        import torch
+        from sgbench.api import Shape
+
+        def grad(x, sigma):
+            return {scale} * torch.exp(-x * x / (2 * sigma * sigma)) / (sigma * math.sqrt(2 * math.pi))
+
+        def primitive(x, sigma):
+            return {scale} * 0.5 * (1 + torch.erf(x / (sigma * math.sqrt(2))))
+
+        def support(sigma):
+            return float("-inf"), float("inf")
+
+        GAUSS = Shape("my_gauss", ("sigma",), grad, primitive, support, "Gaussian")
+    '''))
+    (package / "method.py").write_text(textwrap.dedent(f'''
+        from dataclasses import dataclass
+        from sgbench.api import FixedSurrogate, param
+        from my_sg.shapes import GAUSS
+
+        class Gauss(FixedSurrogate):
+            name = "{entry_name}"
+            citation = "test plugin"
+            shape = GAUSS
+
+            @dataclass
+            class Params:
+                sigma: float = param(0.5, gt=0)
+    '''))
+    info = root / "my_sg-0.1.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-sg\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        f"[sgbench.methods]\n{entry_name} = my_sg.method:Gauss\n")
+    return package

@@ -262,8 +262,8 @@ def test_a_corrupt_or_foreign_checkpoint_is_refused_before_resuming(tmp_path):
     other = tmp_path / "other"
     assert runner.invoke(app, args[:-2] + ["--epochs", "3", "--out", str(other)]).exit_code == 0
     foreign = next(other.glob("*.ckpt.pt")).read_bytes()
-    for damage, words in ((b"garbage", "cannot read checkpoint"), (foreign, "another "
-                                                                    "configuration")):
+    for damage, words in ((b"garbage", "cannot read checkpoint"),
+                          (foreign, "belongs to another run (its config_sha256 differs)")):
         ckpt.write_bytes(damage)
         result = runner.invoke(app, args + ["--resume"])
         assert result.exit_code == 1 and words in result.output, result.output

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sgbench.cli import app
-from sgbench.plots import KINDS, pareto_front
+from sgbench.plots import ACROSS_TASKS, KINDS, TEXT_PT, pareto_front, style
 from sgbench.record import load_records
 from sgbench.train import RunRequest, run
 
@@ -43,10 +43,26 @@ def _has_colour(pixels, rgb, tolerance=6) -> bool:
     return bool((np.abs(pixels - np.array(rgb)).max(-1) <= tolerance).any())
 
 
+@pytest.fixture(scope="module")
+def two_tasks(runs, tmp_path_factory):
+    """The runs, and a copy of them as a second task with the methods' order reversed."""
+    import json
+
+    folder = tmp_path_factory.mktemp("two_tasks")
+    for path in runs.glob("*.json"):
+        record = json.loads(path.read_text())
+        shutil.copy(path, folder / path.name)
+        record["task"]["name"] = "synthetic_b"
+        record["metrics"]["top1"] = 100 - record["metrics"]["top1"]
+        (folder / f"b_{path.name}").write_text(json.dumps(record))
+    return folder
+
+
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_plot_kind_renders_a_non_empty_image(runs, tmp_path, kind):
+def test_every_plot_kind_renders_a_non_empty_image(runs, two_tasks, tmp_path, kind):
     out = tmp_path / f"{kind}.png"
-    result = invoke("plot", kind, "--runs", runs, "--out", out)
+    folder = two_tasks if kind in ACROSS_TASKS else runs
+    result = invoke("plot", kind, "--runs", folder, "--out", out)
     assert result.exit_code == 0, result.output
     pixels = _pixels(out)
     assert pixels.shape[0] > 200 and pixels.shape[1] > 300
@@ -111,9 +127,26 @@ def test_report_writes_a_page_with_tables_and_images(runs, tmp_path):
     assert "<script" not in page
     assert page.count("<table") == 2  # the synthetic leaderboard and the published numbers
     assert "atan" in page and "rect" in page and "primary" in page  # an evidence level
+    assert "Δ atan [95 % CI]" in page and "p (Holm)" in page and "<th>rank" in page
     images = [part.split('"')[0] for part in page.split('src="')[1:]]
-    assert len(images) == 3 + 2 * 3  # three task plots, three per method
+    # rank, pareto, curves and accuracy-vs-T (two T), then three for each of the 4 rows
+    assert len(images) == 4 + 4 * 3
     assert all((site / src).is_file() and (site / src).stat().st_size > 1000 for src in images)
+    # each row's figures come from that row's own records, which the page links
+    rect_T1 = sorted(runs.glob("synthetic_rect_T1_s0_*.json"))[0].stem
+    assert f"img/{rect_T1}_firing.png" in page and f'href="records/{rect_T1}.json"' in page
+    assert (site / "records" / f"{rect_T1}.json").is_file()
+    assert "commit" in page and "torch threads" in page and "Recipe" in page
+
+
+def test_a_method_keeps_its_colour_and_marker_everywhere():
+    assert style("atan") == style("atan (alpha=4.0)") == style("atan @1a2b3c4")
+    built_in = {tuple(style(m).items()) for m in ("atan", "rect", "triangle", "sigmoid",
+                                                   "superspike", "slayer", "mpd_agl", "ds_atgo",
+                                                   "adali", "a2sg", "st_asg", "psg_pda",
+                                                   "dspike", "localzo", "trsg")}
+    assert len(built_in) == 15  # all distinct
+    assert style("my_plugin") == style("my_plugin")
 
 
 def _chromium() -> str | None:
@@ -137,3 +170,71 @@ def test_report_shows_its_table_and_plots_in_headless_chromium(runs, tmp_path):
     pixels = _pixels(shot)
     assert _has_colour(pixels, TABLE_HEADER)  # the leaderboard's header row is on screen
     assert _has_colour(pixels, TAB_BLUE, tolerance=10)  # and the plots' lines
+
+
+MEASURE = """<script>
+window.addEventListener('load', () => {
+  const page = document.documentElement;
+  const images = [...document.images].map(i => [i.getAttribute('src'), i.clientWidth,
+                                                i.naturalWidth]);
+  const out = document.createElement('pre');
+  out.id = 'measured';
+  out.textContent = JSON.stringify({scroll: page.scrollWidth, width: page.clientWidth, images});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no Chromium on this machine")
+@pytest.mark.parametrize("width", [1366, 800])
+def test_report_never_scrolls_sideways_and_its_figure_text_stays_legible(runs, tmp_path, width):
+    """In headless Chromium at 1366 and 800 px: the page is no wider than the window, and every
+    figure is shown at a scale where its smallest text (TEXT_PT at the report's DPI) is at
+    least 9 CSS pixels. The page has no script: a copy with a measuring one is opened."""
+    import html
+    import json
+    import re
+
+    from sgbench.report import DPI
+
+    site = tmp_path / "site"
+    assert invoke("report", "--runs", runs, "--out", site).exit_code == 0
+    page = (site / "index.html").read_text()
+    (site / "measure.html").write_text(page.replace("</body>", MEASURE + "</body>"))
+    dom = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+                          "--no-first-run", "--disable-background-networking",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
+                          f"--window-size={width},900", "--virtual-time-budget=10000",
+                          "--dump-dom", (site / "measure.html").as_uri()],
+                         check=True, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "HOME": str(tmp_path)}).stdout
+    measured = json.loads(html.unescape(re.search(r'<pre id="measured">(.*?)</pre>', dom,
+                                                  re.S).group(1)))
+    assert measured["scroll"] <= measured["width"] == width
+    assert len(measured["images"]) == 16
+    for src, shown, natural in measured["images"]:
+        assert natural > 0, f"{src} did not load"
+        assert shown / natural * TEXT_PT * DPI / 72 >= 9, (src, shown, natural)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_figure_text_is_smaller_than_the_legible_size(runs, two_tasks, tmp_path, kind,
+                                                         monkeypatch):
+    """Every visible text of every figure kind is at least TEXT_PT points."""
+    import matplotlib.figure
+    import matplotlib.text
+
+    sizes = []
+    original = matplotlib.figure.Figure.savefig
+
+    def inspecting(fig, *args, **kwargs):
+        fig.canvas.draw()  # tick labels exist once drawn
+        sizes.extend(t.get_fontsize() for t in fig.findobj(matplotlib.text.Text)
+                     if t.get_visible() and t.get_text().strip())
+        return original(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", inspecting)
+    folder = two_tasks if kind in ACROSS_TASKS else runs
+    result = invoke("plot", kind, "--runs", folder, "--out", tmp_path / f"{kind}.png")
+    assert result.exit_code == 0, result.output
+    assert sizes and min(sizes) >= TEXT_PT

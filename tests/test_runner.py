@@ -186,5 +186,24 @@ def test_a_stop_signal_leaves_a_checkpoint_and_resume_matches_a_straight_run(tmp
     assert without_times(resumed["history"]) == without_times(straight["history"])
     assert resumed["metrics"]["top1"] == straight["metrics"]["top1"]
     assert resumed["metrics"]["test_loss"] == straight["metrics"]["test_loss"]
-    with pytest.raises(UserError, match="no checkpoint"):
-        _run(tmp_path / "nothing", method=str(method), seed=5, resume=True)
+
+
+def test_a_stop_in_the_first_epoch_then_resume_runs_from_the_beginning(tmp_path):
+    """No epoch finished, so no checkpoint: --resume starts the run anew and completes."""
+    marker = tmp_path / "interrupt-once"
+    method = _method_file(tmp_path, "stopfirst", f"""
+        def on_epoch_start(self, model, epoch, epochs):
+            import os, pathlib, signal
+            marker = pathlib.Path({str(marker)!r})
+            if epoch == 0 and marker.exists():
+                marker.unlink()
+                os.kill(os.getpid(), signal.SIGINT)
+    """)
+    marker.write_text("")
+    out = tmp_path / "stopped"
+    stopped, _ = _run(out, method=str(method), seed=5)
+    assert stopped["status"] == "interrupted" and stopped["history"] == []
+    assert stopped["checkpoint"] is None
+    resumed, _ = _run(out, method=str(method), seed=5, resume=True)
+    assert resumed["status"] == "ok" and resumed["resumed_from"] is None
+    assert len(resumed["history"]) == resumed["task"]["config"]["train"]["epochs"]

@@ -133,8 +133,10 @@ def run_cmd(
         _report_run(record, path, json_out)
     if record["status"] == "interrupted":
         done = len(record["history"])
+        then = ("continues from the checkpoint" if record.get("checkpoint") else
+                "starts from the beginning (no epoch finished, so there is no checkpoint yet)")
         err.print(f"interrupted after {done} finished epoch(s); the same command with --resume "
-                  f"continues from the checkpoint", highlight=False, soft_wrap=True)
+                  f"{then}", highlight=False, soft_wrap=True)
         raise typer.Exit(130)
 
 

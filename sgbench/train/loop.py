@@ -13,7 +13,6 @@ from torch.utils.data import DistributedSampler
 
 from .. import checkpoint, distributed
 from ..checkpoint import StopRequested, stop_requested
-from ..config import config_sha256
 from ..data import encode, loading
 from ..distributed import Dist
 from ..errors import UserError
@@ -165,10 +164,13 @@ def train_and_measure(req: RunRequest, setup: Setup, reporter: Reporter) -> Outc
     measurements. Errors and interrupts end the run but keep what was measured."""
     out, epochs = Outcome(), setup.cfg["train"]["epochs"]
     T, encoding = setup.cfg["T"], setup.cfg["data"]["encoding"]
-    if req.resume:
+    if setup.resume:
         _restore(setup, out)
         reporter.note(f"resuming after epoch {out.start_epoch} of {epochs} from "
                       f"{setup.checkpoint.name}")
+    elif req.resume:
+        reporter.note(f"--resume: no checkpoint {setup.checkpoint.name} yet (the run stopped "
+                      f"before its first epoch ended): starting from the beginning")
     overlay = setup.method_cls.paper_overlay(setup.cfg["data"]["dataset"])
     if req.protocol == "paper":
         reporter.note("paper protocol: " + (", ".join(f"{k}={v}" for k, v in overlay.items())
@@ -235,11 +237,11 @@ def _save(setup: Setup, out: Outcome, epochs_done: int) -> None:
         "schedule": setup.schedule.state_dict() if setup.schedule is not None else None,
         "rng": checkpoint.rng_states(setup.generator), "history": out.history,
         "snapshots": out.snapshots, "compute_s": out.compute_s, "samples": out.samples,
-        "timers": out.timers, "config_sha256": config_sha256(setup.cfg)})
+        "timers": out.timers, "identity": setup.identity})
 
 
 def _restore(setup: Setup, out: Outcome) -> None:
-    state = checkpoint.check(setup.checkpoint, setup.cfg)
+    state = checkpoint.check(setup.checkpoint, setup.identity, setup.cfg["train"]["epochs"])
     try:
         setup.model.load_state_dict(state["model"])
         setup.optimizer.load_state_dict(state["optimizer"])

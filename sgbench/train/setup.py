@@ -24,7 +24,7 @@ from ..method import Method
 from ..models import build_model
 from ..neuron.node import check_backend
 from ..params import parse_params
-from ..registry import load_method, method_files
+from ..registry import load_method, method_files, method_source_sha256
 from .logs import check_logs
 from .recipe import Precision, make_loss, make_optimizer, make_schedule
 
@@ -93,6 +93,8 @@ class Setup:
     test_loader: Iterable
     generator: torch.Generator
     checkpoint: Path
+    identity: dict[str, Any]  # the run's identity, which its checkpoint stores
+    resume: bool  # --resume, and a checkpoint to resume from exists
     dist: Dist
     train_model: nn.Module  # what training steps call: the DDP wrapper, or model itself
 
@@ -158,13 +160,15 @@ def prepare(req: RunRequest) -> Setup:
     energy = EnergyModel.parse(req.energy)
     cfg = _resolve(req, method_cls)
     out_dir = rec.ensure_writable(Path(req.out_dir))
-    ckpt = checkpoint.checkpoint_path(out_dir, cfg, method_cls.name, dataclasses.asdict(params),
-                                      req.seed, req.protocol)
+    identity = checkpoint.run_identity(cfg, method_cls.name, dataclasses.asdict(params),
+                                       method_source_sha256(method_cls), req.seed, req.protocol)
+    ckpt = checkpoint.checkpoint_path(out_dir, cfg, identity)
     done = finished_record(out_dir, ckpt.name[:-len(checkpoint.SUFFIX)])
     if done is not None:
         raise AlreadyFinished(*done)
-    if req.resume:
-        checkpoint.check(ckpt, cfg)
+    resume = req.resume and ckpt.is_file()  # none yet (a stop in epoch 1): start from the start
+    if resume:
+        checkpoint.check(ckpt, identity, cfg["train"]["epochs"])
     if req.threads is not None:
         torch.set_num_threads(req.threads)
     dist_info, device = distributed.join(pick_device(req.device))
@@ -187,7 +191,7 @@ def prepare(req: RunRequest) -> Setup:
     train_loader, test_loader = _loaders(cfg, data, generator, dist_info)
     return Setup(method_cls, params, method, cfg, energy, device, out_dir, data, model,
                  precision, optimizer, make_schedule(optimizer, cfg["train"]), loss_fn, probe,
-                 train_loader, test_loader, generator, ckpt, dist_info,
+                 train_loader, test_loader, generator, ckpt, identity, resume, dist_info,
                  distributed.wrap(model, dist_info, device))
 
 
