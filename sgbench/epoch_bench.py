@@ -113,9 +113,10 @@ def spikingjelly_factory(section: dict[str, Any], sg: Surrogate) -> Callable[[],
         return lambda: neuron.IFNode(surrogate_function=sg.spikingjelly(),
                                      **common)
     if section["charge"] == "tau":
-        return lambda: neuron.LIFNode(tau=section["tau"], decay_input=section["decay_input"],
-                                      surrogate_function=sg.spikingjelly(),
-                                      **common)
+        node = neuron.ParametricLIFNode if section["learnable_decay"] else neuron.LIFNode
+        start = {"init_tau" if section["learnable_decay"] else "tau": section["tau"]}
+        return lambda: node(**start, decay_input=section["decay_input"],
+                            surrogate_function=sg.spikingjelly(), **common)
     tau = 1 / (1 - section["decay"])
     if section["learnable_decay"]:
         return lambda: neuron.ParametricLIFNode(init_tau=tau, decay_input=False,

@@ -114,6 +114,80 @@ def test_trsg_gradients_equal_the_official_code(theta0):
     assert float(ours[0].abs().max()) > 0
 
 
+def _official_plif_trsg(x, w, raw_theta, steps):
+    """The code's learnable charge (trlif.py, decay_input, v_reset None): v <- v + (x - v)
+    sigmoid(w), then the firing function and soft reset as above; autograd throughout."""
+    theta, d = nn.functional.softplus(raw_theta), torch.sigmoid(w)
+    v, out = torch.zeros_like(x[0]), []
+    for t in range(steps):
+        v = v + (x[t] - v) * d
+        u = torch.clamp(v / theta - 0.5, 0, 1)
+        spike = ((u.round() - u).detach() + u) * theta
+        v = v - spike
+        out.append(spike)
+    return torch.stack(out)
+
+
+def _paper_node(T, theta0=1.0):
+    """TrSG under the paper protocol's neuron: PLIF with decay_input (tau from 2), soft reset."""
+    cls = load_method("trsg")
+    neuron = {k.removeprefix("neuron."): v for k, v in cls.paper_recipe.items()
+              if k.startswith("neuron.")}
+    return _node("trsg", T=T, params=cls.Params(theta0=theta0, mp_init=False), **neuron)
+
+
+def test_trsg_learnable_decay_has_the_codes_gradient_on_a_hand_computed_vector():
+    """x = (1.2, 1.6), 1/tau = sigmoid(0) = 0.5, theta = 1, V0 = 0: H1 = 0.6 (no spike, V1 =
+    0.6), H2 = 0.6 + (1.6 - 0.6) 0.5 = 1.1 (spike). For L = O1 + O2 both H lie in the window
+    |H / theta - 1| <= 1/2, so dL/dH1 = dL/dH2 = 1 (the soft reset after no spike passes
+    1 - dO1/dH1 = 0 on), and dL/dw = sigmoid'(0) [(x1 - V0) + (x2 - V1)] = 0.25 * 2.2 = 0.55;
+    sgbench's former charge H = k V + 0.5 X gave sigmoid'(w) V1 = 0.15 there."""
+    node = _paper_node(T=2)
+    x = torch.tensor([[1.2], [1.6]], dtype=F64)
+    out = node(x)
+    assert out.flatten().tolist() == [0.0, 1.0]
+    (grad_w,) = torch.autograd.grad(out.sum(), [node.w])
+    assert float(grad_w) == pytest.approx(0.55, abs=1e-12)
+
+
+@pytest.mark.parametrize("theta0", [0.5, 1.0, 2.5])
+def test_trsg_paper_neuron_gradients_equal_the_codes_learnable_charge(theta0):
+    node = _paper_node(T=4, theta0=theta0)
+    torch.manual_seed(1)
+    x = (torch.randn(4, 400, dtype=F64) * theta0 + theta0).requires_grad_(True)
+    upstream = torch.randn(4, 400, dtype=F64)
+    raw, w = node.rule.raw_theta, node.w
+    ours = torch.autograd.grad((node(x) * upstream).sum(), [x, raw, w])
+    ref_raw, ref_w = (p.detach().clone().requires_grad_(True) for p in (raw, w))
+    ref = torch.autograd.grad((_official_plif_trsg(x, ref_w, ref_raw, 4) * upstream).sum(),
+                              [x, ref_raw, ref_w])
+    for a, b in zip(ours, ref):
+        assert torch.allclose(a, b, atol=1e-10), (a, b)
+
+
+def test_mp_init_official_timing_defers_each_update_to_the_next_training_reset():
+    """The code updates mu at the next reset in training mode: an evaluation in between drops
+    the pending update (each epoch's last batch), where the default applies it at once."""
+    cls = load_method("trsg")
+    x = torch.full((2, 8), 3.0, dtype=F64)
+    every = _node("trsg", T=2, params=cls.Params(mp_init=True), charge="if", reset="soft")
+    official = _node("trsg", T=2, params=cls.Params(mp_init=True, mp_timing="official"),
+                     charge="if", reset="soft")
+    for node in (every, official):
+        node.train()
+        node(x)
+        functional.reset_net(node)
+    assert float(every.rule.running_v) > 0 and float(official.rule.running_v) == 0
+    official(x)  # the next training forward applies the first update first
+    functional.reset_net(official)
+    applied = float(official.rule.running_v)
+    assert applied == pytest.approx(float(every.rule.running_v))
+    official.eval()
+    official(x)  # an evaluation drops the second, still pending, update
+    functional.reset_net(official)
+    assert float(official.rule.running_v) == applied and not bool(official.rule.pending)
+
+
 def test_trsg_emits_theta_times_spikes_and_counts_them_as_spikes():
     from sgbench.measure.ops import count_ops
 

@@ -13,13 +13,15 @@ from sgbench.models import build_model
 from sgbench.neuron.node import neurons
 
 runner = CliRunner()
-TASKS = ["digits", "digits_deep", "synthetic", "mnist", "fashion_mnist", "fashion_mnist_sj",
+TASKS = ["digits", "digits_deep", "synthetic", "mnist", "fashion_mnist", "fashion_mnist_deep",
+         "fashion_mnist_sj",
          "cifar10", "cifar100", "cifar10_dvs", "dvs128_gesture", "nmnist", "imagenet",
          "tiny_imagenet"]
 FIXTURES = {
     "mnist": lambda root: fixtures.mnist(root, "MNIST"),
     "fashion_mnist": lambda root: fixtures.mnist(root, "FashionMNIST"),
     "fashion_mnist_sj": lambda root: fixtures.mnist(root, "FashionMNIST"),
+    "fashion_mnist_deep": lambda root: fixtures.mnist(root, "FashionMNIST"),
     "cifar10": lambda root: fixtures.cifar(root, 10),
     "cifar100": lambda root: fixtures.cifar(root, 100),
     "imagenet": lambda root: fixtures.image_folder(root, "imagenet"),

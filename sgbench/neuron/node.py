@@ -26,7 +26,9 @@ class SpikingNeuron(base.MemoryModule):
     """Charge (tau | mul | if), exact fire against theta[t], hard or soft reset.
 
     - ``tau``: SpikingJelly's LIF, H = V + (X - (V - v_reset)) / tau (decay_input) or
-      H = V - (V - v_reset) / tau + X.
+      H = V - (V - v_reset) / tau + X; with ``learnable_decay`` its PLIF (Fang et al., ICCV
+      2021, Eq. 7): 1/tau = sigmoid(w), w learned from -log(tau - 1), so dH/dw = (X - V +
+      v_reset) sigmoid'(w) under decay_input.
     - ``mul``: iterative LIF (Wu et al. 2019), H = k V + X, k fixed or learnable as sigmoid(w).
     - ``if``: H = V + X.
 
@@ -55,6 +57,8 @@ class SpikingNeuron(base.MemoryModule):
         self.w = None
         if charge == "mul" and learnable_decay:
             self.w = nn.Parameter(torch.tensor(math.log(decay / (1.0 - decay))))
+        if charge == "tau" and learnable_decay:  # PLIF: 1/tau = sigmoid(w)
+            self.w = nn.Parameter(torch.tensor(-math.log(tau - 1.0)))
         self._decay = decay
         self.rule = rule if rule is not None else FixedRule("sigmoid", [4.0])
         self.observe = False  # when True, per-timestep statistics of the last forward go to .stats
@@ -72,7 +76,7 @@ class SpikingNeuron(base.MemoryModule):
     def decay_factor(self) -> float | Tensor:
         """k in H = k V + c X + b (a tensor when learnable)."""
         if self.charge == "tau":
-            return 1.0 - 1.0 / self.tau
+            return 1.0 - (torch.sigmoid(self.w) if self.w is not None else 1.0 / self.tau)
         if self.charge == "if":
             return 1.0
         return torch.sigmoid(self.w) if self.w is not None else float(self._decay)
@@ -86,7 +90,7 @@ class SpikingNeuron(base.MemoryModule):
     def dynamics(self) -> Dynamics:
         hard = self.reset_mode == "hard"
         c, b = 1.0, 0.0
-        if self.charge == "tau":
+        if self.charge == "tau" and self.w is None:  # PLIF's gain and drive: _plif_input
             c = 1.0 / self.tau if self.decay_input else 1.0
             b = self.v_reset / self.tau if hard else 0.0
         return Dynamics(c=c, b=b, hard_reset=hard, v_reset=self.v_reset if hard else 0.0,
@@ -115,7 +119,7 @@ class SpikingNeuron(base.MemoryModule):
     def multi_step_forward(self, x_seq: Tensor) -> Tensor:
         if self._fused(x_seq):
             return self._cupy_forward(x_seq)
-        x = _state_dtype(x_seq)
+        x = self._plif_input(_state_dtype(x_seq))
         T, k, dyn, shape = x.shape[0], self._k_like(x), self.dynamics, self.rule.shape
         v0 = self._initial_v(x[0])
         if self.rule.mode == "sequence":
@@ -147,6 +151,7 @@ class SpikingNeuron(base.MemoryModule):
 
     def _cupy_forward(self, x_seq: Tensor) -> Tensor:
         """The fused path: half-precision input stays half, state and H are fp32."""
+        x_seq = self._plif_input(x_seq)
         T, dev, dyn = x_seq.shape[0], x_seq.device, self.dynamics
         k = self.decay_factor()
         k = k.float() if torch.is_tensor(k) else k
@@ -181,7 +186,7 @@ class SpikingNeuron(base.MemoryModule):
         return torch.stack(spikes), v, torch.stack(hs), torch.stack(thetas), torch.stack(ps)
 
     def single_step_forward(self, x_in: Tensor) -> Tensor:
-        x, t = _state_dtype(x_in), self.t
+        x, t = self._plif_input(_state_dtype(x_in)), self.t
         k, dyn = self._k_like(x), self.dynamics
         h = charge(x, self._initial_v(x), k, dyn)
         if self.rule.mode == "sequence":
@@ -198,6 +203,16 @@ class SpikingNeuron(base.MemoryModule):
             self._observe(h.detach()[None], s.detach()[None], theta_t.detach()[None],
                           p_t.detach()[None], append=t > 0)
         return self._emit(s, theta_t).to(x_in.dtype)
+
+    def _plif_input(self, x: Tensor) -> Tensor:
+        """Under PLIF the learnable 1/tau also scales the input and the reset drive: the engine
+        charges H = k V + X' with k = 1 - 1/tau and X' = X / tau + v_reset / tau (decay_input,
+        hard reset), so autograd gives w both parts of dH/dw. Other charges: X itself."""
+        if self.charge != "tau" or self.w is None:
+            return x
+        d = torch.sigmoid(self.w).to(x.dtype)
+        x = x * d if self.decay_input else x
+        return x + d * self.v_reset if self.reset_mode == "hard" and self.v_reset else x
 
     def _k_like(self, x: Tensor) -> float | Tensor:
         k = self.decay_factor()
