@@ -116,3 +116,25 @@ def describe(method_cls) -> list[dict[str, Any]]:
     return [{"name": name, "default": getattr(defaults, name),
              "allowed": allowed(f).describe() if allowed(f) else "any value"}
             for name, f in params_fields(method_cls).items()]
+
+
+def declared_bounds(cls) -> list[tuple[str, Any]]:
+    """Each parameter's declared edge values, for the contract check: its ``ge``/``le`` bounds,
+    a value just inside its ``gt``/``lt`` bounds (the next integer for an int field), and each
+    of its choices."""
+    found = []
+    for f in dataclasses.fields(cls.Params):
+        allowed = f.metadata.get(KEY)
+        if allowed is None:
+            continue
+        if allowed.choices is not None:
+            found += [(f.name, choice) for choice in allowed.choices]
+            continue
+        integer = isinstance(f.default, int) and not isinstance(f.default, bool)
+        for bound, inward in ((allowed.ge, 0), (allowed.le, 0), (allowed.gt, 1), (allowed.lt, -1)):
+            if bound is None:
+                continue
+            step = 1 if integer else 1e-3 * max(1.0, abs(bound))
+            value = bound + inward * step
+            found.append((f.name, int(value) if integer else float(value)))
+    return found

@@ -144,3 +144,102 @@ def test_a_plugin_bug_names_its_file_and_line_and_debug_shows_the_traceback(tmp_
     debug = runner.invoke(app, ["--debug", "run", "-m", str(path), "-t", "synthetic", "--out",
                                 str(out)])
     assert debug.exit_code == 1 and "Traceback" in debug.output and "aux_loss" in debug.output
+
+
+# -- what breaks adaptive methods ------------------------------------------------------------
+GAUSS_PLUGIN = textwrap.dedent('''
+    import math
+    from dataclasses import dataclass
+    import torch
+    from sgbench.api import FixedSurrogate, Shape, param
+
+    def grad(x, sigma):
+        g = torch.exp(-x * x / (2 * sigma * sigma)) / (sigma * math.sqrt(2 * math.pi))
+        return g - 0.5 * torch.relu(sigma - 1.5) * g  # negative only where sigma > 3.5
+
+    def primitive(x, sigma):
+        return (1 - 0.5 * max(float(sigma) - 1.5, 0.0)) * 0.5 * (
+            1 + torch.erf(x / (sigma * math.sqrt(2))))
+
+    def support(sigma):
+        return float("-inf"), float("inf")
+
+    class Gauss(FixedSurrogate):
+        citation = "test"
+        shape = Shape("gauss_neg", ("sigma",), grad, primitive, support)
+
+        @dataclass
+        class Params:
+            sigma: float = param(0.5, gt=0, le={le})
+''')
+
+
+def test_param_checks_the_surrogate_where_it_is_negative(tmp_path):
+    path = tmp_path / "gauss_neg.py"
+    path.write_text(GAUSS_PLUGIN.format(le=10))
+    default = runner.invoke(app, ["check-method", str(path), "--json"])
+    failed = {c["name"] for c in json.loads(default.stdout)["checks"] if not c["ok"]}
+    assert failed == {"parameter bounds"}  # sigma = 10, its declared bound, is negative
+    at_four = runner.invoke(app, ["check-method", str(path), "--param", "sigma=4", "--json"])
+    report = json.loads(at_four.stdout)
+    assert at_four.exit_code == 1
+    assert any("negative surrogate" in c["detail"] for c in report["checks"]
+               if c["name"] == "surrogate" and not c["ok"])
+    path.write_text(GAUSS_PLUGIN.format(le=2))  # every allowed sigma is fine
+    assert runner.invoke(app, ["check-method", str(path)]).exit_code == 0
+
+
+ADAPTIVE = textwrap.dedent('''
+    from dataclasses import dataclass
+    import torch
+    from sgbench.api import LayerRule, Method, neurons
+
+    class Window(LayerRule):
+        def __init__(self):
+            super().__init__("rect")
+            self.register_buffer("w", torch.tensor(0.5))
+
+        def sequence(self, neuron, T):
+            h = self.w.reshape(())
+            return torch.full((T,), neuron.v_threshold), torch.stack(
+                [h, h, torch.full_like(h, 0.5), torch.full_like(h, 0.5)]).expand(T, -1)
+
+    class Adaptive(Method):
+        citation = "test"
+        kinds = ("adaptive",)
+
+        def layer_rule(self, ctx):
+            return Window()
+
+        def adapt(self, model, epoch, probe):
+            {adapt}
+''')
+
+
+@pytest.mark.parametrize("adapt,message", [
+    ("raise KeyError('half_width')", "KeyError: 'half_width'"),
+    ("for n in neurons(model): n.rule.w.fill_(-1.0)", "g is 0 all over its support"),
+    ("for n in neurons(model): n.rule.w = torch.ones(3)", "invalid for input of size 3"),
+    ("while True: pass", "did not return within 2 s"),
+])
+def test_a_broken_adapt_fails_the_hooks_check_in_one_line(tmp_path, adapt, message):
+    path = tmp_path / "adaptive.py"
+    path.write_text(ADAPTIVE.format(adapt=adapt))
+    result = runner.invoke(app, ["check-method", str(path), "--time-limit", "2", "--json"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    hooks = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "hooks")
+    assert not hooks["ok"] and message in hooks["detail"] and "\n" not in hooks["detail"]
+
+
+def test_a_working_adapt_passes_and_is_checked_at_the_parameters_it_chose(tmp_path):
+    path = tmp_path / "adaptive.py"
+    path.write_text(ADAPTIVE.format(adapt="for n in neurons(model): n.rule.w.fill_(0.8)"))
+    result = runner.invoke(app, ["check-method", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_support_declared_too_wide_fails(tmp_path):
+    result, report = _check(_plugin(tmp_path, grad="return (x.abs() <= 0.5).double() * beta / "
+                                    "(2 * beta) + 0 * x", support="return -3.0, 3.0"))
+    assert result.exit_code == 1
+    assert any("g > 0 only on" in c["detail"] for c in report["checks"] if not c["ok"])

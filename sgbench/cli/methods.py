@@ -7,7 +7,7 @@ import typer
 from rich.table import Table
 
 from ..errors import UsageError
-from .common import Json, Overrides, out, print_json, print_tables, user_errors
+from .common import Json, Overrides, Params, out, print_json, print_tables, user_errors
 
 
 @user_errors
@@ -44,16 +44,24 @@ def list_cmd(
 @user_errors
 def check_method_cmd(
     method: str = typer.Argument(..., metavar="NAME|PATH", help="A method name or a .py file."),
+    params: Params = [],
+    time_limit: float = typer.Option(60.0, "--time-limit", help="Seconds each check may take "
+                                     "(a callback that never returns fails it)."),
     json_out: Json = False,
 ) -> None:
-    """Run the method contract check (the one sgbench's own tests run on every built-in):
-    parameters, rules, surrogate (>= 0, support, inputs untouched), BPTT against autograd in
-    float64, extreme and half-precision input, state round trip. Exit 1 when a check fails."""
+    """Run the method contract check (the one sgbench's own tests run on every built-in) at the
+    given --param values: parameters, rules, surrogate (>= 0, support, inputs untouched), BPTT
+    against autograd in float64, extreme and half-precision input, state round trip, every hook
+    on a probe batch, and the surrogate at every declared parameter bound. Exit 1 when a check
+    fails."""
+    from ..params import parse_params
     from ..registry import load_method
     from ..testing import check_method, passed
 
     cls = load_method(method)
-    checks = check_method(cls)
+    if not time_limit > 0:
+        raise UsageError(f"--time-limit must be > 0, got {time_limit}")
+    checks = check_method(cls, parse_params(cls, params), time_limit)
     if json_out:
         print_json({"method": cls.name, "origin": cls.origin.as_record(),
                     "checks": [vars(c) for c in checks]})
@@ -62,7 +70,7 @@ def check_method_cmd(
                       title=f"{cls.name} ({cls.origin.describe()})")
         for c in checks:
             table.add_row(c.name, "[green]ok[/]" if c.ok else "[red]FAILED[/]", c.detail)
-        out.print(table)
+        print_tables(table)
     if not passed(checks):
         raise typer.Exit(1)
 
