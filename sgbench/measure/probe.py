@@ -41,6 +41,11 @@ def untouched(model: nn.Module) -> Iterator[None]:
 
 @dataclass
 class ProbePass:
+    """What ``Probe.run`` found. ``stats[layer]`` holds per timestep (tensors [T]): spike_rate,
+    h_mean, h_std, theta, p [T, P], in_support, in_support_vanilla and h_hist (a histogram of
+    H - theta); ``captures[layer]`` the reductions of dL/dH (``GradCapture``: sgv, tgc, cv and,
+    for layers in ``keep``, ``deltas(p)`` to rerun the layer's BPTT with other parameters)."""
+
     loss: float
     captures: dict[SpikingNeuron, GradCapture]  # dL/dH reductions per layer
     stats: dict[SpikingNeuron, dict[str, Tensor]]  # forward statistics per layer
@@ -49,6 +54,10 @@ class ProbePass:
 
 @dataclass
 class Probe:
+    """A fixed batch of the training split that searches score candidates on (``adapt``):
+    ``run`` (forward and backward, dL/dH per layer), ``potentials`` (H per layer) and ``loss``.
+    Neither changes the model: no optimiser step, buffers and running statistics restored."""
+
     x: Tensor  # encoded input [T, B, ...]
     y: Tensor
     loss_fn: Callable[[Tensor, Tensor], Tensor]
@@ -74,6 +83,23 @@ class Probe:
         loss = self.loss_fn(model(self.x), self.y)
         aux = self.aux_loss(model)
         return loss if aux is None else loss + aux
+
+    @torch.no_grad()
+    def potentials(self, model: nn.Module) -> dict[SpikingNeuron, Tensor]:
+        """The pre-spike potential H [T, B, ...] of every spiking layer on the probe batch
+        (one forward in train mode, no backward), detached; the model is left as it was."""
+        nodes = neurons(model)
+        kept = {n: n.keep_h for n in nodes}
+        with untouched(model):
+            for n in nodes:
+                n.keep_h = True
+            try:
+                model(self.x)
+                found = {n: n.h_seq.detach().clone() for n in nodes}
+            finally:
+                for n in nodes:
+                    n.keep_h, n.h_seq = kept[n], None
+        return found
 
     def run(self, model: nn.Module, keep: Iterable[SpikingNeuron] = (),
             observe: bool = True) -> ProbePass:

@@ -22,6 +22,21 @@ Tensor = torch.Tensor
 
 
 class LayerRule(nn.Module):
+    """How one spiking layer fires and is differentiated: a threshold per timestep and the
+    surrogate ``shape``'s parameters per timestep. Subclass it and set ``mode``:
+
+    - ``"sequence"`` (default): implement ``sequence(neuron, T) -> (theta [T], p [T, P])``,
+      known before the forward pass (P = len(shape.params)); one engine call over all T.
+    - ``"stepwise"``: implement ``step(neuron, t, h) -> (theta_t [], p_t [P])`` from the
+      potentials H[t] of the batch at step t (DS-ATGO); the engine charges, asks the rule,
+      then fires, one step at a time.
+
+    Optional: ``initial_potential(neuron)`` (V[0] of a new sequence, a scalar tensor or None),
+    ``end_of_sequence(neuron, spikes, v)`` (after each training forward: spikes [T, ...] and the
+    final potential, detached) and ``scaled_output`` (emit theta[t] S[t]). Anything the rule
+    learns or tracks must be an ``nn.Parameter`` or a registered buffer, so it is saved and
+    restored with the model. The engine checks every output's shape and finiteness."""
+
     mode = "sequence"
     # The neuron emits theta[t] * S[t] instead of S[t] (TrSG, Kook et al. 2026, Eq. 10): the
     # threshold's scale then cancels in dOut/dH when the surrogate's window scales with theta.
