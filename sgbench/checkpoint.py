@@ -107,6 +107,59 @@ def checkpoint_path(out_dir: Path, cfg: dict[str, Any], identity: dict[str, Any]
     return out_dir / f"{name}{SUFFIX}"
 
 
+class RunLock:
+    """One process at a time runs a configuration and seed into a folder: ``<run_key>.lock``,
+    created atomically (O_EXCL) with the holder's pid; a lock whose process is gone is taken
+    over. Two identical runs started together: the second stops with one line."""
+
+    def __init__(self, path: Path):
+        self.path, self.held = path, False
+
+    def acquire(self) -> None:
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                             0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder is not None and _alive(holder):
+                    raise UserError(f"another process (pid {holder}) is running this "
+                                    f"configuration and seed into {self.path.parent}; wait for "
+                                    f"it, or use another --out") from None
+                self.path.unlink(missing_ok=True)  # its process is gone: take it over
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+            self.held = True
+            return
+        raise UserError(f"cannot take the run lock {self.path}")
+
+    def _holder(self) -> int | None:
+        try:
+            text = self.path.read_text()[:32]
+        except (OSError, UnicodeDecodeError):
+            return None
+        return int(text) if text.strip().isdigit() else None
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError:  # its folder is gone or replaced: nothing left to release
+                pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def save(path: Path, state: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".ckpt.pt")
     os.close(fd)

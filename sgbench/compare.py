@@ -3,6 +3,7 @@ published numbers and a baseline beside them (``table`` renders them)."""
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from typing import Any
 
@@ -19,14 +20,16 @@ class Measure:
     def __init__(self, where: tuple[str | int, ...], header: str, fmt: str):
         self.where, self.header, self.fmt = where, header, fmt
 
-    def value(self, record: dict[str, Any]) -> Any:
+    def value(self, record: dict[str, Any]) -> float | None:
+        """The measure, or None where the record lacks it or holds something not a number."""
         node: Any = record
         for key in self.where:
             try:
                 node = node[key]
             except (KeyError, IndexError, TypeError):
                 return None
-        return node
+        ok = isinstance(node, (int, float)) and not isinstance(node, bool) and math.isfinite(node)
+        return node if ok else None
 
 
 def _diag(field: str) -> tuple[str | int, ...]:

@@ -11,6 +11,7 @@ import math
 import hashlib
 import importlib.resources
 import json
+import re
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +20,7 @@ import yaml
 
 from .errors import UsageError, UserError
 from .params import Allowed
-from .values import coerce, did_you_mean, load_yaml_text, split_assignment
+from .values import YAML_MAX_CHARS, coerce, did_you_mean, load_yaml_text, split_assignment
 
 TASK_PACKAGE = "sgbench.tasks"
 PROTOCOLS = ("controlled", "paper")
@@ -105,6 +106,9 @@ def _task_file(name: str) -> Traversable | Path:
         if not path.is_file():
             raise UsageError(f"task file not found: {name}")
         return path
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or ".." in name:
+        raise UsageError(f"unknown task '{name}': a task is a name from `sgbench list tasks` "
+                         f"or a path to a .yaml file")
     candidate = importlib.resources.files(TASK_PACKAGE) / f"{name}.yaml"
     if not candidate.is_file():
         raise UsageError(f"unknown task '{name}'{did_you_mean(name, task_names())} "
@@ -113,9 +117,19 @@ def _task_file(name: str) -> Traversable | Path:
 
 
 def load_yaml(path: Traversable | Path, what: str) -> Any:
-    """A YAML file's content; a syntax error is one line that names the file and the line."""
+    """A YAML file's content; a syntax error, a duplicate key, an alias, too deep nesting, a file
+    too large or not UTF-8, or a special file (a FIFO) is one line that names the file."""
+    if isinstance(path, Path) and path.exists() and not path.is_file():
+        raise UserError(f"{what} file {path} is not a regular file")
     try:
-        return load_yaml_text(path.read_text())
+        data = path.read_bytes()
+        if len(data) > YAML_MAX_CHARS:
+            raise UserError(f"{what} file {path} is larger than {YAML_MAX_CHARS:,} bytes")
+        return load_yaml_text(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{what} file {path} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -131,6 +145,7 @@ def _read_yaml(path: Traversable | Path) -> dict[str, Any]:
 
 
 def _load_with_includes(path: Traversable | Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    path = path.resolve() if isinstance(path, Path) else path  # a cycle spelt through '..' too
     if str(path) in seen:
         raise UsageError(f"include cycle: {' -> '.join(seen + (str(path),))}")
     data = _read_yaml(path)
@@ -172,6 +187,8 @@ def nest(dotted: dict[str, Any]) -> dict[str, Any]:
 
 def _apply_override(config: dict[str, Any], item: str) -> None:
     key, text = split_assignment(item, "-o")
+    if not key or not text:
+        raise UsageError(f"-o needs key=value with both given, got '{item}'")
     node, parts = config, key.split(".")
     for depth, part in enumerate(parts[:-1]):
         if not isinstance(node.get(part), dict):

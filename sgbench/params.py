@@ -82,7 +82,13 @@ def problems(method_cls, params: Any) -> list[str]:
         message = rule.problem(value) if rule is not None else None
         if message:
             found.append(f"{name}={value} {message}")
-    return found or list(method_cls.param_problems(params))
+    if found:
+        return found
+    try:
+        return list(method_cls.param_problems(params))
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug, reported as one line
+        raise UserError(f"method '{getattr(method_cls, 'name', '?')}': its param_problems "
+                        f"raised {type(exc).__name__}: {exc}") from exc
 
 
 def validate(method_cls, params: Any) -> None:

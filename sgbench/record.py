@@ -5,7 +5,9 @@ folder, fsync, rename), and never edited.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import stat
 import math
 import os
 import platform
@@ -110,11 +112,18 @@ def ensure_writable(out_dir: Path) -> Path:
     return out_dir
 
 
+MAX_NAME = 120  # characters of a file name's stem: room for suffixes within 255 bytes
+
+
 def safe_name(text: str) -> str:
     """``text`` usable as one file name: letters, digits, '.', '_' and '-' only, no leading dot
-    (names from task files and overrides must not reach outside the output folder)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).lstrip(".-")
-    return cleaned or "unnamed"
+    (names from task files and overrides must not reach outside the output folder), and short
+    enough for any file system (a long one keeps its start and a hash of the whole)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).lstrip(".-") or "unnamed"
+    if len(cleaned) <= MAX_NAME:
+        return cleaned
+    digest = hashlib.sha256(str(text).encode()).hexdigest()[:10]
+    return f"{cleaned[:MAX_NAME - 11]}-{digest}"
 
 
 def strict(value: Any, path: str = "", found: list[str] | None = None) -> Any:
@@ -144,6 +153,25 @@ def dumps(record: dict[str, Any]) -> str:
     return json.dumps(clean, indent=1, allow_nan=False) + "\n"
 
 
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def open_new_or_own(path: Path, mode: str = "a"):
+    """Open a file sgbench writes beside its records without following a link someone planted
+    there (O_NOFOLLOW): the file stays inside the folder the user named."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if "a" in mode else
+                                                        os.O_TRUNC)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc} (a link is never "
+                        f"followed)") from None
+    return os.fdopen(fd, mode, newline="")
+
+
 def write_record(record: dict[str, Any], out_dir: Path) -> Path:
     """Write ``record`` as ``<run_id>.json`` atomically; never overwrites an existing record."""
     path = out_dir / f"{safe_name(record['run_id'])}.json"
@@ -152,6 +180,7 @@ def write_record(record: dict[str, Any], out_dir: Path) -> Path:
     text = dumps(record)
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".tmp-", suffix=".json")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # as any file the user writes (mkstemp: 0600)
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
             fh.flush()
@@ -245,17 +274,97 @@ def problems(record: dict[str, Any]) -> list[str]:
     top1 = record["metrics"].get("top1")
     if record["status"] == "ok" and not (isinstance(top1, NUMBER) and not isinstance(top1, bool)):
         found.append("an ok record without a numeric metrics.top1")
-    return found
+    return found + _inner_problems(record)
+
+
+MAX_MAGNITUDE = 1e18  # larger numbers overflow means and sums: no measure is that large
+READ_AS_NUMBERS = ("top1", "top1_best", "top1_best_epoch", "test_loss", "synops", "macs",
+                   "energy_uj", "energy_paper_uj", "wall_s", "train_compute_s",
+                   "train_samples_per_s", "epoch_time_s", "peak_memory_mb", "latency_b1_p50_ms",
+                   "latency_bn_p50_ms")
+EPOCH_NUMBERS = ("lr", "train_loss", "train_top1", "test_loss", "test_top1", "epoch_time_s")
+
+
+def _number_problem(where: str, value: Any, allow_none: bool = True) -> str | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, NUMBER) or not math.isfinite(value) \
+            or abs(value) > MAX_MAGNITUDE:
+        return f"'{where}' is not a number of sensible size: {str(value)[:40]!r}"
+    return None
+
+
+def _inner_problems(record: dict[str, Any]) -> list[str]:
+    """The inner fields readers use: numbers where numbers are read, lists of mappings where
+    they are walked (history, diagnostics snapshots and their layers), sane T and seed."""
+    found = [p for section in ("metrics", "cost") for key, value in record[section].items()
+             if (key in READ_AS_NUMBERS or not isinstance(value, (str, dict, list)))
+             and (p := _number_problem(f"{section}.{key}", value))]
+    if record["T"] < 1 or record["seed"] < 0:
+        found.append(f"T {record['T']} or seed {record['seed']} out of range")
+    for index, entry in enumerate(record["history"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("epoch"), int):
+            found.append(f"history[{index}] is not an epoch's mapping")
+            continue
+        found += [p for key in EPOCH_NUMBERS
+                  if (p := _number_problem(f"history[{index}].{key}", entry.get(key)))]
+    if not isinstance(record["task"]["config"].get("train", {}), dict):
+        found.append("'task.config.train' is not a mapping")
+    for where in ("method.search", "method.origin", "env.git"):
+        present, value = _get(record, where)
+        if present and value is not None and not isinstance(value, dict):
+            found.append(f"'{where}' is not a mapping")
+    return found + _diagnostics_problems(record.get("diagnostics"))
+
+
+def _diagnostics_problems(diagnostics: Any) -> list[str]:
+    if diagnostics is None:
+        return []
+    snapshots = diagnostics.get("snapshots", []) if isinstance(diagnostics, dict) else None
+    if not isinstance(snapshots, list):
+        return ["'diagnostics.snapshots' is not a list"]
+    for index, snap in enumerate(snapshots):
+        if not isinstance(snap, dict) or not isinstance(snap.get("layers"), list) or \
+                not isinstance(snap.get("summary", {}), dict) or \
+                not all(isinstance(layer, dict) for layer in snap["layers"]):
+            return [f"diagnostics.snapshots[{index}] is not a snapshot (layers, summary)"]
+        for layer in snap["layers"]:
+            rates = layer.get("spike_rate", [])
+            if not isinstance(rates, list) or any(_number_problem("rate", r, False)
+                                                  for r in rates):
+                return [f"diagnostics.snapshots[{index}]: a layer's spike_rate is not numbers"]
+    return []
+
+
+MAX_JSON_BYTES = 64 * 2**20  # a record with diagnostics of a deep network is a few MB
+
+
+def read_json(path: Path, what: str = "record") -> Any:
+    """Strict JSON from a regular file of bounded size (never a FIFO or a device, which could
+    block or never end), nested no deeper than Python can parse; UserError otherwise."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise UserError(f"no such {what}: '{path}'") from None
+    except OSError as exc:
+        raise UserError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"{path}: not a regular file (a {what} is a plain JSON file)")
+    if info.st_size > MAX_JSON_BYTES:
+        raise UserError(f"{path}: {info.st_size:,} bytes, more than a {what} can be "
+                        f"({MAX_JSON_BYTES:,})")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"), parse_constant=_no_constant)
+    except RecursionError:
+        raise UserError(f"{path}: nested too deeply to be a {what}") from None
+    except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not (strict) JSON
+        raise UserError(f"{path}: unreadable ({exc})") from None
 
 
 def read_record(path: Path) -> dict[str, Any]:
     """One record; UserError when it cannot be read, NotARecord for foreign JSON."""
-    try:
-        record = json.loads(Path(path).read_bytes().decode("utf-8"), parse_constant=_no_constant)
-    except FileNotFoundError:
-        raise UserError(f"no such record: '{path}'") from None
-    except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not (strict) JSON
-        raise UserError(f"{path}: unreadable ({exc})") from None
+    record = read_json(path)
     schema = record.get("schema") if isinstance(record, dict) else None
     if not str(schema).startswith("sgbench.run/"):
         raise NotARecord(str(path))

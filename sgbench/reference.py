@@ -29,21 +29,24 @@ def suite_names() -> list[str]:
     return sorted(p.stem for p in SUITES.glob("*.yaml"))
 
 
+def _suite_name(name: str) -> str:
+    """A suite is named, never a path: its files live in sgbench/suites/ alone."""
+    if name not in suite_names():
+        raise UsageError(f"no reference suite '{name}'{did_you_mean(name, suite_names())}; "
+                         f"suites: {', '.join(suite_names()) or 'none'}")
+    return name
+
+
 def suite_path(name: str) -> Path:
-    return SUITES / f"{name}.yaml"
+    return SUITES / f"{_suite_name(name)}.yaml"
 
 
 def pinned_path(name: str) -> Path:
-    return SUITES / f"{name}.pinned.json"
+    return SUITES / f"{_suite_name(name)}.pinned.json"
 
 
 def load_suite(name: str = DEFAULT_SUITE) -> dict[str, Any]:
-    path = suite_path(name)
-    if not path.is_file():
-        raise UsageError(f"no reference suite '{name}' in {SUITES}"
-                         f"{did_you_mean(name, suite_names())}; suites: "
-                         f"{', '.join(suite_names()) or 'none'}")
-    suite = load_yaml(path, "reference suite")
+    suite = load_yaml(suite_path(name), "reference suite")
     if suite.get("methods") == "all":
         suite["methods"] = list(builtin_names())
     return suite
@@ -143,7 +146,31 @@ def read_pinned(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"no pinned reference numbers at {path}; run `sgbench reference run` "
                         f"and `sgbench reference pin`")
-    return json.loads(path.read_text())
+    from .record import read_json
+
+    pinned = read_json(path, "pinned reference file")
+    problem = _pinned_problem(pinned)
+    if problem:
+        raise UserError(f"{path}: not a pinned reference file ({problem})")
+    return pinned
+
+
+PINNED_GROUP = {"task": str, "T": int, "method": str, "params": dict, "label": str, "n": int,
+                "top1_mean": (int, float), "tolerance": (int, float)}
+
+
+def _pinned_problem(pinned: Any) -> str | None:
+    """What a pinned file lacks that regress and the leaderboard read, at every depth."""
+    if not isinstance(pinned, dict) or not isinstance(pinned.get("suite"), dict) or \
+            not isinstance(pinned.get("groups"), list):
+        return "it needs a 'suite' mapping and a 'groups' list"
+    for index, group in enumerate(pinned["groups"]):
+        if not isinstance(group, dict):
+            return f"group {index} is not a mapping"
+        for key, kind in PINNED_GROUP.items():
+            if not isinstance(group.get(key), kind) or isinstance(group.get(key), bool):
+                return f"group {index}: '{key}' is missing or of the wrong type"
+    return None
 
 
 def _pin_key(task_sha: str | None, method: str, params: dict[str, Any]) -> tuple:

@@ -37,7 +37,6 @@ import torch
 from spikingjelly.activation_based import functional
 from torch import nn
 
-from .errors import UserError
 from .neuron.engine import Dynamics
 from .neuron.node import SpikingNeuron, neurons
 from .params import parse_params, problems

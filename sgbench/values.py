@@ -26,9 +26,40 @@ def split_assignment(item: str, flag: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+YAML_MAX_CHARS = 1_000_000  # a task, suite, spec or published file is far smaller
+YAML_MAX_DEPTH = 64
+
+
 class Loader(yaml.SafeLoader):
     """YAML's safe loader that also reads ``1e-3`` and ``5E4`` as floats (YAML 1.1 wants a dot
-    in the mantissa and reads them as strings)."""
+    in the mantissa and reads them as strings), refuses a key given twice in one mapping, and
+    refuses aliases (``*name``: an alias bomb expands exponentially in whoever walks the data),
+    and nesting deeper than YAML_MAX_DEPTH."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed",
+                                              event.start_mark)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > YAML_MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than "
+                                                  f"{YAML_MAX_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key '{key}' is given twice",
+                                                        key_node.start_mark)
+            seen.add(key) if isinstance(key, (str, int, float, bool)) else None
+        return super().construct_mapping(node, deep)
 
 
 Loader.add_implicit_resolver(
@@ -38,6 +69,8 @@ Loader.add_implicit_resolver(
 
 
 def load_yaml_text(text: str) -> Any:
+    if len(text) > YAML_MAX_CHARS:
+        raise yaml.YAMLError(f"larger than {YAML_MAX_CHARS:,} characters")
     return yaml.load(text, Loader=Loader)
 
 

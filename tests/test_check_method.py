@@ -243,3 +243,30 @@ def test_a_support_declared_too_wide_fails(tmp_path):
                                     "(2 * beta) + 0 * x", support="return -3.0, 3.0"))
     assert result.exit_code == 1
     assert any("g > 0 only on" in c["detail"] for c in report["checks"] if not c["ok"])
+
+
+def test_probe_potentials_give_each_layers_H_and_leave_the_model_alone():
+    import torch
+    from spikingjelly.activation_based import functional
+
+    from sgbench.api import Probe, neurons
+    from sgbench.registry import load_method
+    from sgbench.testing import small_model
+
+    model = small_model(load_method("ds_atgo"), dtype=torch.float32)  # running thresholds
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(4, 6, 1, 6, 6) * 2
+    probe = Probe(x, torch.zeros(6, dtype=torch.long), torch.nn.CrossEntropyLoss(),
+                  lambda m: None, "test")
+    found = probe.potentials(model)
+    assert list(found) == neurons(model)
+    assert [tuple(h.shape) for h in found.values()] == [(4, 6, 4, 6, 6)] * 2
+    assert not model.training and all(torch.equal(before[k], v)
+                                      for k, v in model.state_dict().items())
+    assert all(n.h_seq is None and not n.keep_h for n in neurons(model))
+    # the first layer's H[0] is its first input current over tau (V starts at 0), in train mode
+    model.train()
+    current = model.body[1](model.body[0](x))
+    functional.reset_net(model)
+    assert torch.allclose(found[neurons(model)[0]][0], current[0] / 2, atol=1e-6)

@@ -38,7 +38,7 @@ def test_json_output_is_only_the_record(tmp_path):
 
 @pytest.mark.parametrize("args,code,needle", [
     (["run", "--method", "atnn", "--task", "digits", "--T", "4"], 2, "did you mean 'atan'"),
-    (["run", "--method", "atan", "--task", "digits", "--T", "0"], 2, "--T must be >= 1"),
+    (["run", "--method", "atan", "--task", "digits", "--T", "0"], 2, "--T must lie in [1, 1024]"),
     (["list", "things"], 2, "methods"),
     (["compare", "--runs", "/nonexistent/folder"], 1, "no such folder"),
     (["compare", "--format", "xml"], 2, "--format"),

@@ -125,8 +125,10 @@ def plot_cmd(
         task = name = pick_task(records, task)
     if not 30 <= dpi <= 1200:
         raise UsageError(f"--dpi must lie in [30, 1200], got {dpi}")
-    path = draw(kind, records, task, out_file or Path("results/plots") / f"{name}_{kind}.png",
-                dpi, baseline)
+    from ..record import safe_name
+
+    default = Path("results/plots") / f"{safe_name(name)}_{kind}.png"  # names from records
+    path = draw(kind, records, task, out_file or default, dpi, baseline)
     out.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 

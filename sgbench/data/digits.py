@@ -11,11 +11,18 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
+from ..errors import UsageError
 from . import DataBundle
 from .tensors import TensorSplit
 
 
 def digits(test_fraction: float = 0.2, split_seed: int = 0) -> DataBundle:
+    bad_fraction = isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float))
+    if bad_fraction or not 0.01 <= test_fraction <= 0.99:
+        raise UsageError(f"data.test_fraction must lie in [0.01, 0.99], got {test_fraction!r}")
+    if isinstance(split_seed, bool) or not isinstance(split_seed, int) or \
+            not 0 <= split_seed < 2**32:
+        raise UsageError(f"data.split_seed must be an integer in [0, 2^32), got {split_seed!r}")
     raw = load_digits()
     images = torch.tensor(raw.images, dtype=torch.float32).unsqueeze(1) / 16.0  # [N, 1, 8, 8]
     labels = torch.tensor(raw.target, dtype=torch.long)

@@ -42,7 +42,7 @@ def profile(task: str | None, method: str | None, T: int | None, device: torch.d
     """The model of a task and method, with random weights (seed 0), the weights of a
     checkpoint, or (``record``) the final weights of a finished run, built from its record."""
     if record is not None:
-        cfg, method_cls, method_params, checkpoint = _from_record(record)
+        cfg, method_cls, method_params, checkpoint = _from_record(record, method)
     else:
         if task is None or method is None:
             raise UsageError("profile needs --task and --method, or --record")
@@ -71,18 +71,29 @@ def profile(task: str | None, method: str | None, T: int | None, device: torch.d
 RANDOM = "random init (seed 0)"
 
 
-def _from_record(path: Path):
-    """A run's resolved config, method, parameters and final checkpoint, from its record."""
-    from ..record import read_record
+def _from_record(path: Path, method: str | None = None):
+    """A run's resolved config, method, parameters and final checkpoint, from its record. A
+    record is data: the method is loaded by its registered name, or from the ``method`` the
+    user names, never from a file the record names, and its source must be the record's."""
+    from ..record import read_record, safe_name
+    from ..registry import method_source_sha256
 
     record = read_record(path)
-    if not record.get("checkpoint"):
+    name = record.get("checkpoint")
+    if not name:
         raise UserError(f"{path}: the run kept no checkpoint to profile")
-    checkpoint = Path(path).parent / record["checkpoint"]
+    if not isinstance(name, str) or safe_name(name) != name:
+        raise UserError(f"{path}: its checkpoint name {str(name)[:80]!r} is not a file name")
+    checkpoint = Path(path).parent / name
     if not checkpoint.is_file():
         raise UserError(f"{path}: its checkpoint {checkpoint} is not beside it any more")
     origin = record["method"].get("origin") or {}
-    method_cls = load_method(origin["where"] if origin.get("kind") == "file"
-                             else record["method"]["name"])
+    if origin.get("kind") == "file" and method is None:
+        raise UsageError(f"{path}: its method came from the file {origin.get('where')}; a record "
+                         f"never runs code, so name the file yourself: --method PATH")
+    method_cls = load_method(method or record["method"]["name"])
+    if method_source_sha256(method_cls) != record["method"].get("source_sha256"):
+        raise UserError(f"{path}: method '{method_cls.name}' here is not the version that ran "
+                        f"(its source hash differs)")
     params = method_cls.Params(**record["method"]["params"])
     return record["task"]["config"], method_cls, params, checkpoint

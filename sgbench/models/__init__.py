@@ -72,9 +72,15 @@ def csnn(in_shape: tuple[int, ...], num_classes: int, neuron: NeuronFactory,
                layer.Linear(channels * 16, num_classes, bias=False), neuron()]
     return SpikingClassifier(nn.Sequential(*blocks))
 
+MAX_CHANNELS, MAX_LAYERS = 8192, 256
+
+
 def _positive(what: str, values) -> None:
-    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
-        raise UsageError(f"{what} must be one or more integers >= 1, got {values!r}")
+    if not isinstance(values, (list, tuple)) or not 1 <= len(values) <= MAX_LAYERS or any(
+            isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_CHANNELS
+            for v in values):
+        raise UsageError(f"{what} must be 1 to {MAX_LAYERS} integers in [1, {MAX_CHANNELS}], "
+                         f"got {str(values)[:80]}")
 
 
 def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:

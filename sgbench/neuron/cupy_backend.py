@@ -25,7 +25,7 @@ import functools
 
 import torch
 
-from .shapes import Shape
+from .shapes import SHAPES, Shape
 
 Tensor = torch.Tensor
 BLOCK = 256
@@ -68,8 +68,6 @@ def has_kernel(shape: Shape) -> bool:
     """Whether ``shape`` is the built-in shape of its name with a CUDA source: a plugin's own
     shape that reuses a built-in name runs through the precomputed surrogate, never on the
     other's kernel."""
-    from .shapes import SHAPES
-
     return shape.name in SHAPE_SOURCE and SHAPES.get(shape.name) is shape
 
 
@@ -340,6 +338,10 @@ def precomputed_surrogate(shape: Shape, h: Tensor, theta: Tensor, p: Tensor) -> 
         g = torch.stack([shape.grad(x[t], *p[t].unbind(0)) for t in range(T)])
     else:
         g = shape.grad(x, *(q.view(view) for q in p.unbind(1)))
+    from .engine import _check_plugin_grad
+
+    if SHAPES.get(shape.name) is not shape:
+        _check_plugin_grad(shape, g, x)
     return _like(g, h, torch.float32)
 
 

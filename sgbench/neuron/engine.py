@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .shapes import Shape
+from ..errors import UserError
+from .shapes import SHAPES, Shape
 
 Tensor = torch.Tensor
 
@@ -92,6 +93,8 @@ def step_backward(h, theta, p, grad_s, grad_v, shape: Shape, dyn: Dynamics,
     if need_p:
         g_p = shape.param_grads(x, p, gs)
     sg = shape.grad(x, *p)  # last: whatever a shape does to x cannot reach the terms above
+    if SHAPES.get(shape.name) is not shape:  # a plugin's own: its output is checked
+        _check_plugin_grad(shape, sg, x)
     if grad_v is None:
         gh = torch.mul(grad_s, sg, out=out)
     else:
@@ -100,6 +103,17 @@ def step_backward(h, theta, p, grad_s, grad_v, shape: Shape, dyn: Dynamics,
     if need_theta:
         g_theta = -(gs * sg).sum() + (g_theta if g_theta is not None else 0)
     return StepGrads(gh, g_theta, g_p)
+
+
+def _check_plugin_grad(shape, sg, x: Tensor) -> None:
+    """A plugin surrogate must give one finite, non-negative value per potential: a scalar, a
+    wrong shape or a NaN would otherwise train silently at chance."""
+    if not torch.is_tensor(sg) or sg.shape != x.shape:
+        raise UserError(f"surrogate '{shape.name}' returned "
+                        f"{tuple(sg.shape) if torch.is_tensor(sg) else type(sg).__name__} for "
+                        f"potentials of shape {tuple(x.shape)}: it must return one value each")
+    if not bool(torch.isfinite(sg).all()):
+        raise UserError(f"surrogate '{shape.name}' returned non-finite values (NaN or inf)")
 
 
 def _previous_potential(h: Tensor, theta: Tensor, dyn: Dynamics

@@ -2,13 +2,13 @@
 last attempt's exit code, a checkpoint, or nothing yet."""
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..record import load_records
+from ..errors import UserError
+from ..record import load_records, read_json
 from .spec import Job, Spec
 
 FINISHED = ("ok", "diverged")  # a run that ended with a result
@@ -34,9 +34,11 @@ def _alive(pid: int) -> bool:
 
 
 def _read_mark(mark: Path) -> dict[str, Any]:
+    """A state file's content; garbage, an empty or truncated file (or one being written this
+    moment) reads as partial, never as an error."""
     try:
-        info = json.loads(mark.read_text())
-    except (OSError, ValueError):  # being written this moment
+        info = read_json(mark, "sweep state file")
+    except UserError:
         return {"partial": True}
     return info if isinstance(info, dict) else {"partial": True}
 
@@ -72,8 +74,10 @@ def job_state(out: Path, job: Job) -> JobState:
         if holder_alive(mark):
             return JobState(job, "running", note=f"pid {info.get('pid', info.get('holder'))}")
     last = records[-1] if records else None
+    code = _read_mark(exit_mark).get("returncode") if exit_mark.is_file() else None
+    if exit_mark.is_file() and not isinstance(code, int):
+        return JobState(job, "failed", last, f"{exit_mark} is unreadable: delete it to rerun")
     if exit_mark.is_file():
-        code = json.loads(exit_mark.read_text())["returncode"]
         if code == 130:
             return JobState(job, "interrupted", last, "resumes from its checkpoint")
         error = last.get("error") if last and last["status"] == "failed" else None

@@ -45,6 +45,7 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
                 record = make_record(req, setup, outcome, time.perf_counter() - wall_start)
                 path = rec.save_record(record, setup.out_dir) if setup.dist.is_main else None
     finally:
+        setup.lock.release()
         distributed.leave(setup.dist)
     if outcome.status == "failed":
         raise UserError(_failure(outcome, setup, path)) from outcome.exception

@@ -8,7 +8,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import UsageError, UserError
 from ..progress import Reporter
 
 KINDS = ("csv", "tb")
@@ -32,8 +32,10 @@ class CsvLog(Reporter):
         self.path = path
 
     def epoch(self, entry: dict[str, Any]) -> None:
+        from ..record import open_new_or_own
+
         new = not self.path.exists()
-        with open(self.path, "a", newline="") as fh:
+        with open_new_or_own(self.path) as fh:
             writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
             if new:
                 writer.writeheader()
@@ -44,6 +46,9 @@ class TensorBoardLog(Reporter):
     def __init__(self, folder: Path):
         from torch.utils.tensorboard import SummaryWriter
 
+        if folder.is_symlink() or folder.exists() and not folder.is_dir():
+            raise UserError(f"--log tb: {folder} is a link or a file; sgbench writes event "
+                            f"files only into a folder of its own there")
         self.writer = SummaryWriter(str(folder))
 
     def epoch(self, entry: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,24 +96,33 @@ class Setup:
     checkpoint: Path
     identity: dict[str, Any]  # the run's identity, which its checkpoint stores
     resume: bool  # --resume, and a checkpoint to resume from exists
+    lock: Any  # checkpoint.RunLock of this run key in out_dir, released when the run ends
     dist: Dist
     train_model: nn.Module  # what training steps call: the DDP wrapper, or model itself
 
 
+MAX_T = 1024  # timesteps: far beyond any published SNN, and T x batch x layer must fit memory
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
+MAX_EPOCHS = 100_000
+
+
 def _check_request(req: RunRequest) -> None:
-    if req.T is not None and req.T < 1:
-        raise UsageError(f"--T must be >= 1, got {req.T}")
-    if req.seed < 0:
-        raise UsageError(f"--seed must be >= 0, got {req.seed}")
+    """Every value of the request against its range, before anything is built or written."""
+    if req.T is not None and not 1 <= req.T <= MAX_T:
+        raise UsageError(f"--T must lie in [1, {MAX_T}], got {req.T}")
+    if not 0 <= req.seed <= MAX_SEED:
+        raise UsageError(f"--seed must lie in [0, {MAX_SEED}], got {req.seed}")
+    if req.epochs is not None and not 1 <= req.epochs <= MAX_EPOCHS:
+        raise UsageError(f"--epochs must lie in [1, {MAX_EPOCHS}], got {req.epochs}")
     check_logs(req.log)
     if req.diag_every < 0 or req.fd_weights < 0:
         raise UsageError(f"--diag-every and --fd-weights must be >= 0, got {req.diag_every} "
                          f"and {req.fd_weights}")
-    if req.threads is not None and req.threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {req.threads}")
-    if any(t < 1 for t in req.eval_T) or req.latency_repeats < 1:
-        raise UsageError(f"--eval-T values and --latency-repeats must be >= 1, got "
-                         f"{req.eval_T} and {req.latency_repeats}")
+    if req.threads is not None and not 1 <= req.threads <= 1024:
+        raise UsageError(f"--threads must lie in [1, 1024], got {req.threads}")
+    if any(not 1 <= t <= MAX_T for t in req.eval_T) or not 1 <= req.latency_repeats <= 10**6:
+        raise UsageError(f"--eval-T values must lie in [1, {MAX_T}] and --latency-repeats in "
+                         f"[1, 10^6], got {req.eval_T} and {req.latency_repeats}")
 
 
 def _resolve(req: RunRequest, method_cls: type[Method]) -> dict[str, Any]:
@@ -163,8 +173,21 @@ def prepare(req: RunRequest) -> Setup:
     identity = checkpoint.run_identity(cfg, method_cls.name, dataclasses.asdict(params),
                                        method_source_sha256(method_cls), req.seed, req.protocol)
     ckpt = checkpoint.checkpoint_path(out_dir, cfg, identity)
+    key = ckpt.name[:-len(checkpoint.SUFFIX)]
+    lock = checkpoint.RunLock(out_dir / f"{key}.lock")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 writes
+        lock.acquire()
+    try:
+        return _prepare_locked(req, method_cls, params, energy, cfg, out_dir, ckpt, identity,
+                               lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _prepare_locked(req, method_cls, params, energy, cfg, out_dir, ckpt, identity, lock):
     done = finished_record(out_dir, ckpt.name[:-len(checkpoint.SUFFIX)])
-    if done is not None:
+    if done is not None:  # checked holding the lock: two runs never both train
         raise AlreadyFinished(*done)
     resume = req.resume and ckpt.is_file()  # none yet (a stop in epoch 1): start from the start
     if resume:
@@ -191,7 +214,7 @@ def prepare(req: RunRequest) -> Setup:
     train_loader, test_loader = _loaders(cfg, data, generator, dist_info)
     return Setup(method_cls, params, method, cfg, energy, device, out_dir, data, model,
                  precision, optimizer, make_schedule(optimizer, cfg["train"]), loss_fn, probe,
-                 train_loader, test_loader, generator, ckpt, identity, resume, dist_info,
+                 train_loader, test_loader, generator, ckpt, identity, resume, lock, dist_info,
                  distributed.wrap(model, dist_info, device))
 
 
