@@ -308,3 +308,16 @@ def test_records_follow_the_umask(tmp_path):
         assert record.stat().st_mode & 0o777 == 0o644
     finally:
         os.umask(old)
+
+
+def test_sweep_jobs_of_two_files_with_one_stem_get_two_folders(tmp_path):
+    from sgbench.sweep.spec import Job
+
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    one = Job(str(tmp_path / "a" / "m.py"), "synthetic", 2, 0, "controlled")
+    two = Job(str(tmp_path / "b" / "m.py"), "synthetic", 2, 0, "controlled")
+    assert one.id != two.id and one.id.startswith("synthetic_m_T2_s0_controlled_")
+    # named methods and tasks keep the folders committed sweeps already have
+    assert Job("atan", "digits", 4, 0, "controlled").id == \
+        "digits_atan_T4_s0_controlled_" + __import__("hashlib").sha256(
+            b"[[], null, []]").hexdigest()[:8]

@@ -29,8 +29,13 @@ class Job:
 
     @property
     def id(self) -> str:
-        digest = hashlib.sha256(json.dumps([self.params, self.epochs, self.overrides])
-                                .encode()).hexdigest()[:8]
+        """The job's folder: task and method names (file stems), T, seed, protocol, and a hash of
+        the rest, including the full paths of a task or method given as a file, so that
+        `digits` and `alt/digits.yaml`, or `a/m.py` and `b/m.py`, never share a folder."""
+        paths = [str(Path(x).resolve()) for x in (self.task, self.method)
+                 if x.endswith((".py", ".yaml", ".yml"))]
+        key = [self.params, self.epochs, self.overrides] + ([paths] if paths else [])
+        digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:8]
         T = "default" if self.T is None else self.T
         task, method = Path(self.task).stem, Path(self.method).stem  # names or file paths
         return f"{task}_{method}_T{T}_s{self.seed}_{self.protocol}_{digest}"
