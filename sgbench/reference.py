@@ -129,16 +129,13 @@ def pin(records: list[dict[str, Any]], suite: dict[str, Any]) -> dict[str, Any]:
 
 def pin_suite(name: str, runs: Path) -> tuple[Path, int]:
     """Pin suite ``name`` from the records in ``runs``: its pinned file and how many
-    configurations it holds; then regenerate the leaderboard."""
-    from .leaderboard import write_leaderboard
-
+    configurations it holds (the caller regenerates the leaderboard, which reads the pins)."""
     suite = load_suite(name)
     records, problems = load_records(runs)
     if problems:
         raise UserError("; ".join(problems))
     pinned = pin(records, suite)
     pinned_path(name).write_text(json.dumps(pinned, indent=1) + "\n")
-    write_leaderboard()
     return pinned_path(name), len(pinned["groups"])
 
 

@@ -1,6 +1,7 @@
 """Method discovery and identity.
 
-A method comes from one of three origins: built into sgbench (``sgbench/methods/<name>.py``), an
+A method comes from one of three origins: built into sgbench (``methods/<name>.py``, installed as
+``sgbench.methods``), an
 installed package's entry point in the group ``sgbench.methods``, or a ``.py`` file named on the
 command line. Its name is the class's own ``name`` attribute when it sets one, else its module's
 file stem; an entry point must carry that same name, so a plugin is called the same whichever
@@ -32,7 +33,7 @@ from .values import did_you_mean
 
 ENTRY_POINT_GROUP = "sgbench.methods"
 BUILTIN_PACKAGE = "sgbench.methods"
-BUILTIN_DIR = Path(__file__).resolve().parent / "methods"
+BUILTIN_DIR = Path(importlib.util.find_spec(BUILTIN_PACKAGE).submodule_search_locations[0])
 DESCRIBED = ("citation", "kinds", "fidelity")
 
 

@@ -5,7 +5,10 @@ import typer
 from rich.table import Table
 
 from ..errors import UsageError
-from .common import DataDir, Json, Overrides, Threads, out, print_json, set_threads, user_errors
+from pathlib import Path
+
+from .common import (DataDir, Json, Overrides, Threads, out, print_json, print_tables,
+                     set_threads, user_errors)
 
 bench_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                         help="Speed benchmarks that print numbers.")
@@ -159,5 +162,35 @@ def bench_epoch_cmd(
               f"{result['baseline_surrogate']}.", highlight=False)
 
 
+@user_errors
+def selftest_cmd(
+    gpu: bool = typer.Option(False, "--gpu", help="The checks that need a CUDA device."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the steps and their budgets."),
+    out_dir: Path = typer.Option(Path("selftest"), "--out", help="Folder for selftest.json, "
+                                 "selftest.md and the steps' runs."),
+    data_dir: DataDir = None,
+) -> None:
+    """One command for a CUDA machine, at most 10 minutes on one H100/H200: the gpu tests, the
+    engine against SpikingJelly in fp32 and fp16, a plugin shape, every method's training step,
+    1 vs 4 jobs per GPU, and epochs of SpikingJelly's Fashion-MNIST example; data and packages
+    from local paths only. Writes selftest.json and selftest.md and says what it skipped."""
+    from ..selftest import TOTAL_BUDGET_S, plan, selftest
+
+    if not gpu:
+        raise UsageError("selftest has one suite so far: pass --gpu")
+    if dry_run:
+        table = Table("step", "budget (s)", "what", "needs", "runs",
+                      title=f"sgbench selftest --gpu: {TOTAL_BUDGET_S} s in all")
+        for step in plan(out_dir, data_dir):
+            table.add_row(step.name, str(step.budget_s), step.what, ", ".join(step.needs) or "—",
+                          "python -m " + " ".join(step.argv))
+        print_tables(table)
+        return
+    json_path, md_path = selftest(out_dir, data_dir)
+    out.print(f"wrote {json_path} and {md_path}", highlight=False, soft_wrap=True)
+    out.print(md_path.read_text(), highlight=False, markup=False)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")
+    app.command("selftest")(selftest_cmd)

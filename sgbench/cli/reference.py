@@ -53,11 +53,12 @@ def reference_pin_cmd(
     runs: Optional[Path] = typer.Option(None, "--runs", help=RUNS_HELP),
 ) -> None:
     """Pin a suite's results (mean, std, tolerance) and regenerate results/LEADERBOARD.md."""
-    from ..leaderboard import LEADERBOARD
+    from ..leaderboard import write_leaderboard
     from ..reference import pin_suite
 
     path, count = pin_suite(suite, _runs(runs, suite))
-    out.print(f"pinned {count} configurations in {path}; wrote {LEADERBOARD}", highlight=False)
+    board = write_leaderboard()
+    out.print(f"pinned {count} configurations in {path}; wrote {board}", highlight=False)
 
 
 @reference_app.command("leaderboard")
