@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .record import pid_alive
 
 
 class StopRequested(Exception):
@@ -122,7 +123,7 @@ class RunLock:
                              0o644)
             except FileExistsError:
                 holder = self._holder()
-                if holder is not None and _alive(holder):
+                if holder is not None and pid_alive(holder):
                     raise UserError(f"another process (pid {holder}) is running this "
                                     f"configuration and seed into {self.path.parent}; wait for "
                                     f"it, or use another --out") from None
@@ -148,16 +149,6 @@ class RunLock:
                 self.path.unlink(missing_ok=True)
             except OSError:  # its folder is gone or replaced: nothing left to release
                 pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def save(path: Path, state: dict[str, Any]) -> None:

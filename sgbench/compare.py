@@ -194,12 +194,17 @@ def _mark_sources(rows: list[dict[str, Any]]) -> None:
         return tuple(str(row[k]) for k in KEYS)
 
     sources: dict[tuple, set] = {}
+    newest: dict[tuple, dict[str, Any]] = {}
     for row in rows:
         sources.setdefault(config(row), set()).add(row["source"])
+        if row["newest"] > newest.get(config(row), {"newest": ""})["newest"]:
+            newest[config(row)] = row
     for row in rows:
         row["source_differs"] = len(sources[config(row)]) > 1
         if row["source_differs"]:  # two versions of a method: told apart by their source
             row["label"] += f" @{row['source'][:7]}"
+            row["newer_source"] = None if newest[config(row)] is row else \
+                newest[config(row)]["source"][:7]
 
 
 def _published_label(entry: dict[str, Any]) -> str:
@@ -248,12 +253,13 @@ def _published_fields(entry: dict[str, Any] | None) -> dict[str, Any]:
 
 def flags(row: dict[str, Any]) -> list[str]:
     """Warnings about a row: too few seeds, repeated seeds, runs of differing task configs
-    averaged, another row of the same configuration whose method source differs, and the
+    averaged, an older version of a method whose newer one has rows too, and the
     suspicious-result flags (`flags.row_flags`)."""
     from .flags import row_flags
 
     found = ["n<3"] if 0 < row["n"] < 3 else []
     found += [f"{row['duplicates']} repeated seed(s) left out"] if row.get("duplicates") else []
     found += ["mixed configs"] if row.get("configs", 1) > 1 else []
-    found += [f"method source {row['source']}"] if row.get("source_differs") else []
+    found += [f"older version (newest @{row['newer_source']})"] if row.get("newer_source") \
+        else []
     return found + row_flags(row, row.get("twins", []))

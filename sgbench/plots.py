@@ -215,25 +215,22 @@ def _cliques(ranks: list[float], cd: float) -> list[tuple[float, float]]:
 
 
 def curves(axes, records: list[dict[str, Any]], task: str) -> None:
-    """Per method, the mean over its ok runs of each epoch's train and test numbers."""
-    from .compare import label, method_defaults
-
+    """Per configuration (as the leaderboard's rows: two versions of a method apart), the mean
+    over its counted runs of each epoch's train and test numbers."""
     loss_ax, top1_ax = axes
-    ok = [r for r in records if r["task"]["name"] == task and r["status"] == "ok"]
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for r in ok:
-        name = label(r["method"]["name"], r["method"]["params"], method_defaults(r))
-        groups.setdefault((name, r["T"]), []).append(r)
-    for (name, T), runs in sorted(groups.items()):
+    by_id = {r.get("run_id"): r for r in records}
+    for row in sorted(_measured(records, task), key=lambda r: (r["label"], r["T"])):
+        runs = [by_id[i] for i in row["run_ids"] if i in by_id]
         epochs = min(len(r["history"]) for r in runs)
-        look = style(name)
+        look = style(row["label"])
         for key, ax in (("loss", loss_ax), ("top1", top1_ax)):
             for split, line in (("test", "-"), ("train", "--")):
                 ys = [sum(r["history"][e][f"{split}_{key}"] for r in runs) / len(runs)
                       for e in range(epochs)]
                 ax.plot(range(1, epochs + 1), ys, line, color=look["color"],
                         marker=look["marker"], markevery=max(1, epochs // 8), markersize=4,
-                        label=f"{name} T={T}" if ax is top1_ax and split == "test" else None)
+                        label=f"{row['label']} T={row['T']}" if ax is top1_ax and split == "test"
+                        else None)
     from matplotlib.ticker import MaxNLocator
 
     loss_ax.set(xlabel="epoch", ylabel="loss", title=f"{task}: loss (train dashed, test solid)")

@@ -153,6 +153,17 @@ def dumps(record: dict[str, Any]) -> str:
     return json.dumps(clean, indent=1, allow_nan=False) + "\n"
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (a lock's or a job's holder)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

@@ -104,6 +104,12 @@ def test_two_versions_of_a_method_are_labelled_and_picked_by_hash():
     rows = summarize(records, "digits")
     labels = sorted(r["label"] for r in rows if r["method"] == "atan")
     assert labels == ["atan @s1", "atan @s2abcde"]
+    from sgbench.compare import flags
+
+    older = next(r for r in rows if r["label"] == "atan @s1")
+    newer = next(r for r in rows if r["label"] == "atan @s2abcde")
+    assert "older version (newest @s2abcde)" in flags(older) and not any(
+        "older" in f for f in flags(newer))
     rows = summarize(records, "digits", baseline="atan@s2")
     assert next(r for r in rows if r["method"] == "rect")["baseline"]["delta"] == \
         pytest.approx(81.1666 - 61.0, abs=1e-3)

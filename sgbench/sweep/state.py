@@ -2,13 +2,12 @@
 last attempt's exit code, a checkpoint, or nothing yet."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..record import load_records, read_json
+from ..record import load_records, pid_alive, read_json
 from .spec import Job, Spec
 
 FINISHED = ("ok", "diverged")  # a run that ended with a result
@@ -21,16 +20,6 @@ class JobState:
     state: str  # done | running | submitted | failed | interrupted | partial | pending
     record: dict[str, Any] | None = None
     note: str = ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _read_mark(mark: Path) -> dict[str, Any]:
@@ -49,7 +38,7 @@ def holder_alive(mark: Path) -> bool:
     info = _read_mark(mark)
     if info.get("partial"):
         return True
-    return any(isinstance(info.get(k), int) and _alive(info[k]) for k in ("holder", "pid"))
+    return any(isinstance(info.get(k), int) and pid_alive(info[k]) for k in ("holder", "pid"))
 
 
 def finished(folder: Path) -> bool:
