@@ -98,9 +98,13 @@ def plain_factory(section: dict[str, Any], sg: Surrogate) -> Callable[[], nn.Mod
     from .neuron.node import SpikingNeuron
 
     ref = SpikingNeuron(**section)
-    dyn = ref.dynamics
-    return lambda: PlainLIF(ref.decay_value(), dyn.c, dyn.b, ref.v_threshold, dyn.hard_reset,
-                            dyn.v_reset, dyn.detach_reset, sg)
+    dyn, k = ref.dynamics, ref.decay_value()
+    c, b = dyn.c, dyn.b
+    if section["charge"] == "tau" and section["learnable_decay"]:  # PLIF: gain and drive 1/tau
+        c = 1 - k if section["decay_input"] else 1.0
+        b = (1 - k) * dyn.v_reset if dyn.hard_reset else 0.0
+    return lambda: PlainLIF(k, c, b, ref.v_threshold, dyn.hard_reset, dyn.v_reset,
+                            dyn.detach_reset, sg)
 
 
 def spikingjelly_factory(section: dict[str, Any], sg: Surrogate) -> Callable[[], nn.Module]:
@@ -171,7 +175,7 @@ def _step(c: Candidate, x: Tensor, y: Tensor, cfg: dict[str, Any], loss_fn, sync
     return time.perf_counter() - start
 
 
-def _forever(loader):
+def forever(loader):
     """Batches of pass after pass."""
     while True:
         yield from loader
@@ -200,7 +204,7 @@ def bench_epoch(task: str, method_name: str = "atan", steps: int = 20, warmup: i
                    plain_factory(cfg["neuron"], sg), make_optimizer)]
     loss_fn, sync = make_loss(cfg["train"]), (torch.cuda.synchronize if dev.type == "cuda"
                                               else (lambda: None))
-    batches = _forever(loading.train_batches(train, batch, torch.Generator().manual_seed(seed),
+    batches = forever(loading.train_batches(train, batch, torch.Generator().manual_seed(seed),
                                              0, drop_last=True))
     data_times = []
     for step in range(warmup + steps):

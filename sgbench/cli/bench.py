@@ -162,6 +162,41 @@ def bench_epoch_cmd(
               f"{result['baseline_surrogate']}.", highlight=False)
 
 
+@bench_app.command("profile")
+@user_errors
+def bench_profile_cmd(
+    task: str = typer.Option(..., "--task", "-t", help="Task name or path to a .yaml file."),
+    method: str = typer.Option("atan", "--method", "-m"),
+    steps: int = typer.Option(10, "--steps", help="Profiled training steps."),
+    threads: Threads = None,
+    override: Overrides = [],
+    data_dir: DataDir = None,
+    json_out: Json = False,
+) -> None:
+    """Where a training step's time goes (CPU): the share of convolutions, norms, spiking
+    neurons, pooling, head, loss and optimizer, forward and backward, and the rest."""
+    import os
+
+    os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the profiler's own start/stop lines
+    from ..step_profile import profile_steps
+
+    if not 1 <= steps <= 1000:
+        raise UsageError(f"--steps must lie in [1, 1000], got {steps}")
+    set_threads(threads)
+    result = profile_steps(task, method, steps, data_dir=data_dir, overrides=override)
+    if json_out:
+        print_json(result)
+        return
+    table = Table("part", "phase", "ms per step", "share",
+                  title=f"{result['task']} v{result['version']}, T={result['T']}, batch "
+                        f"{result['batch']}, {result['method']}, {result['threads']} thread(s): "
+                        f"{1000 * result['s_per_step']:.1f} ms a step")
+    for row in result["parts"]:
+        table.add_row(row["part"], row["phase"], f"{1000 * row['s_per_step']:.1f}",
+                      f"{100 * row['share']:.1f} %")
+    print_tables(table)
+
+
 @user_errors
 def selftest_cmd(
     gpu: bool = typer.Option(False, "--gpu", help="The checks that need a CUDA device."),
