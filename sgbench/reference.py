@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import signal
+import threading
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,37 +60,86 @@ def suite_runs(suite: dict[str, Any]) -> list[dict[str, Any]]:
             for s in suite["seeds"]]
 
 
-def _one_thread() -> None:
+def _worker_start() -> None:
+    """A suite worker: one thread, and stop signals ignored while it waits for a job (a run
+    installs its own handlers for its duration, so a signal to the group stops the run
+    gracefully and never kills an idle worker, which would break the pool)."""
     os.environ["OMP_NUM_THREADS"] = "1"
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     import torch
 
     torch.set_num_threads(1)
 
 
 def _run_one(job: dict[str, Any]) -> dict[str, Any]:
+    """One run of the suite, resuming its checkpoint if one is there; a finished one is taken
+    as it is; an error is a result, never an exception that would end the suite."""
     from .train import RunRequest, run
+    from .train.setup import AlreadyFinished
 
-    record, path = run(RunRequest(**job))
+    try:
+        record, path = run(RunRequest(**job, resume=True))
+    except AlreadyFinished as done:
+        record, path = done.record, done.path
+    except UserError as exc:
+        return {"path": None, "top1": None, "status": "failed", "wall_s": 0.0,
+                "error": str(exc)}
     return {"path": str(path), "top1": record["metrics"]["top1"], "status": record["status"],
             "wall_s": record["cost"]["wall_s"]}
 
 
 def run_suite(out_dir: Path, jobs: int = 2, suite: dict[str, Any] | None = None,
-              on_done=None) -> list[str]:
+              on_done=None) -> tuple[list[str], bool]:
     """Every run of the suite, ``jobs`` processes at a time, one thread each (reproducible);
-    ``on_done(done, total, job, result)`` hears as each run ends."""
+    ``on_done(done, total, job, result)`` hears as each run ends. SIGINT or SIGTERM (to this
+    process or its whole group) stops the suite like one process: no queued run starts, the
+    running ones stop after their current step with a checkpoint, and the same command
+    resumes. Returns the records' paths and whether the suite was stopped."""
     suite = suite or load_suite()
     requests = [{**r, "epochs": suite["epochs"], "latency_repeats": suite["latency_repeats"],
                  "device": "cpu", "out_dir": Path(out_dir)} for r in suite_runs(suite)]
-    paths = []
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread) as pool:
-        futures = {pool.submit(_run_one, job): job for job in requests}
-        for done, future in enumerate(as_completed(futures), start=1):
-            result = future.result()
-            paths.append(result["path"])
-            if on_done is not None:
-                on_done(done, len(requests), futures[future], result)
-    return paths
+    paths, stop = [], threading.Event()
+    queue = list(reversed(requests))
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start) as pool:
+        previous = _stop_handlers(stop, pool)
+        try:
+            running: dict = {}
+            while queue or running:
+                while queue and len(running) < jobs and not stop.is_set():  # none queued ahead
+                    job = queue.pop()
+                    running[pool.submit(_run_one, job)] = job
+                if not running:
+                    break
+                finished, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    result = future.result()
+                    paths += [result["path"]] if result["path"] else []
+                    if on_done is not None:
+                        on_done(len(requests) - len(queue) - len(running) + 1, len(requests),
+                                running[future], result)
+                    del running[future]
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    return paths, stop.is_set()
+
+
+def _stop_handlers(stop: threading.Event, pool: ProcessPoolExecutor) -> dict:
+    """SIGINT/SIGTERM set ``stop``; a SIGTERM is passed on to the workers once (a scheduler may
+    signal this process alone; a Ctrl-C reaches the whole group, workers included, and a
+    second SIGINT there would stop a run at once)."""
+    def ask(signum, frame):
+        first = not stop.is_set()
+        stop.set()
+        forward = first and signum == signal.SIGTERM
+        for pid in list(getattr(pool, "_processes", {}) or {}) if forward else []:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    return {sig: signal.signal(sig, ask) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
 def tolerance(std: float, n: int, floor: float) -> float:

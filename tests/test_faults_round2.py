@@ -321,3 +321,53 @@ def test_sweep_jobs_of_two_files_with_one_stem_get_two_folders(tmp_path):
     assert Job("atan", "digits", 4, 0, "controlled").id == \
         "digits_atan_T4_s0_controlled_" + __import__("hashlib").sha256(
             b"[[], null, []]").hexdigest()[:8]
+
+
+# -- 5. a suite behaves like one process --------------------------------------------------------
+
+SUITE_SCRIPT = """
+import sys
+from pathlib import Path
+from sgbench.reference import run_suite
+suite = {"tasks": ["synthetic"], "T": [2], "methods": ["atan", "rect"], "seeds": [0, 1, 2],
+         "epochs": 30, "latency_repeats": 1}
+def said(done, total, job, result):
+    print(f"done {done}/{total} {result['status']}", file=sys.stderr, flush=True)
+paths, stopped = run_suite(Path(sys.argv[1]), 2, suite, said)
+sys.exit(130 if stopped else 0)
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_to_a_suites_group_stops_it_whole_and_the_same_command_resumes(tmp_path, sig):
+    import signal
+
+    out = tmp_path / "runs"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    job = subprocess.Popen([sys.executable, "-c", SUITE_SCRIPT, str(out)], env=env,
+                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+    lines = []
+    fixtures.wait_for(lambda: "done 1/6" in (lines.append(job.stderr.readline()) or lines[-1]),
+                      "the first run", job)
+    os.killpg(job.pid, getattr(signal, sig))
+    _, stderr = job.communicate(timeout=600)
+    assert job.returncode == 130 and "Traceback" not in stderr and "Broken" not in stderr
+    stopped = [json.loads(p.read_text()) for p in out.glob("*.json")]
+    assert len([r for r in stopped if r["status"] == "ok"]) < 6  # queued runs never started
+    again = subprocess.run([sys.executable, "-c", SUITE_SCRIPT, str(out)], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr[-2000:]
+    final = [json.loads(p.read_text()) for p in out.glob("*.json")]
+    ok = sorted((r["method"]["name"], r["seed"]) for r in final if r["status"] == "ok")
+    assert ok == sorted((m, s) for m in ("atan", "rect") for s in range(3))
+
+
+def test_a_data_folder_missing_one_file_is_named_not_skipped(tmp_path, monkeypatch):
+    monkeypatch.setenv("SGBENCH_SYSTEM_DATA", "")
+    fixtures.mnist(tmp_path, "FashionMNIST")
+    folder = next(p.parent for p in tmp_path.rglob("t10k-labels*"))
+    next(folder.glob("t10k-labels*")).unlink()
+    result = runner.invoke(app, ["run", "-m", "atan", "-t", "fashion_mnist", "--epochs", "1",
+                                 "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")])
+    _one_line_error(result)
+    assert "but not t10k-labels-idx1-ubyte" in result.output

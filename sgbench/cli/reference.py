@@ -39,10 +39,17 @@ def reference_run_cmd(
 
     def report(done: int, total: int, job: dict, result: dict) -> None:
         top1 = f"top-1 {result['top1']:.2f}%" if result["top1"] is not None else result["status"]
+        why = f": {result['error']}" if result.get("error") else ""
         err.print(f"[{done}/{total}] {job['task']} T={job['T']} {job['method']} seed "
-                  f"{job['seed']}: {top1} ({result['wall_s']:.0f}s)", highlight=False)
+                  f"{job['seed']}: {top1} ({result['wall_s']:.0f}s){why}", highlight=False,
+                  soft_wrap=True)
 
-    paths = run_suite(folder, jobs, spec, report)
+    paths, stopped = run_suite(folder, jobs, spec, report)
+    if stopped:
+        err.print(f"stopped: {len(paths)} records in {folder}; the same command resumes "
+                  f"(finished runs are kept, interrupted ones continue from their checkpoint)",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(130)
     out.print(f"{len(paths)} records in {folder}", highlight=False)
 
 

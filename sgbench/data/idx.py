@@ -61,9 +61,16 @@ def find_file(folder: Path, name: str) -> Path | None:
 
 
 def complete_folder(folder: Path) -> dict[str, Path] | None:
-    """The four idx files in ``folder``, each plain or gzipped; None unless all are there."""
+    """The four idx files in ``folder``, each plain or gzipped; None when none is there, and an
+    error naming the missing ones when only some are (never a silent fall back elsewhere)."""
     found = {name: find_file(folder, name) for name in FILES}
-    return found if all(found.values()) else None
+    if all(found.values()):
+        return found
+    if any(found.values()):
+        missing = ", ".join(name for name, path in found.items() if path is None)
+        raise UserError(f"{folder} holds some of the idx files but not {missing} (plain or "
+                        f".gz): complete it, or remove it to use another copy")
+    return None
 
 
 def read_split(files: dict[str, Path], split: str) -> tuple[np.ndarray, np.ndarray,
