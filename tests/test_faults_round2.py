@@ -371,3 +371,13 @@ def test_a_data_folder_missing_one_file_is_named_not_skipped(tmp_path, monkeypat
                                  "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")])
     _one_line_error(result)
     assert "but not t10k-labels-idx1-ubyte" in result.output
+
+
+def test_the_csv_log_never_repeats_an_epoch(tmp_path):
+    from sgbench.train.logs import CsvLog
+
+    log = CsvLog(tmp_path / "run.epochs.csv")
+    for epoch in (1, 2, 3, 2, 3, 4):  # a resume from the checkpoint after epoch 1
+        log.epoch({"epoch": epoch, "lr": 0.1, "test_top1": float(epoch)})
+    lines = (tmp_path / "run.epochs.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in lines] == ["epoch", "1", "2", "3", "4"]

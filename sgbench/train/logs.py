@@ -26,7 +26,8 @@ def check_logs(kinds: list[str]) -> None:
 
 
 class CsvLog(Reporter):
-    """One row per epoch; a resumed run appends to the rows it wrote before."""
+    """One row per epoch; a resumed run appends to the rows it wrote before, replacing those of
+    the epochs it repeats (a stop after an epoch was logged but before its checkpoint)."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -34,12 +35,27 @@ class CsvLog(Reporter):
     def epoch(self, entry: dict[str, Any]) -> None:
         from ..record import open_new_or_own
 
-        new = not self.path.exists()
-        with open_new_or_own(self.path) as fh:
+        kept = self._rows_before(entry["epoch"])
+        with open_new_or_own(self.path, "a" if kept is None else "w") as fh:
             writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
-            if new:
+            if kept is not None:
                 writer.writeheader()
+                writer.writerows(kept)
             writer.writerow(entry)
+
+    def _rows_before(self, epoch: int) -> list[dict[str, str]] | None:
+        """The rows of earlier epochs when the file must be rewritten (it is new, or holds this
+        epoch or later ones); None when appending is right."""
+        if self.path.is_symlink():
+            raise UserError(f"cannot write {self.path}: it is a link (a link is never followed)")
+        if not self.path.is_file():
+            return []
+        with open(self.path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if all(row.get("epoch", "").isdigit() and int(row["epoch"]) < epoch for row in rows):
+            return None
+        return [row for row in rows if row.get("epoch", "").isdigit()
+                and int(row["epoch"]) < epoch]
 
 
 class TensorBoardLog(Reporter):
