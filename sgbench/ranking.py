@@ -105,7 +105,8 @@ def attach_baseline(rows: list[dict[str, Any]], spec: str) -> None:
 def across_tasks(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The aggregate ranking over tasks: the mean ranks of the methods that have runs on every
     task (per task the context with the most methods, one configuration per method: its
-    default parameters), the Friedman test's p-value and the Nemenyi critical difference (Demšar 2006)."""
+    default parameters), the Friedman test's p-value and the Nemenyi critical difference
+    (Demšar 2006)."""
     scores: dict[str, dict[str, float]] = {}
     for (task, *_), group in _contexts(rows).items():
         defaults = {r["method"]: r["top1_mean"] for r in group

@@ -134,7 +134,8 @@ def plugin_package(root: Path, entry_name: str = "gauss", scale: float = 1.0) ->
         from sgbench.api import Shape
 
         def grad(x, sigma):
-            return {scale} * torch.exp(-x * x / (2 * sigma * sigma)) / (sigma * math.sqrt(2 * math.pi))
+            g = torch.exp(-x * x / (2 * sigma * sigma)) / (sigma * math.sqrt(2 * math.pi))
+            return {scale} * g
 
         def primitive(x, sigma):
             return {scale} * 0.5 * (1 + torch.erf(x / (sigma * math.sqrt(2))))

@@ -61,9 +61,9 @@ def show_cmd(
         print_json(snap)
         return
     out.print(show.headline(record), highlight=False, markup=False)
-    tables = (show.identity_table(record), show.result_table(record), show.history_table(record), show.eval_T_table(record),
-              show.activity_table(snap), show.gradient_table(snap), show.timestep_table(snap),
-              show.summary_table(snap))
+    tables = (show.identity_table(record), show.result_table(record),
+              show.history_table(record), show.eval_T_table(record), show.activity_table(snap),
+              show.gradient_table(snap), show.timestep_table(snap), show.summary_table(snap))
     print_tables(*(table for table in tables if table is not None))
     for line in show.glossary(snap):
         out.print(line, highlight=False, markup=False, style="dim")
