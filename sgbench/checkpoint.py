@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .record import pid_alive
+from .record import current_umask, pid_alive
 
 
 class StopRequested(Exception):
@@ -153,6 +153,7 @@ class RunLock:
 
 def save(path: Path, state: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".ckpt.pt")
+    os.fchmod(fd, 0o666 & ~current_umask())  # as the records (mkstemp: 0600)
     os.close(fd)
     try:
         torch.save(state, tmp)

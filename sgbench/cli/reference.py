@@ -38,7 +38,8 @@ def reference_run_cmd(
     err.print(f"{len(suite_runs(spec))} runs, {jobs} at a time -> {folder}", highlight=False)
 
     def report(done: int, total: int, job: dict, result: dict) -> None:
-        top1 = f"top-1 {result['top1']:.2f}%" if result["top1"] is not None else result["status"]
+        top1 = f"top-1 {result['top1']:.2f}%" if result["top1"] is not None and \
+            result["status"] == "ok" else result["status"]
         why = f": {result['error']}" if result.get("error") else ""
         err.print(f"[{done}/{total}] {job['task']} T={job['T']} {job['method']} seed "
                   f"{job['seed']}: {top1} ({result['wall_s']:.0f}s){why}", highlight=False,
