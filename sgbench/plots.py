@@ -197,10 +197,11 @@ def cd_diagram(ax, records: list[dict[str, Any]]) -> None:
         y = 0.86 - 0.025 * n
         ax.plot([low - 0.05, high + 0.05], [y, y], color="black", linewidth=3)
     p = result["friedman_p"]
-    ax.set_title(f"mean rank over {len(result['tasks'])} tasks ({', '.join(result['tasks'])}); "
-                 f"Friedman p = {'—' if p is None else f'{p:.3g}'}; bars: no significant "
-                 f"difference (Nemenyi, alpha {result['alpha']})", fontsize=TEXT_PT + 1, pad=22)
-    ax.figure.set_size_inches(9, 1.6 + 0.22 * k)
+    ax.set_title(f"mean rank over {len(result['tasks'])} tasks: {', '.join(result['tasks'])}\n"
+                 f"Friedman p = {'—' if p is None else f'{p:.3g}'}; a bar joins methods the "
+                 f"Nemenyi test cannot tell apart (alpha {result['alpha']})",
+                 fontsize=TEXT_PT + 1, pad=22)
+    ax.figure.set_size_inches(7.5, 1.6 + 0.22 * k)
 
 
 def _cliques(ranks: list[float], cd: float) -> list[tuple[float, float]]:
@@ -276,7 +277,7 @@ def membrane(fig, record: dict[str, Any]) -> None:
         raise UserError(f"record {record['run_id']} predates membrane histograms: rerun it")
     cols = min(3, len(layers))
     rows = (len(layers) + cols - 1) // cols
-    fig.set_size_inches(max(3.2 * cols, 6.0), 2.5 * rows + 0.9)
+    fig.set_size_inches(max(3.0 * cols, 6.0), 2.5 * rows + 0.9)
     for index, layer in enumerate(layers):
         ax = fig.add_subplot(rows, cols, index + 1)
         _membrane_panel(ax, layer)
@@ -330,7 +331,7 @@ def draw(kind: str, records: list[dict[str, Any]], task: str | None, out: Path,
     check_kind(kind)
     check_out(out)
     plt = _pyplot()
-    fig = plt.figure(figsize=(7, 4.5) if kind != "curves" else (10, 4.2))
+    fig = plt.figure(figsize=(7, 4.5) if kind != "curves" else (9, 4.2))
     painters: dict[str, Callable[[], None]] = {
         "rank": lambda: rank_chart(fig.add_subplot(), records, task, baseline),
         "cd": lambda: cd_diagram(fig.add_subplot(), records),

@@ -32,12 +32,13 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; }
 .caption, .provenance { color: #555; font-size: 0.85em; }
 th { background: #dde6f2; }  /* tests look for this colour in a screenshot */
 .leaderboard { overflow-x: auto; max-width: 100%; }
-.leaderboard td:nth-child(-n+2), .leaderboard th { white-space: nowrap; }
+.leaderboard td:nth-child(2) { white-space: nowrap; }  /* the configuration; the rest wraps */
+@media (max-width: 1000px) { table { font-size: 0.72em; } th, td { padding: 0.2em 0.3em; } }
 figure { margin: 0.5em 0; }
 /* a figure is never wider than its natural size nor the page: its text stays >= 9 px */
 img { max-width: 100%; height: auto; border: 1px solid #eee; }
 .index { columns: 14em; font-size: 0.9em; }
-.published td { white-space: normal; }
+.published td { white-space: normal; overflow-wrap: anywhere; }  /* long sources, URLs */
 .note { color: #a40; }
 dl.recipe dt { font-weight: 600; } dl.recipe dd { margin: 0 0 0.3em 1em; }
 """

@@ -179,7 +179,10 @@ window.addEventListener('load', () => {
                                                 i.naturalWidth]);
   const out = document.createElement('pre');
   out.id = 'measured';
-  out.textContent = JSON.stringify({scroll: page.scrollWidth, width: page.clientWidth, images});
+  const boxes = [...document.querySelectorAll('.leaderboard')].map(b => b.scrollWidth -
+                                                                        b.clientWidth);
+  out.textContent = JSON.stringify({scroll: page.scrollWidth, width: page.clientWidth, images,
+                                    boxes});
   document.body.appendChild(out);
 });
 </script>"""
@@ -211,6 +214,7 @@ def test_report_never_scrolls_sideways_and_its_figure_text_stays_legible(runs, t
     measured = json.loads(html.unescape(re.search(r'<pre id="measured">(.*?)</pre>', dom,
                                                   re.S).group(1)))
     assert measured["scroll"] <= measured["width"] == width
+    assert max(measured["boxes"]) <= 1  # no table is cut off at the page's edge
     assert len(measured["images"]) == 16
     for src, shown, natural in measured["images"]:
         assert natural > 0, f"{src} did not load"
