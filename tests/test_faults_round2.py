@@ -381,3 +381,11 @@ def test_the_csv_log_never_repeats_an_epoch(tmp_path):
         log.epoch({"epoch": epoch, "lr": 0.1, "test_top1": float(epoch)})
     lines = (tmp_path / "run.epochs.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in lines] == ["epoch", "1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize("args", [["run", "-m", "atan", "--out", ""], ["compare", "--runs="],
+                                  ["report", "--out", " "]])
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(args):
+    result = runner.invoke(app, args)
+    _one_line_error(result, 2)
+    assert "needs a path, got ''" in result.output

@@ -20,6 +20,10 @@ class OneLineErrors(TyperGroup):
     sgbench's error style: one line with a hint, exit 2."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        empty = _empty_path_option(sys.argv[1:] if args is None else list(args))
+        if empty:
+            fail(f"{empty} needs a path, got '' (see `sgbench --help`)", 2)
+            sys.exit(2)
         try:
             code = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
                                 standalone_mode=False, **extra)
@@ -33,6 +37,21 @@ class OneLineErrors(TyperGroup):
             if message.strip():  # (no message: the help was shown, for a command without args)
                 fail(f"{message} (see `{path} --help`)", code)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+PATH_OPTIONS = ("--out", "--runs", "--data-dir", "--record", "--checkpoint", "--published",
+                "--reference")
+
+
+def _empty_path_option(args: list[str]) -> str | None:
+    """The first path option given an empty string (`--out ''`, `--out=`): a path of '' would
+    silently mean the current folder."""
+    for index, arg in enumerate(args):
+        if arg in PATH_OPTIONS and index + 1 < len(args) and not args[index + 1].strip():
+            return arg
+        if arg.split("=", 1)[0] in PATH_OPTIONS and arg.endswith("=") and "=" in arg:
+            return arg[:-1]
+    return None
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
