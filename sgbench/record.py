@@ -170,6 +170,16 @@ def current_umask() -> int:
     return mask
 
 
+def own_folder(path: Path) -> Path:
+    """A folder sgbench writes into inside the one the user named: made if missing, refused
+    if something planted a link (or a file) there."""
+    if path.is_symlink() or path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a link or a file; sgbench writes only into a folder of its "
+                        f"own there (remove it)")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def open_new_or_own(path: Path, mode: str = "a"):
     """Open a file sgbench writes beside its records without following a link someone planted
     there (O_NOFOLLOW): the file stays inside the folder the user named."""

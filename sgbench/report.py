@@ -17,7 +17,7 @@ from .compare import summarize
 from .errors import UserError
 from .plots import ONE_RECORD, draw
 from .provenance import provenance
-from .record import safe_name, strict
+from .record import open_new_or_own, own_folder, safe_name, strict
 from .table import caption, render
 
 COLUMNS = ("top1", "deep_coverage", "synops", "energy_uj")
@@ -48,8 +48,8 @@ def _figure(kind: str, records: list[dict[str, Any]], task: str | None, folder: 
             name: str, **options: Any) -> str:
     """A <figure> with the plot's image, or a note saying why there is none."""
     try:
-        path = draw(kind, records, task, folder / "img" / f"{safe_name(name)}.png", DPI,
-                    **options)
+        path = draw(kind, records, task, own_folder(folder / "img") / f"{safe_name(name)}.png",
+                    DPI, **options)
     except UserError as exc:
         return f'<p class="note">{html.escape(kind)}: {html.escape(str(exc))}</p>'
     return (f'<figure><img src="img/{path.name}" alt="{html.escape(name)}">'
@@ -63,9 +63,8 @@ def _anchor(*parts: Any) -> str:
 def _record_link(record: dict[str, Any], folder: Path) -> str:
     """A copy of the record beside the page, and a link to it."""
     name = f"{safe_name(record['run_id'])}.json"
-    (folder / "records").mkdir(exist_ok=True)
-    (folder / "records" / name).write_text(json.dumps(strict(record), indent=1,
-                                                      allow_nan=False))
+    with open_new_or_own(own_folder(folder / "records") / name, "w") as fh:
+        fh.write(json.dumps(strict(record), indent=1, allow_nan=False))
     return f'<a href="records/{html.escape(name)}">{html.escape(record["run_id"])}</a>'
 
 
@@ -175,7 +174,7 @@ def build(records: list[dict[str, Any]], published: list[dict[str, Any]], out: P
           runs: Path, baseline: str | None = "atan") -> Path:
     """Write ``out/index.html``, ``out/img/*.png`` and ``out/records/*.json``; returns the
     page's path."""
-    out.mkdir(parents=True, exist_ok=True)
+    own_folder(out / "img"), own_folder(out / "records")  # before anything is drawn
     tasks = sorted({r["task"]["name"] for r in records if r["status"] == "ok"})
     if not tasks:
         raise UserError(f"no finished records in '{runs}': run some first")
@@ -203,5 +202,6 @@ whether it was the best epoch.</p>
 </body></html>
 """
     index = out / "index.html"
-    index.write_text(page)
+    with open_new_or_own(index, "w") as fh:
+        fh.write(page)
     return index

@@ -389,3 +389,13 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder(args):
     result = runner.invoke(app, args)
     _one_line_error(result, 2)
     assert "needs a path, got ''" in result.output
+
+
+def test_report_never_writes_through_a_planted_link(good_record, tmp_path):
+    runs, site, elsewhere = tmp_path / "runs", tmp_path / "site", tmp_path / "elsewhere"
+    runs.mkdir(), site.mkdir(), elsewhere.mkdir()
+    (runs / "good.json").write_text(good_record.read_text())
+    (site / "img").symlink_to(elsewhere)
+    result = runner.invoke(app, ["report", "--runs", str(runs), "--out", str(site)])
+    _one_line_error(result, 1)
+    assert "is a link or a file" in result.output and not list(elsewhere.iterdir())
