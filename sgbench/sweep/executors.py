@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from ..checkpoint import stop_requested
 from ..errors import UserError
+from ..record import own_folder
 from .state import EXIT_MARK, RUNNING_MARK, finished, holder_alive
 
 
@@ -24,14 +25,14 @@ def _sgbench_cmd(argv: list[str]) -> list[str]:
 
 
 def _start(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+    own_folder(folder)
     (folder / EXIT_MARK).unlink(missing_ok=True)
 
 
 def claim(folder: Path) -> bool:
     """Take the job: its running mark, created atomically; False when a live sweep (or its job)
     holds it. A mark whose holder and job are both dead is stale and taken over."""
-    folder.mkdir(parents=True, exist_ok=True)
+    own_folder(folder)  # a job's folder: never a link planted to elsewhere
     mark = folder / RUNNING_MARK
     for _ in range(2):
         try:
@@ -161,7 +162,7 @@ def submit_slurm(tasks: list[tuple[list[str], Path]], out: Path, name: str,
             params["slurm_partition"] = options.partition
     executor.update_parameters(**params)
     for _, folder in tasks:
-        folder.mkdir(parents=True, exist_ok=True)
+        own_folder(folder)
     handles = executor.map_array(run_in_job, [argv for argv, _ in tasks],
                                  [str(folder) for _, folder in tasks])
     for handle, (_, folder) in zip(handles, tasks):
