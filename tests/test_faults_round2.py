@@ -330,7 +330,7 @@ import sys
 from pathlib import Path
 from sgbench.reference import run_suite
 suite = {"tasks": ["synthetic"], "T": [2], "methods": ["atan", "rect"], "seeds": [0, 1, 2],
-         "epochs": 30, "latency_repeats": 1}
+         "epochs": 10, "latency_repeats": 1}
 def said(done, total, job, result):
     print(f"done {done}/{total} {result['status']}", file=sys.stderr, flush=True)
 paths, stopped = run_suite(Path(sys.argv[1]), 2, suite, said)
