@@ -9,6 +9,7 @@ repeats that epoch from the last checkpoint, so on CPU the final metrics equal a
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .record import current_umask, pid_alive
+from .record import current_umask
 
 
 class StopRequested(Exception):
@@ -109,46 +110,64 @@ def checkpoint_path(out_dir: Path, cfg: dict[str, Any], identity: dict[str, Any]
 
 
 class RunLock:
-    """One process at a time runs a configuration and seed into a folder: ``<run_key>.lock``,
-    created atomically (O_EXCL) with the holder's pid; a lock whose process is gone is taken
-    over. Two identical runs started together: the second stops with one line."""
+    """One process at a time runs a configuration and seed into a folder: an exclusive
+    ``flock`` on ``<run_key>.lock``, which holds the holder's pid for the message. The kernel
+    drops the lock when its process ends, so a lock left by a killed run is simply taken, and no
+    two processes can both take over a stale one. Two identical runs started together: the
+    second stops with one line."""
 
     def __init__(self, path: Path):
-        self.path, self.held = path, False
+        self.path, self.fd = path, None
+
+    @property
+    def held(self) -> bool:
+        return self.fd is not None
 
     def acquire(self) -> None:
-        for _ in range(2):
+        while True:
+            fd = self._open()
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                             0o644)
-            except FileExistsError:
-                holder = self._holder()
-                if holder is not None and pid_alive(holder):
-                    raise UserError(f"another process (pid {holder}) is running this "
-                                    f"configuration and seed into {self.path.parent}; wait for "
-                                    f"it, or use another --out") from None
-                self.path.unlink(missing_ok=True)  # its process is gone: take it over
-                continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(str(os.getpid()))
-            self.held = True
-            return
-        raise UserError(f"cannot take the run lock {self.path}")
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _pid_in(fd)
+                os.close(fd)
+                who = f"another process (pid {holder})" if holder else "another process"
+                raise UserError(f"{who} is running this configuration and seed into "
+                                f"{self.path.parent}; wait for it, or use another --out") from None
+            if self._still_named(fd):  # not unlinked by a holder that finished meanwhile
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode())
+                self.fd = fd
+                return
+            os.close(fd)
 
-    def _holder(self) -> int | None:
+    def _open(self) -> int:
         try:
-            text = self.path.read_text()[:32]
-        except (OSError, UnicodeDecodeError):
-            return None
-        return int(text) if text.strip().isdigit() else None
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise UserError(f"cannot take the run lock {self.path}: {exc.strerror}") from None
+
+    def _still_named(self, fd: int) -> bool:
+        try:
+            named = os.stat(self.path, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
     def release(self) -> None:
-        if self.held:
-            self.held = False
+        if self.fd is not None:
             try:
-                self.path.unlink(missing_ok=True)
+                self.path.unlink(missing_ok=True)  # unlinked before unlocked: see _still_named
             except OSError:  # its folder is gone or replaced: nothing left to release
                 pass
+            os.close(self.fd)
+            self.fd = None
+
+
+def _pid_in(fd: int) -> int | None:
+    text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    return int(text) if text.isdigit() else None
 
 
 def save(path: Path, state: dict[str, Any]) -> None:

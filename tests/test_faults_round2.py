@@ -1,6 +1,7 @@
 """Faults, round two, by class: nothing written outside --out, a record never runs code, one run
 per key at a time, readers that survive any file, values refused up front, YAML read safely,
 plugin surrogates that return garbage. Each case ends in one line and a clean exit code."""
+import fcntl
 import json
 import os
 import subprocess
@@ -95,8 +96,12 @@ def test_a_run_whose_key_is_held_by_a_live_process_stops_and_a_stale_lock_is_tak
     key = json.loads(first.stdout)["run_key"]
     out = tmp_path / "out"
     out.mkdir()
-    (out / f"{key}.lock").write_text(str(os.getpid()))  # this very process: alive
-    held = runner.invoke(app, ["run", "-m", "atan", *QUICK, "--epochs", "1", "--out", str(out)])
+    with open(out / f"{key}.lock", "w") as lock:  # this very process holds it
+        lock.write(str(os.getpid()))
+        lock.flush()
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        held = runner.invoke(app, ["run", "-m", "atan", *QUICK, "--epochs", "1", "--out",
+                                   str(out)])
     _one_line_error(held, 1)
     assert f"another process (pid {os.getpid()})" in held.output and not list(out.glob("*.json"))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
