@@ -14,6 +14,7 @@ import torch
 from spikingjelly.activation_based import functional, neuron, surrogate
 
 from .neuron.cupy_backend import cupy_available
+from .neuron.numba_backend import numba_available
 from .neuron.node import SpikingNeuron, used_backend
 from .neuron.rules import FixedRule
 from .neuron.shapes import get_shape
@@ -62,8 +63,8 @@ class _CustomSigmoid(surrogate.Sigmoid):
     """The same Sigmoid as a user-defined class: SpikingJelly 2.x runs it on its reference path."""
 
 
-# The built-in sigmoid's torch functions as a plugin's own shape: no CUDA source of its own, so
-# the cupy backend runs it through the precomputed surrogate.
+# The built-in sigmoid's torch functions as a plugin's own shape: no kernel code of its own, so
+# the cupy and numba backends run it through the precomputed surrogate.
 PLUGIN_SIGMOID = dataclasses.replace(get_shape("sigmoid"), name="plugin_sigmoid")
 
 
@@ -88,6 +89,9 @@ def neuron_candidates(dev: torch.device) -> dict[str, Callable[[Tensor], Tensor]
     if dev.type == "cuda" and cupy_available():
         out["sgbench (cupy backend)"] = ours("cupy")
         out["sgbench (cupy backend), plugin shape"] = ours("cupy", PLUGIN_SIGMOID)
+    if dev.type == "cpu" and numba_available():
+        out["sgbench (numba backend)"] = ours("auto")
+        out["sgbench (numba backend), plugin shape"] = ours("auto", PLUGIN_SIGMOID)
     out["sgbench (torch backend)"] = ours("torch")
     out["spikingjelly LIFNode"] = theirs(surrogate.Sigmoid(alpha=4.0))
     if dev.type == "cuda":
@@ -117,16 +121,34 @@ def bench_neuron(T: int = 4, neurons: int = 2_000_000, repeats: int = 15, warmup
     reference = medians[next(iter(candidates))]
     size = x.element_size()
     moved = T * neurons * (4 * size + 8)
+    limit = _copy_time(moved, dev, sync, warmup + repeats)
     return {
         "T": T, "neurons_per_step": neurons, "device": str(dev), "repeats": repeats,
         "dtype": str(dtype).split(".")[-1], "bytes_moved": moved,
         "surrogate": "sigmoid(alpha=4)", "neuron": "LIF tau=2, decay_input, hard reset to 0",
+        "memory_bound_s": limit,
         "results": [
             {"candidate": name, "median_s": med, "min_s": min(times[name]),
-             "time_vs_sgbench": med / reference, "gb_per_s": moved / med / 1e9}
+             "time_vs_sgbench": med / reference, "gb_per_s": moved / med / 1e9,
+             "time_vs_memory_bound": med / limit}
             for name, med in medians.items()
         ],
     }
+
+
+def _copy_time(moved: int, dev: torch.device, sync, repeats: int) -> float:
+    """The memory-bound limit: median time to copy a buffer, reading and writing ``moved``
+    bytes in all, on ``dev`` (the same thread count as the candidates)."""
+    src = torch.ones(moved // 8, device=dev)
+    dst = torch.empty_like(src)
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        dst.copy_(src)
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 TRAIN_METHODS = ("sigmoid", "mpd_agl", "ds_atgo", "adali", "a2sg", "st_asg", "psg_pda", "dspike",

@@ -150,19 +150,28 @@ def test_static_input_is_computed_once_with_the_same_outputs_gradients_and_stati
         assert torch.allclose(bn(conv(x_seq)), stock_bn(stock_conv(x_seq)), atol=1e-5)
 
 
-@pytest.mark.parametrize("shape,values", [((4, 3, 8, 8), "spikes"), ((4, 3, 7, 9), "spikes"),
-                                          ((2, 5, 3, 6, 6), "spikes"), ((3, 2, 8, 8), "ties"),
-                                          ((3, 2, 6, 10), "real")])
-def test_the_2x2_max_pool_gives_torchs_values_and_gradients_exactly(shape, values):
+@pytest.mark.parametrize("shape,values,threads", [
+    ((4, 3, 8, 8), "spikes", 1), ((4, 3, 7, 9), "spikes", 1), ((2, 5, 3, 6, 6), "spikes", 1),
+    ((3, 2, 8, 8), "ties", 1), ((3, 2, 6, 10), "real", 1), ((3, 2, 6, 6), "nan", 1),
+    ((2, 8, 16, 31, 30), "spikes", 2)])  # the last one split over two threads
+def test_the_2x2_max_pool_gives_torchs_values_and_gradients_exactly(shape, values, threads):
     x = torch.rand(*shape)
-    x = {"spikes": (x > 0.7).float(), "ties": x.round(decimals=1), "real": x}[values]
+    nan = torch.where(x > 0.8, torch.nan, x)
+    x = {"spikes": (x > 0.7).float(), "ties": x.round(decimals=1), "real": x, "nan": nan}[values]
     mode = "m" if len(shape) == 5 else "s"
     ours, stock = MaxPool2d(2, 2, step_mode=mode), layer.MaxPool2d(2, 2, step_mode=mode)
     a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
-    out, expected = ours(a), stock(b)
-    grad = torch.randn_like(out)
-    out.backward(grad), expected.backward(grad)
-    assert torch.equal(out, expected) and torch.equal(a.grad, b.grad)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out, expected = ours(a), stock(b)
+        grad = torch.randn_like(out)
+        out.backward(grad), expected.backward(grad)
+    finally:
+        torch.set_num_threads(before)
+    assert ours._fast(a)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0)
 
 
 def test_bench_epoch_prints_three_candidates_and_the_ratios():

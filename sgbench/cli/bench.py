@@ -64,13 +64,15 @@ def bench_neuron_cmd(
         return
     for result in results:
         table = Table("candidate", "median (ms)", "min (ms)", "time / sgbench", "GB/s",
+                      "time / memory bound",
                       title=f"forward+backward, T={result['T']}, {result['neurons_per_step']:,} "
                             f"neurons/step, {result['dtype']}, {result['surrogate']}, "
-                            f"{env['device_name']}")
+                            f"{env['device_name']}; memory bound: a copy of the same bytes, "
+                            f"{result['memory_bound_s'] * 1e3:.2f} ms")
         for row in result["results"]:
             table.add_row(row["candidate"], f"{row['median_s'] * 1e3:.2f}",
                           f"{row['min_s'] * 1e3:.2f}", f"{row['time_vs_sgbench']:.2f}x",
-                          f"{row['gb_per_s']:.1f}")
+                          f"{row['gb_per_s']:.1f}", f"{row['time_vs_memory_bound']:.2f}x")
         out.print(table)
 
 

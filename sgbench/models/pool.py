@@ -1,65 +1,60 @@
-"""2x2 max-pooling whose forward pass is four strided views (CPU).
+"""2x2, stride-2 max-pooling on CPU in one pass (a Numba kernel, sgbench/neuron/cpu_kernels.py).
 
-``max_pool2d`` with kernel 2 and stride 2 takes, per window, the maximum of four values and
-remembers the first maximal one in row-major order (PyTorch's kernels keep the first maximum they
-meet) for the backward pass. On CPU the generic kernel with indices is several times slower than
-three elementwise maxima over the window's strided views, so the forward here computes the same
-output and the same indices that way and the backward is PyTorch's own
-(``max_pool2d_with_indices_backward``). On other devices PyTorch's kernel runs.
+PyTorch's CPU kernel with indices costs several elementwise passes' worth for this, the most
+common pooling of spiking CNNs, and keeps an int64 index per output. Here forward reads each
+window once and keeps the maximum's offset in the window as one byte; backward writes every input
+gradient once. Output, ties (the first maximum in row-major order) and NaN handling are PyTorch's,
+so results are equal to ``max_pool2d``'s. On other devices, without Numba, or for other pooling
+settings, PyTorch's kernel runs.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from spikingjelly.activation_based import layer
 
+from ..neuron.numba_backend import kernels, numba_available, split
 from .static import optimised
 
 Tensor = torch.Tensor
 
 
-def pool_with_indices(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Output and flat indices (into each H x W plane) of 2x2, stride-2 max-pooling of x."""
-    H, W = x.shape[-2:]
-    h, w = H // 2, W // 2  # floor, as without ceil_mode
-    a, b, c, d = (x[..., i:2 * h:2, j:2 * w:2] for i in (0, 1) for j in (0, 1))
-    top, bottom = torch.maximum(a, b), torch.maximum(c, d)
-    out = torch.maximum(top, bottom)
-    # ties stay in the first row, and within a row in the first column
-    row, right_top, right_bottom = ((p > q).int() for p, q in ((bottom, top), (b, a), (d, c)))
-    base = (torch.arange(h, dtype=torch.int32, device=x.device) * (2 * W))[:, None] \
-        + torch.arange(w, dtype=torch.int32, device=x.device) * 2
-    # offset in the window: right_top in the first row; W + right_bottom in the second
-    index = (right_bottom + W - right_top).mul_(row).add_(right_top).add_(base)
-    return out, index.long()
-
-
 class MaxPool2x2(torch.autograd.Function):
+    """x [..., H, W] (contiguous float32, CPU) -> [..., H // 2, W // 2]."""
+
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
-        out, index = pool_with_indices(x)
-        ctx.save_for_backward(x, index)
-        return out
+        H, W = x.shape[-2:]
+        planes = x.detach().reshape(-1, H, W).numpy()
+        out = np.empty((planes.shape[0], H // 2, W // 2), np.float32)
+        where = np.empty(out.shape, np.uint8)
+        split(len(planes), lambda lo, hi, _: kernels().max_pool_2x2(lo, hi, planes, out, where),
+              per_item=H * W)
+        ctx.where, ctx.in_shape = where, x.shape
+        return torch.from_numpy(out).view(*x.shape[:-2], H // 2, W // 2)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
-        x, index = ctx.saved_tensors
-        return torch.ops.aten.max_pool2d_with_indices_backward(
-            grad.contiguous(), x, [2, 2], [2, 2], [0, 0], [1, 1], False, index)
+        where, (H, W) = ctx.where, ctx.in_shape[-2:]
+        grad_out = grad.to(torch.float32).reshape(where.shape).contiguous().numpy()
+        grad_in = np.empty((len(where), H, W), np.float32)
+        split(len(where), lambda lo, hi, _: kernels().max_pool_2x2_backward(
+            lo, hi, grad_out, where, grad_in), per_item=H * W)
+        return torch.from_numpy(grad_in).view(ctx.in_shape)
 
 
 class MaxPool2d(layer.MaxPool2d):
-    """SpikingJelly's multi-step MaxPool2d; kernel 2 and stride 2 on a contiguous CPU tensor run
-    ``MaxPool2x2``, anything else PyTorch's kernel."""
+    """SpikingJelly's multi-step MaxPool2d; kernel 2 and stride 2 on a contiguous float32 CPU
+    tensor run ``MaxPool2x2``, anything else PyTorch's kernel."""
 
     def _fast(self, x: Tensor) -> bool:
-        return (optimised() and not x.is_cuda and x.dim() >= 4 and x.is_contiguous()
+        return (optimised() and not x.is_cuda and x.dtype == torch.float32 and x.dim() >= 3
+                and x.is_contiguous() and x.shape[-1] >= 2 and x.shape[-2] >= 2
                 and self.kernel_size in (2, (2, 2)) and self.stride in (2, (2, 2))
                 and self.padding in (0, (0, 0)) and self.dilation in (1, (1, 1))
-                and not self.ceil_mode and not self.return_indices)
+                and not self.ceil_mode and not self.return_indices and numba_available())
 
     def forward(self, x: Tensor) -> Tensor:
         if not self._fast(x):
             return super().forward(x)
-        if self.step_mode == "m" and x.dim() == 5:
-            return MaxPool2x2.apply(x.flatten(0, 1)).unflatten(0, x.shape[:2])
         return MaxPool2x2.apply(x)

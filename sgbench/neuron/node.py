@@ -16,6 +16,7 @@ from ..errors import UserError
 from .capture import GradCapture
 from .cupy_backend import CupySequenceFn, cupy_available, has_kernel
 from .engine import Dynamics, FireResetFn, SequenceFn, charge
+from .numba_backend import NumbaSequenceFn, kernel_kind, numba_available
 from .rules import FixedRule, LayerRule
 from .shapes import coverage
 
@@ -116,20 +117,34 @@ class SpikingNeuron(base.MemoryModule):
             "cupy" if has_kernel(self.rule.shape) else "cupy-precomputed")
         return fused
 
+    def _cpu_fused(self, x: Tensor) -> bool:
+        """Whether this sequence runs the numba kernels: on CPU in ``auto`` mode, float32, no
+        dL/dH capture (diagnostic passes run the torch reference), Numba importable."""
+        fused = (self.backend == "auto" and self.capture is None and not x.is_cuda
+                 and x.dtype == torch.float32 and numba_available())
+        if fused:
+            self.used_backend = "numba" if kernel_kind(self.rule.shape) >= 0 \
+                else "numba-precomputed"
+        return fused
+
     def multi_step_forward(self, x_seq: Tensor) -> Tensor:
         if self._fused(x_seq):
             return self._cupy_forward(x_seq)
         x = self._plif_input(_state_dtype(x_seq))
         T, k, dyn, shape = x.shape[0], self._k_like(x), self.dynamics, self.rule.shape
-        v0 = self._initial_v(x[0])
         if self.rule.mode == "sequence":
             theta, p = (_like(a, x) for a in self.rule.thresholds(self, T))
-            s, v, h = SequenceFn.apply(x, v0, k, theta, p, shape, dyn, self.capture)
+            if self._cpu_fused(x):
+                s, v, h = NumbaSequenceFn.apply(x, self._initial_v(x[0], as_number=True), k,
+                                                theta, p, shape, dyn)
+            else:
+                s, v, h = SequenceFn.apply(x, self._initial_v(x[0]), k, theta, p, shape, dyn,
+                                           self.capture)
         else:
             def fire(h, theta_t, p_t, t):
                 return FireResetFn.apply(h, _like(theta_t, x), _like(p_t, x), shape, dyn,
                                          self.capture, t)
-            s, v, h, theta, p = self._stepwise(x, v0, k, dyn, fire)
+            s, v, h, theta, p = self._stepwise(x, self._initial_v(x[0]), k, dyn, fire)
         return self._finish(x_seq, s, v, h, theta, p)
 
     def _finish(self, x_seq: Tensor, s: Tensor, v: Tensor, h: Tensor, theta: Tensor,

@@ -1,0 +1,214 @@
+"""Numba kernels of the ``numba`` CPU backend: charge, fire and reset over all T in one pass, and
+their BPTT in one pass back. Imported only when they first run (importing numba takes time).
+
+The arithmetic is the torch backend's (engine.py) and the CUDA kernels' (cupy_backend.py), per
+neuron: H[t] = k V[t-1] + c X[t] + b; S[t] = H[t] >= theta[t]; hard reset V = S ? v_reset : H, soft
+V = H - theta S. Backward, with x = H - theta[t] and g the surrogate:
+
+    dL/dS  = grad_s + dL/dV[t] (v_reset - H)   (hard; soft: - dL/dV[t] theta; none if detached)
+    dL/dH  = dL/dV[t] [x < 0] + dL/dS g         (hard; soft: dL/dV[t] + dL/dS g) + grad_h
+    dL/dV[t-1] = k dL/dH
+
+Each call handles the neurons [lo, hi): the caller splits a layer over threads (the kernels release
+the GIL). Within a range, neurons go in blocks of BLOCK with t as the outer loop, so the inner loop
+runs over consecutive neurons (vectorisable) while V and dL/dV stay in cache. Floats are kept in
+float32 as in the torch backend.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+from numba import njit
+
+BLOCK = 2048
+F32 = np.float32
+ZERO, ONE, TWO = F32(0.0), F32(1.0), F32(2.0)
+HALF, HALF_PI = F32(0.5), F32(math.pi / 2)
+
+# the built-in shapes with a kernel here (shapes.py gives the same formulas in torch)
+KINDS = {"rect": 0, "triangle": 1, "ramp": 2, "sigmoid": 3, "atan": 4, "superspike": 5,
+         "dspike": 6, "exponential": 7}
+PRECOMPUTED = -1  # g is read from a tensor made by the shape's own torch function
+
+JIT = dict(nogil=True, cache=True, error_model="numpy")
+
+
+@njit(inline="always", **JIT)
+def surrogate(kind, x, p):
+    """g(x; p) of built-in shape ``kind``; p is the step's parameter row."""
+    if kind == 0:  # rect: area_left/left on [-left, 0), area_right/right on [0, right]
+        if x >= -p[0] and x < ZERO:
+            return p[2] / p[0]
+        if x >= ZERO and x <= p[1]:
+            return p[3] / p[1]
+        return ZERO
+    if kind == 1:  # triangle: height * max(0, 1 - |x| / width), width by side
+        w = p[0] if x < ZERO else p[1]
+        return p[2] * max(ZERO, ONE - abs(x) / w)
+    if kind == 2:  # ramp: max(0, slope x + bias) on [-left, right]
+        if x < -p[0] or x > p[1]:
+            return ZERO
+        return max(ZERO, p[2] * x + p[3])
+    if kind == 3:  # sigmoid: alpha s (1 - s), s = sigmoid(alpha x)
+        s = ONE / (ONE + np.exp(-p[0] * x))
+        return p[0] * s * (ONE - s)
+    if kind == 4:  # atan: alpha / (2 (1 + (pi/2 alpha x)^2))
+        u = HALF_PI * p[0] * x
+        return p[0] / (TWO * (ONE + u * u))
+    if kind == 5:  # superspike: 1 / (1 + beta |x|)^2
+        d = ONE + p[0] * abs(x)
+        return ONE / (d * d)
+    if kind == 6:  # dspike: b (1 - tanh^2(b x / w)) / (2 w tanh(b / 2)) on |x| <= w / 2
+        if abs(x) > HALF * p[1]:
+            return ZERO
+        t = np.tanh(p[0] * x / p[1])
+        return p[0] * (ONE - t * t) / (TWO * p[1] * np.tanh(HALF * p[0]))
+    return p[0] * np.exp(-p[1] * abs(x))  # exponential: alpha exp(-beta |x|)
+
+
+@functools.lru_cache(maxsize=None)
+def forward_kernel(lerp: bool, hard: bool):
+    """The forward kernel of one variant (its flags are compile-time constants, so no branch on
+    them is left in the loop). ``lerp``: charge as torch.lerp(V, X, c) (decay-input LIF,
+    k = 1 - c), as the torch backend does; ``hard``: hard reset."""
+    @njit(**JIT)
+    def forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out):
+        """x, s, h: [T, N]; v0: [N] or None (every neuron starts at v0_scalar); v_out: [N]."""
+        _forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, lerp, hard)
+    return forward
+
+
+@njit(inline="always", **JIT)
+def _forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, lerp, hard):
+    T = x.shape[0]
+    for start in range(lo, hi, BLOCK):
+        end = min(start + BLOCK, hi)
+        for i in range(start, end):
+            v_out[i] = v0_scalar if v0 is None else v0[i]
+        for t in range(T):
+            th = theta[t]
+            for i in range(start, end):
+                v = v_out[i]
+                if lerp:  # torch.lerp's two formulas, by the size of the weight
+                    hv = v + c * (x[t, i] - v) if c < HALF else x[t, i] - (x[t, i] - v) * (ONE - c)
+                else:
+                    hv = c * x[t, i] + k * v
+                hv += b
+                spike = ONE if hv >= th else ZERO
+                h[t, i] = hv
+                s[t, i] = spike
+                if hard:
+                    v_out[i] = v_reset if hv >= th else hv
+                else:
+                    v_out[i] = hv - th * spike
+
+
+@functools.lru_cache(maxsize=None)
+def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_k: bool):
+    """The backward kernel of one variant: surrogate ``kind`` (KINDS, or PRECOMPUTED: g is
+    read from g_pre), hard reset, detached reset, dL/dtheta and dL/dk wanted (a float sum in
+    the loop keeps it from being vectorised, so it is there only when wanted)."""
+    @njit(**JIT)
+    def backward(lo, hi, h, v0, v0_scalar, theta, p, g_pre, grad_s, grad_v, grad_h, k, c,
+                 v_reset, grad_x, grad_v0, gs_out, sums):
+        """BPTT of the neurons [lo, hi). None stands for "not given" (grad_v, grad_h, g_pre)
+        and "not needed" (grad_x, grad_v0, gs_out). ``sums`` [T + 1] receives this range's
+        dL/dtheta[t] and, last, its dL/dk = sum_t <dL/dH[t], V[t-1]>."""
+        _backward(lo, hi, h, v0, v0_scalar, theta, p, g_pre, grad_s, grad_v, grad_h, k, c,
+                  v_reset, grad_x, grad_v0, gs_out, sums, kind, hard, detach, need_theta,
+                  need_k)
+    return backward
+
+
+@njit(inline="always", **JIT)
+def _backward(lo, hi, h, v0, v0_scalar, theta, p, g_pre, grad_s, grad_v, grad_h, k, c, v_reset,
+              grad_x, grad_v0, gs_out, sums, kind, hard, detach, need_theta, need_k):
+    T = h.shape[0]
+    gv = np.empty(BLOCK, dtype=np.float32)
+    for start in range(lo, hi, BLOCK):
+        end = min(start + BLOCK, hi)
+        for i in range(start, end):
+            gv[i - start] = ZERO if grad_v is None else grad_v[i]
+        for t in range(T - 1, -1, -1):
+            th = theta[t]
+            pt = p[t]
+            acc_theta = ZERO
+            acc_k = ZERO
+            for i in range(start, end):
+                g_in = gv[i - start]
+                hv = h[t, i]
+                x = hv - th
+                if g_pre is None:
+                    g = surrogate(kind, x, pt)
+                else:
+                    g = g_pre[t, i]
+                gs = grad_s[t, i]
+                if not detach:
+                    gs += g_in * (v_reset - hv) if hard else -g_in * th
+                d = (g_in if x < ZERO else ZERO) if hard else g_in
+                d += gs * g
+                if grad_h is not None:
+                    d += grad_h[t, i]
+                if grad_x is not None:
+                    grad_x[t, i] = c * d
+                if gs_out is not None:
+                    gs_out[t, i] = gs
+                if need_theta:
+                    acc_theta -= gs * g + (g_in if (not hard and x >= ZERO) else ZERO)
+                if need_k:
+                    acc_k += d * previous_potential(h, t, i, v0, v0_scalar, theta, v_reset,
+                                                    hard)
+                gv[i - start] = d * k
+            sums[t] += acc_theta
+            sums[T] += acc_k
+        if grad_v0 is not None:
+            for i in range(start, end):
+                grad_v0[i] = gv[i - start]
+
+
+@njit(inline="always", **JIT)
+def previous_potential(h, t, i, v0, v0_scalar, theta, v_reset, hard):
+    """V[t-1] of neuron i, recomputed from H[t-1] (V0 at t = 0)."""
+    if t == 0:
+        return v0_scalar if v0 is None else v0[i]
+    hp = h[t - 1, i]
+    fired = hp >= theta[t - 1]
+    if hard:
+        return v_reset if fired else hp
+    return hp - theta[t - 1] if fired else hp
+
+
+@njit(**JIT)
+def max_pool_2x2(lo, hi, x, out, where):
+    """2x2, stride-2 max-pooling of planes [lo, hi) of x [P, H, W] into out [P, H//2, W//2];
+    ``where`` (uint8) keeps the window offset of the maximum: 0 top-left, 1 top-right,
+    2 bottom-left, 3 bottom-right. As PyTorch's kernel: the first maximum in row-major order
+    wins, and a NaN wins over any number (the last NaN, over another)."""
+    for q in range(lo, hi):
+        for r in range(out.shape[1]):
+            for col in range(out.shape[2]):
+                best = x[q, 2 * r, 2 * col]
+                at = 0
+                for off in range(1, 4):
+                    value = x[q, 2 * r + off // 2, 2 * col + off % 2]
+                    if value > best or np.isnan(value):
+                        best, at = value, off
+                out[q, r, col] = best
+                where[q, r, col] = at
+
+
+@njit(**JIT)
+def max_pool_2x2_backward(lo, hi, grad_out, where, grad_in):
+    """The gradient of ``max_pool_2x2``: grad_in [P, H, W] (every element written) receives each
+    output's gradient at its maximum's place, zero elsewhere."""
+    rows, cols = grad_out.shape[1], grad_out.shape[2]
+    for q in range(lo, hi):
+        grad_in[q, 2 * rows:, :] = ZERO  # an odd last row or column is never pooled
+        grad_in[q, :, 2 * cols:] = ZERO
+        for r in range(rows):
+            for col in range(cols):
+                g, at = grad_out[q, r, col], where[q, r, col]
+                for off in range(4):
+                    grad_in[q, 2 * r + off // 2, 2 * col + off % 2] = g if off == at else ZERO

@@ -1,0 +1,147 @@
+"""The ``numba`` backend: the engine's CPU fast path, fused kernels compiled by Numba.
+
+On CPU, in ``auto`` mode, a layer whose rule works on whole sequences runs charge, fire and reset
+over all T in one pass (cpu_kernels.py) instead of the torch backend's handful of elementwise ops
+per timestep, and its BPTT in one pass back: same inputs, outputs and gradients as
+``engine.SequenceFn``, equal up to float rounding. A built-in shape runs on its own kernel code
+(chosen by the shape object's identity, as on CUDA); any other shape, a plugin's or a random
+one's, reads its surrogate precomputed by its own torch function. The torch backend stays the
+reference: ``neuron.backend=torch`` selects it, diagnostic passes that capture dL/dH use it, and so
+do stepwise rules and float64 input.
+
+A layer is split over ``torch.get_num_threads()`` Python threads (the kernels release the GIL),
+so ``--threads`` governs both backends alike.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+from .cupy_backend import precomputed_surrogate
+from .shapes import SHAPES, Shape
+
+Tensor = torch.Tensor
+MIN_PER_THREAD = 1 << 15  # below this many neurons (or planes x pixels) a layer runs on one thread
+
+
+@functools.lru_cache(maxsize=None)
+def numba_available() -> bool:
+    """Whether Numba imports here (an installed Numba that does not fit this NumPy counts as
+    missing: the torch backend runs instead)."""
+    try:
+        from . import cpu_kernels  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def kernels():
+    from . import cpu_kernels
+
+    return cpu_kernels
+
+
+@functools.lru_cache(maxsize=8)
+def _pool(threads: int, pid: int) -> ThreadPoolExecutor:
+    """Worker threads of this process (a forked child makes its own)."""
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sgbench-cpu")
+
+
+def split(n: int, work, per_item: int = 1) -> int:
+    """Run ``work(lo, hi, part)`` over [0, n) in parts, one per thread; returns the part count.
+    ``per_item``: the elements one item stands for (a pooled plane: its pixels)."""
+    parts = max(1, min(torch.get_num_threads(), n * per_item // MIN_PER_THREAD, n))
+    if parts == 1:
+        work(0, n, 0)
+        return 1
+    bounds = [n * j // parts for j in range(parts + 1)]
+    jobs = [_pool(parts, os.getpid()).submit(work, bounds[j], bounds[j + 1], j)
+            for j in range(parts)]
+    for job in jobs:
+        job.result()
+    return parts
+
+
+def kernel_kind(shape: Shape) -> int:
+    """The built-in kernel code of ``shape``, or PRECOMPUTED (a plugin's own shape, even one
+    reusing a built-in name, and the random LocalZO shape)."""
+    k = kernels()
+    return k.KINDS[shape.name] if SHAPES.get(shape.name) is shape and shape.name in k.KINDS \
+        else k.PRECOMPUTED
+
+
+def _array(t: Tensor | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A C-contiguous float32 NumPy view (or copy) of t in ``shape`` (None stays None)."""
+    if t is None:
+        return None
+    return t.detach().to(torch.float32).reshape(shape).contiguous().numpy()
+
+
+class NumbaSequenceFn(torch.autograd.Function):
+    """Charge, fire and reset over all T on CPU: ``engine.SequenceFn``'s inputs, outputs and
+    gradients; ``v0`` may be a number (a fresh sequence)."""
+
+    @staticmethod
+    def forward(ctx, x_seq, v0, k, theta, p, shape: Shape, dyn):
+        T, N = x_seq.shape[0], x_seq[0].numel()
+        x = _array(x_seq, (T, N))
+        h, s = np.empty_like(x), np.empty_like(x)
+        v = np.empty(N, np.float32)
+        v0_t = v0.detach().to(torch.float32).reshape(N).contiguous() if torch.is_tensor(v0) \
+            else None
+        v0_scalar = np.float32(0.0 if v0_t is not None else v0)
+        k_value = float(k.detach()) if torch.is_tensor(k) else float(k)
+        lerp = not torch.is_tensor(k) and k + dyn.c == 1.0  # as engine.charge
+        theta_f, p_f = theta.detach().float().contiguous(), p.detach().float().contiguous()
+        f32 = np.float32
+        args = (x, _array(v0_t, (N,)), v0_scalar, theta_f.numpy(), f32(k_value),
+                f32(dyn.c), f32(dyn.b), f32(dyn.v_reset), s, h, v)
+        forward = kernels().forward_kernel(lerp, dyn.hard_reset)
+        split(N, lambda lo, hi, _: forward(lo, hi, *args))
+        h_t = torch.from_numpy(h).view(x_seq.shape)
+        ctx.save_for_backward(h_t, v0_t, theta_f, p_f)
+        ctx.shape, ctx.dyn, ctx.k, ctx.v0_scalar = shape, dyn, k_value, v0_scalar
+        ctx.k_is_tensor = torch.is_tensor(k)
+        ctx.set_materialize_grads(False)
+        return (torch.from_numpy(s).view(x_seq.shape), torch.from_numpy(v).view(x_seq[0].shape),
+                h_t)
+
+    @staticmethod
+    def backward(ctx, grad_s, grad_v, grad_h):
+        h_t, v0_t, theta, p = ctx.saved_tensors
+        shape, dyn = ctx.shape, ctx.dyn
+        T, N = h_t.shape[0], h_t[0].numel()
+        need_x, need_v0, need_k, need_theta, need_p = ctx.needs_input_grad[:5]
+        need_k = need_k and ctx.k_is_tensor
+        need_v0 = need_v0 and v0_t is not None
+        kind = kernel_kind(shape)
+        g_pre = precomputed_surrogate(shape, h_t, theta, p) if kind == kernels().PRECOMPUTED \
+            else None
+        h = h_t.reshape(T, N).numpy()
+        grad_s = np.zeros((T, N), np.float32) if grad_s is None else \
+            _array(grad_s, (T, N))
+        grad_x = np.empty((T, N), np.float32) if need_x else None
+        grad_v0 = np.empty(N, np.float32) if need_v0 else None
+        gs_total = np.empty((T, N), np.float32) if need_p else None
+        sums = np.zeros((torch.get_num_threads(), T + 1), np.float64)
+        f32 = np.float32
+        args = (h, _array(v0_t, (N,)), ctx.v0_scalar, theta.numpy(), p.numpy(),
+                _array(g_pre, (T, N)), grad_s, _array(grad_v, (N,)),
+                _array(grad_h, (T, N)), f32(ctx.k), f32(dyn.c), f32(dyn.v_reset),
+                grad_x, grad_v0, gs_total)
+        backward = kernels().backward_kernel(kind, dyn.hard_reset, dyn.detach_reset, need_theta,
+                                             need_k)
+        split(N, lambda lo, hi, part: backward(lo, hi, *args, sums[part]))
+        total = torch.from_numpy(sums.sum(0).astype(np.float32))
+        g_p = None
+        if need_p:
+            gs = torch.from_numpy(gs_total).view(h_t.shape)
+            g_p = torch.stack([torch.stack(shape.param_grads(h_t[t] - theta[t], tuple(p[t]),
+                                                             gs[t])) for t in range(T)])
+        return (torch.from_numpy(grad_x).view(h_t.shape) if need_x else None,
+                torch.from_numpy(grad_v0).view(h_t[0].shape) if need_v0 else None,
+                total[T] if need_k else None, total[:T] if need_theta else None, g_p, None, None)

@@ -1,0 +1,119 @@
+"""The numba CPU backend against the torch reference: spikes, H, final V and every gradient, for
+each built-in shape, a plugin's shape, both resets, detached resets, constant, decay-input and
+learnable decay, a tensor or a number as initial potential, learnable thresholds and shape
+parameters; and the cases in which a neuron must run the torch reference instead."""
+import dataclasses
+
+import pytest
+import torch
+
+from sgbench.neuron.engine import Dynamics, SequenceFn
+from sgbench.neuron.node import SpikingNeuron
+from sgbench.neuron.numba_backend import NumbaSequenceFn, numba_available
+from sgbench.neuron.rules import FixedRule
+from sgbench.neuron.shapes import get_shape
+
+pytestmark = pytest.mark.skipif(not numba_available(), reason="needs numba")
+
+PARAMS = {"rect": [0.4, 0.7, 0.3, 0.7], "triangle": [0.6, 0.9, 1.2], "ramp": [0.6, 0.8, 0.8, 0.5],
+          "sigmoid": [4.0], "atan": [2.0], "superspike": [3.0], "dspike": [3.0, 1.2],
+          "exponential": [1.5, 2.0], "localzo": [0.5, 3.0, 7.0]}
+PLUGIN = dataclasses.replace(get_shape("sigmoid"), name="sigmoid")  # a plugin's own, same name
+T, SIZE = 4, (3, 5, 7)
+
+
+def _both(shape, p_row, dyn, k, v0, learn_theta=True, learn_p=True, grads=("s", "v", "h")):
+    """Outputs and gradients of the torch and the numba sequence functions on the same input."""
+    torch.manual_seed(1)
+    x = (torch.randn(T, *SIZE) * 1.5).requires_grad_()
+    theta = torch.tensor([1.0, 0.9, 1.1, 1.0], requires_grad=learn_theta)
+    p = torch.tensor([p_row] * T, requires_grad=learn_p)
+    upstream = {"s": torch.randn(T, *SIZE), "v": torch.randn(SIZE), "h": torch.randn(T, *SIZE)}
+    runs = []
+    for fn in (SequenceFn, NumbaSequenceFn):
+        start = v0 if torch.is_tensor(v0) or fn is NumbaSequenceFn else torch.full(SIZE, v0)
+        outs = dict(zip("svh", fn.apply(x, start, k, theta, p, shape, dyn)))
+        leaves = [a for a in (x, k, theta, p, v0) if torch.is_tensor(a) and a.requires_grad]
+        found = torch.autograd.grad([outs[g] for g in grads], leaves,
+                                    [upstream[g] for g in grads])
+        runs.append([*outs.values(), *found])
+    return runs
+
+
+def _assert_equal_up_to_rounding(runs):
+    for ours, reference in zip(runs[1], runs[0]):
+        torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+@pytest.mark.parametrize("hard", [True, False])
+def test_every_built_in_shape_matches_the_torch_reference(name, hard):
+    dyn = Dynamics(c=0.5, b=0.1 if hard else 0.0, hard_reset=hard, v_reset=0.2 if hard else 0.0)
+    learn_p = name != "localzo"  # its sample count and seed are not differentiable
+    _assert_equal_up_to_rounding(_both(get_shape(name), PARAMS[name], dyn, 0.5, 0.2,
+                                       learn_p=learn_p))
+
+
+@pytest.mark.parametrize("case", ["detached", "constant k", "learnable k", "tensor v0",
+                                  "plugin shape", "fixed theta and p", "spikes only"])
+def test_each_variant_matches_the_torch_reference(case):
+    dyn = Dynamics(c=0.5, b=0.0, hard_reset=True, v_reset=0.0, detach_reset=case == "detached")
+    k = {"constant k": 0.7, "learnable k": torch.tensor(0.6, requires_grad=True)}.get(case, 0.5)
+    if case in ("constant k", "learnable k"):
+        dyn = dataclasses.replace(dyn, c=1.0)
+    v0 = torch.randn(SIZE).requires_grad_() if case == "tensor v0" else 0.0
+    shape = PLUGIN if case == "plugin shape" else get_shape("sigmoid")
+    fixed = case == "fixed theta and p"
+    grads = ("s",) if case == "spikes only" else ("s", "v", "h")
+    _assert_equal_up_to_rounding(_both(shape, [4.0], dyn, k, v0, learn_theta=not fixed,
+                                       learn_p=not fixed, grads=grads))
+
+
+def test_a_layer_split_over_threads_gives_what_one_thread_gives():
+    x = torch.randn(T, 40_000) * 1.5
+    theta, p, shape, dyn = torch.ones(T), torch.full((T, 1), 2.0), get_shape("atan"), Dynamics(c=0.5)
+    results = []
+    before = torch.get_num_threads()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            xs = x.clone().requires_grad_()
+            s, v, h = NumbaSequenceFn.apply(xs, 0.0, 0.5, theta, p, shape, dyn)
+            (s * torch.linspace(-1, 1, 40_000)).sum().backward()
+        finally:
+            torch.set_num_threads(before)
+        results.append((s, v, h, xs.grad))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+def _neuron(**kw):
+    return SpikingNeuron(tau=2.0, rule=FixedRule(kw.pop("shape", "atan"), [2.0]), **kw)
+
+
+def test_a_cpu_neuron_runs_the_numba_kernels_unless_told_or_needed_otherwise():
+    x = torch.randn(T, 2, 8)
+    cases = {"numba": _neuron(), "numba-precomputed": _neuron(shape="localzo"),
+             "torch": _neuron(backend="torch")}
+    for expected, node in cases.items():
+        if expected == "numba-precomputed":
+            node.rule = FixedRule("localzo", [0.5, 2.0, 3.0])
+        node(x)
+        assert node.used_backend == expected
+    double = _neuron()
+    double(x.double())  # float64 input: the reference
+    assert double.used_backend == "torch"
+
+
+def test_a_neuron_gives_the_same_training_signal_on_both_backends():
+    torch.manual_seed(0)
+    x = torch.randn(T, 4, 16) * 2
+    grads = []
+    for backend in ("auto", "torch"):
+        node = _neuron(backend=backend)
+        xs = x.clone().requires_grad_()
+        out = node(xs)
+        (out * torch.arange(16.0)).sum().backward()
+        grads.append((out, node.v, xs.grad))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
