@@ -117,3 +117,17 @@ def test_a_neuron_gives_the_same_training_signal_on_both_backends():
         grads.append((out, node.v, xs.grad))
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_an_input_that_is_the_same_at_every_step_is_read_as_one_row():
+    """The first layer of a direct-input network gets its input as a stride-0 view over T."""
+    frame = torch.randn(*SIZE) * 1.5
+    results = []
+    for fn in (SequenceFn, NumbaSequenceFn):
+        leaf = frame.clone().requires_grad_()
+        x = leaf.expand(T, *SIZE)
+        s, v, h = fn.apply(x, torch.zeros(SIZE), 0.5, torch.ones(T), torch.full((T, 1), 2.0),
+                           get_shape("atan"), Dynamics(c=0.5))
+        (s * torch.randn(T, *SIZE, generator=torch.Generator().manual_seed(3))).sum().backward()
+        results.append((s, v, h, leaf.grad))
+    _assert_equal_up_to_rounding(results)

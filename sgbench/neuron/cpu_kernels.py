@@ -75,34 +75,40 @@ def forward_kernel(lerp: bool, hard: bool):
     k = 1 - c), as the torch backend does; ``hard``: hard reset."""
     @njit(**JIT)
     def forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out):
-        """x, s, h: [T, N]; v0: [N] or None (every neuron starts at v0_scalar); v_out: [N]."""
+        """s, h: [T, N]; x: [T, N], or [1, N] for an input that is the same at every step; v0: [N]
+        or None (every neuron starts at v0_scalar); v_out: [N]."""
         _forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, lerp, hard)
     return forward
 
 
 @njit(inline="always", **JIT)
 def _forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, lerp, hard):
-    T = x.shape[0]
+    T = h.shape[0]
+    small = c < HALF  # torch.lerp's two formulas, chosen by the size of the weight
     for start in range(lo, hi, BLOCK):
         end = min(start + BLOCK, hi)
-        for i in range(start, end):
-            v_out[i] = v0_scalar if v0 is None else v0[i]
+        v = v_out[start:end]
+        for j in range(end - start):
+            v[j] = v0_scalar if v0 is None else v0[start + j]
         for t in range(T):
             th = theta[t]
-            for i in range(start, end):
-                v = v_out[i]
-                if lerp:  # torch.lerp's two formulas, by the size of the weight
-                    hv = v + c * (x[t, i] - v) if c < HALF else x[t, i] - (x[t, i] - v) * (ONE - c)
+            xt = x[min(t, x.shape[0] - 1), start:end]  # one row: the same input at every t
+            ht, st = h[t, start:end], s[t, start:end]
+            for j in range(end - start):
+                if not lerp:
+                    hv = c * xt[j] + k * v[j]
+                elif small:
+                    hv = v[j] + c * (xt[j] - v[j])
                 else:
-                    hv = c * x[t, i] + k * v
+                    hv = xt[j] - (xt[j] - v[j]) * (ONE - c)
                 hv += b
-                spike = ONE if hv >= th else ZERO
-                h[t, i] = hv
-                s[t, i] = spike
+                fired = hv >= th
+                ht[j] = hv
+                st[j] = ONE if fired else ZERO
                 if hard:
-                    v_out[i] = v_reset if hv >= th else hv
+                    v[j] = v_reset if fired else hv
                 else:
-                    v_out[i] = hv - th * spike
+                    v[j] = hv - th if fired else hv
 
 
 @functools.lru_cache(maxsize=None)
@@ -188,15 +194,14 @@ def max_pool_2x2(lo, hi, x, out, where):
     wins, and a NaN wins over any number (the last NaN, over another)."""
     for q in range(lo, hi):
         for r in range(out.shape[1]):
+            top, bottom, row, at_row = x[q, 2 * r], x[q, 2 * r + 1], out[q, r], where[q, r]
             for col in range(out.shape[2]):
-                best = x[q, 2 * r, 2 * col]
-                at = 0
-                for off in range(1, 4):
-                    value = x[q, 2 * r + off // 2, 2 * col + off % 2]
+                best, at = top[2 * col], 0
+                for off, value in ((1, top[2 * col + 1]), (2, bottom[2 * col]),
+                                   (3, bottom[2 * col + 1])):
                     if value > best or np.isnan(value):
                         best, at = value, off
-                out[q, r, col] = best
-                where[q, r, col] = at
+                row[col], at_row[col] = best, at
 
 
 @njit(**JIT)
@@ -208,7 +213,10 @@ def max_pool_2x2_backward(lo, hi, grad_out, where, grad_in):
         grad_in[q, 2 * rows:, :] = ZERO  # an odd last row or column is never pooled
         grad_in[q, :, 2 * cols:] = ZERO
         for r in range(rows):
+            top, bottom, g, at = grad_in[q, 2 * r], grad_in[q, 2 * r + 1], grad_out[q, r], \
+                where[q, r]
             for col in range(cols):
-                g, at = grad_out[q, r, col], where[q, r, col]
-                for off in range(4):
-                    grad_in[q, 2 * r + off // 2, 2 * col + off % 2] = g if off == at else ZERO
+                top[2 * col] = g[col] if at[col] == 0 else ZERO
+                top[2 * col + 1] = g[col] if at[col] == 1 else ZERO
+                bottom[2 * col] = g[col] if at[col] == 2 else ZERO
+                bottom[2 * col + 1] = g[col] if at[col] == 3 else ZERO

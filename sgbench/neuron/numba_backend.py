@@ -88,8 +88,9 @@ class NumbaSequenceFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq, v0, k, theta, p, shape: Shape, dyn):
         T, N = x_seq.shape[0], x_seq[0].numel()
-        x = _array(x_seq, (T, N))
-        h, s = np.empty_like(x), np.empty_like(x)
+        static = T > 1 and x_seq.stride(0) == 0  # the same input at every step (a view)
+        x = _array(x_seq[:1] if static else x_seq, (1 if static else T, N))
+        h, s = np.empty((T, N), np.float32), np.empty((T, N), np.float32)
         v = np.empty(N, np.float32)
         v0_t = v0.detach().to(torch.float32).reshape(N).contiguous() if torch.is_tensor(v0) \
             else None
