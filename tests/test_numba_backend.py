@@ -131,3 +131,38 @@ def test_an_input_that_is_the_same_at_every_step_is_read_as_one_row():
         (s * torch.randn(T, *SIZE, generator=torch.Generator().manual_seed(3))).sum().backward()
         results.append((s, v, h, leaf.grad))
     _assert_equal_up_to_rounding(results)
+
+
+def test_a_channels_last_input_is_read_in_place_and_its_outputs_keep_the_layout():
+    base = torch.randn(T * 2, 3, 4, 5) * 1.5
+    x_cl = base.contiguous(memory_format=torch.channels_last).unflatten(0, (T, 2))
+    results = []
+    for fn, x in ((SequenceFn, base.unflatten(0, (T, 2))), (NumbaSequenceFn, x_cl)):
+        leaf = x.detach().clone(memory_format=torch.preserve_format).requires_grad_()
+        s, v, h = fn.apply(leaf, torch.zeros(2, 3, 4, 5), 0.5, torch.ones(T),
+                           torch.full((T, 1), 2.0), get_shape("atan"), Dynamics(c=0.5))
+        (s * torch.arange(5.0)).sum().backward()
+        results.append((s, v, h, leaf.grad))
+    _assert_equal_up_to_rounding(results)
+    s, _, h, grad = results[1]
+    assert s.stride() == h.stride() == grad.stride() == x_cl.stride()
+
+
+def test_the_kernels_exp_and_tanh_are_within_float_rounding():
+    import numpy as np
+    from numba import njit
+
+    from sgbench.neuron.cpu_kernels import fast_exp, fast_tanh
+
+    @njit
+    def apply(xs, tanh):
+        out = np.empty_like(xs)
+        for i in range(xs.size):
+            out[i] = fast_tanh(xs[i]) if tanh else fast_exp(xs[i])
+        return out
+
+    xs = np.linspace(-87, 88, 400_001).astype(np.float32)
+    exact = np.exp(xs.astype(np.float64))
+    assert np.max(np.abs(apply(xs, False) - exact) / exact) < 2.5e-7  # about 2 ulp
+    ys = np.linspace(-20, 20, 400_001).astype(np.float32)
+    assert np.max(np.abs(apply(ys, True) - np.tanh(ys.astype(np.float64)))) < 3e-7

@@ -20,7 +20,9 @@ import functools
 import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 BLOCK = 2048
 F32 = np.float32
@@ -35,37 +37,71 @@ PRECOMPUTED = -1  # g is read from a tensor made by the shape's own torch functi
 JIT = dict(nogil=True, cache=True, error_model="numpy")
 
 
+@intrinsic
+def _float_from_bits(typingctx, bits):
+    """The float32 whose IEEE-754 bits are the int32 ``bits``."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.int32), codegen
+
+
+# exp(x) for float32 as in Cephes' expf (S. L. Moshier, Methods and Programs for Mathematical
+# Functions, 1989): x = n ln2 + r, |r| <= ln2 / 2, exp(r) by a degree-7 polynomial, times 2^n
+# made from its bits. Within 2 ulp of exp, and the loops that call it stay vectorised (a call to
+# libm's expf would not be). Arguments are clamped to [-87, 88], where 2^n stays a normal float.
+LOG2E, LN2_HI, LN2_LO = F32(1.44269504088896341), F32(0.693359375), F32(-2.12194440e-4)
+EXP_POLY = tuple(F32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                                  4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
+
+
 @njit(inline="always", **JIT)
-def surrogate(kind, x, p):
-    """g(x; p) of built-in shape ``kind``; p is the step's parameter row."""
+def fast_exp(x):
+    x = min(max(x, F32(-87.0)), F32(88.0))
+    n = np.floor(x * LOG2E + HALF)
+    r = x - n * LN2_HI - n * LN2_LO
+    poly = EXP_POLY[0]
+    for c in EXP_POLY[1:]:
+        poly = poly * r + c
+    return (poly * r * r + r + ONE) * _float_from_bits((np.int32(n) + np.int32(127)) << 23)
+
+
+@njit(inline="always", **JIT)
+def fast_tanh(y):
+    """tanh(y) = 1 - 2 / (exp(2y) + 1), through ``fast_exp`` (absolute error ~1e-7)."""
+    return ONE - TWO / (fast_exp(TWO * y) + ONE)
+
+
+@njit(inline="always", **JIT)
+def surrogate(kind, x, p0, p1, p2, p3):
+    """g(x; p) of built-in shape ``kind`` with the step's parameters p0..p3 (as many as it has)."""
     if kind == 0:  # rect: area_left/left on [-left, 0), area_right/right on [0, right]
-        if x >= -p[0] and x < ZERO:
-            return p[2] / p[0]
-        if x >= ZERO and x <= p[1]:
-            return p[3] / p[1]
+        if x >= -p0 and x < ZERO:
+            return p2 / p0
+        if x >= ZERO and x <= p1:
+            return p3 / p1
         return ZERO
     if kind == 1:  # triangle: height * max(0, 1 - |x| / width), width by side
-        w = p[0] if x < ZERO else p[1]
-        return p[2] * max(ZERO, ONE - abs(x) / w)
+        w = p0 if x < ZERO else p1
+        return p2 * max(ZERO, ONE - abs(x) / w)
     if kind == 2:  # ramp: max(0, slope x + bias) on [-left, right]
-        if x < -p[0] or x > p[1]:
+        if x < -p0 or x > p1:
             return ZERO
-        return max(ZERO, p[2] * x + p[3])
+        return max(ZERO, p2 * x + p3)
     if kind == 3:  # sigmoid: alpha s (1 - s), s = sigmoid(alpha x)
-        s = ONE / (ONE + np.exp(-p[0] * x))
-        return p[0] * s * (ONE - s)
+        s = ONE / (ONE + fast_exp(-p0 * x))
+        return p0 * s * (ONE - s)
     if kind == 4:  # atan: alpha / (2 (1 + (pi/2 alpha x)^2))
-        u = HALF_PI * p[0] * x
-        return p[0] / (TWO * (ONE + u * u))
+        u = HALF_PI * p0 * x
+        return p0 / (TWO * (ONE + u * u))
     if kind == 5:  # superspike: 1 / (1 + beta |x|)^2
-        d = ONE + p[0] * abs(x)
+        d = ONE + p0 * abs(x)
         return ONE / (d * d)
     if kind == 6:  # dspike: b (1 - tanh^2(b x / w)) / (2 w tanh(b / 2)) on |x| <= w / 2
-        if abs(x) > HALF * p[1]:
+        if abs(x) > HALF * p1:
             return ZERO
-        t = np.tanh(p[0] * x / p[1])
-        return p[0] * (ONE - t * t) / (TWO * p[1] * np.tanh(HALF * p[0]))
-    return p[0] * np.exp(-p[1] * abs(x))  # exponential: alpha exp(-beta |x|)
+        t = fast_tanh(p0 * x / p1)
+        return p0 * (ONE - t * t) / (TWO * p1 * fast_tanh(HALF * p0))
+    return p0 * fast_exp(-p1 * abs(x))  # exponential: alpha exp(-beta |x|)
 
 
 @functools.lru_cache(maxsize=None)
@@ -133,45 +169,60 @@ def _backward(lo, hi, h, v0, v0_scalar, theta, p, g_pre, grad_s, grad_v, grad_h,
               grad_x, grad_v0, gs_out, sums, kind, hard, detach, need_theta, need_k):
     T = h.shape[0]
     gv = np.empty(BLOCK, dtype=np.float32)
+    g = np.empty(BLOCK, dtype=np.float32)
     for start in range(lo, hi, BLOCK):
         end = min(start + BLOCK, hi)
-        for i in range(start, end):
-            gv[i - start] = ZERO if grad_v is None else grad_v[i]
+        n = end - start
+        for j in range(n):
+            gv[j] = ZERO if grad_v is None else grad_v[start + j]
         for t in range(T - 1, -1, -1):
             th = theta[t]
-            pt = p[t]
+            ht, gst = h[t, start:end], grad_s[t, start:end]
+            ght, gxt, gso = _row(grad_h, t, start, end, ht), _row(grad_x, t, start, end, ht), \
+                _row(gs_out, t, start, end, ht)
+            if g_pre is None:  # the surrogate in a loop of its own: it vectorises there
+                last = p.shape[1] - 1  # a shape with fewer parameters ignores the rest
+                p0, p1, p2, p3 = (p[t, 0], p[t, min(1, last)], p[t, min(2, last)],
+                                  p[t, min(3, last)])
+                for j in range(n):
+                    g[j] = surrogate(kind, ht[j] - th, p0, p1, p2, p3)
+            else:
+                g[:n] = g_pre[t, start:end]
             acc_theta = ZERO
             acc_k = ZERO
-            for i in range(start, end):
-                g_in = gv[i - start]
-                hv = h[t, i]
+            for j in range(n):
+                g_in = gv[j]
+                hv = ht[j]
                 x = hv - th
-                if g_pre is None:
-                    g = surrogate(kind, x, pt)
-                else:
-                    g = g_pre[t, i]
-                gs = grad_s[t, i]
+                gs = gst[j]
                 if not detach:
                     gs += g_in * (v_reset - hv) if hard else -g_in * th
                 d = (g_in if x < ZERO else ZERO) if hard else g_in
-                d += gs * g
+                d += gs * g[j]
                 if grad_h is not None:
-                    d += grad_h[t, i]
+                    d += ght[j]
                 if grad_x is not None:
-                    grad_x[t, i] = c * d
+                    gxt[j] = c * d
                 if gs_out is not None:
-                    gs_out[t, i] = gs
+                    gso[j] = gs
                 if need_theta:
-                    acc_theta -= gs * g + (g_in if (not hard and x >= ZERO) else ZERO)
+                    acc_theta -= gs * g[j] + (g_in if (not hard and x >= ZERO) else ZERO)
                 if need_k:
-                    acc_k += d * previous_potential(h, t, i, v0, v0_scalar, theta, v_reset,
-                                                    hard)
-                gv[i - start] = d * k
+                    acc_k += d * previous_potential(h, t, start + j, v0, v0_scalar, theta,
+                                                    v_reset, hard)
+                gv[j] = d * k
             sums[t] += acc_theta
             sums[T] += acc_k
         if grad_v0 is not None:
-            for i in range(start, end):
-                grad_v0[i] = gv[i - start]
+            grad_v0[start:end] = gv[:n]
+
+
+@njit(inline="always", **JIT)
+def _row(a, t, start, end, stand_in):
+    """a[t, start:end], or ``stand_in`` (never used: the callers test ``a is None``)."""
+    if a is None:
+        return stand_in
+    return a[t, start:end]
 
 
 @njit(inline="always", **JIT)
@@ -220,3 +271,43 @@ def max_pool_2x2_backward(lo, hi, grad_out, where, grad_in):
                 top[2 * col + 1] = g[col] if at[col] == 1 else ZERO
                 bottom[2 * col] = g[col] if at[col] == 2 else ZERO
                 bottom[2 * col + 1] = g[col] if at[col] == 3 else ZERO
+
+
+@njit(**JIT)
+def max_pool_2x2_channels_last(lo, hi, x, out, where):
+    """``max_pool_2x2`` for images [lo, hi) of a channels-last x [P, H, W, C] into
+    out [P, H//2, W//2, C]: the loop runs over the channels, which lie next to each other."""
+    for q in range(lo, hi):
+        for r in range(out.shape[1]):
+            for col in range(out.shape[2]):
+                a, b = x[q, 2 * r, 2 * col], x[q, 2 * r, 2 * col + 1]
+                c, d = x[q, 2 * r + 1, 2 * col], x[q, 2 * r + 1, 2 * col + 1]
+                o, w = out[q, r, col], where[q, r, col]
+                for ch in range(out.shape[3]):
+                    best, at = a[ch], 0
+                    if b[ch] > best or np.isnan(b[ch]):
+                        best, at = b[ch], 1
+                    if c[ch] > best or np.isnan(c[ch]):
+                        best, at = c[ch], 2
+                    if d[ch] > best or np.isnan(d[ch]):
+                        best, at = d[ch], 3
+                    o[ch], w[ch] = best, at
+
+
+@njit(**JIT)
+def max_pool_2x2_channels_last_backward(lo, hi, grad_out, where, grad_in):
+    """The gradient of ``max_pool_2x2_channels_last`` (grad_in [P, H, W, C], all written)."""
+    rows, cols = grad_out.shape[1], grad_out.shape[2]
+    for q in range(lo, hi):
+        grad_in[q, 2 * rows:] = ZERO  # an odd last row or column is never pooled
+        grad_in[q, :, 2 * cols:] = ZERO
+        for r in range(rows):
+            for col in range(cols):
+                a, b = grad_in[q, 2 * r, 2 * col], grad_in[q, 2 * r, 2 * col + 1]
+                c, d = grad_in[q, 2 * r + 1, 2 * col], grad_in[q, 2 * r + 1, 2 * col + 1]
+                g, at = grad_out[q, r, col], where[q, r, col]
+                for ch in range(grad_out.shape[3]):
+                    a[ch] = g[ch] if at[ch] == 0 else ZERO
+                    b[ch] = g[ch] if at[ch] == 1 else ZERO
+                    c[ch] = g[ch] if at[ch] == 2 else ZERO
+                    d[ch] = g[ch] if at[ch] == 3 else ZERO

@@ -74,11 +74,37 @@ def kernel_kind(shape: Shape) -> int:
         else k.PRECOMPUTED
 
 
-def _array(t: Tensor | None, shape: tuple[int, ...]) -> np.ndarray | None:
-    """A C-contiguous float32 NumPy view (or copy) of t in ``shape`` (None stays None)."""
-    if t is None:
-        return None
-    return t.detach().to(torch.float32).reshape(shape).contiguous().numpy()
+class Layout:
+    """The storage order of a layer's per-step tensor (contiguous, channels-last, ...): every
+    tensor of the layer is handed to the kernels as rows [R, N] in that order, so one index
+    addresses the same neuron in all of them and a channels-last input is read in place."""
+
+    def __init__(self, step: Tensor):
+        self.shape = tuple(step.shape)
+        order = sorted(range(step.dim()), key=lambda d: (-step.stride(d), d))
+        dense = step.permute(order).is_contiguous()
+        self.order = order if dense else list(range(step.dim()))
+        self.inverse = [self.order.index(d) for d in range(step.dim())]
+        self.n = step.numel()
+
+    def rows(self, t: Tensor | None) -> np.ndarray | None:
+        """t [R, *shape] (or [*shape], as one row) as a float32 array [R, N] (None stays None);
+        a view where t is already in this order."""
+        if t is None:
+            return None
+        one = t.dim() == len(self.shape)
+        t = t.detach().to(torch.float32)
+        t = t[None] if one else t
+        flat = t.permute(0, *(d + 1 for d in self.order)).reshape(len(t), self.n)
+        return flat.contiguous().numpy()[0] if one else flat.contiguous().numpy()
+
+    def tensor(self, a: np.ndarray) -> Tensor:
+        """The inverse of ``rows``: an array [R, N] (or [N]) as a tensor [R, *shape] ([*shape])."""
+        t = torch.from_numpy(a)
+        stored = [self.shape[d] for d in self.order]
+        if a.ndim == 1:
+            return t.view(stored).permute(self.inverse)
+        return t.view(len(a), *stored).permute(0, *(d + 1 for d in self.inverse))
 
 
 class NumbaSequenceFn(torch.autograd.Function):
@@ -87,62 +113,57 @@ class NumbaSequenceFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x_seq, v0, k, theta, p, shape: Shape, dyn):
-        T, N = x_seq.shape[0], x_seq[0].numel()
+        T, layout = x_seq.shape[0], Layout(x_seq[0])
         static = T > 1 and x_seq.stride(0) == 0  # the same input at every step (a view)
-        x = _array(x_seq[:1] if static else x_seq, (1 if static else T, N))
-        h, s = np.empty((T, N), np.float32), np.empty((T, N), np.float32)
-        v = np.empty(N, np.float32)
-        v0_t = v0.detach().to(torch.float32).reshape(N).contiguous() if torch.is_tensor(v0) \
-            else None
+        x = layout.rows(x_seq[:1] if static else x_seq)
+        h, s = np.empty((T, layout.n), np.float32), np.empty((T, layout.n), np.float32)
+        v = np.empty(layout.n, np.float32)
+        v0_t = v0.detach().to(torch.float32) if torch.is_tensor(v0) else None
         v0_scalar = np.float32(0.0 if v0_t is not None else v0)
         k_value = float(k.detach()) if torch.is_tensor(k) else float(k)
         lerp = not torch.is_tensor(k) and k + dyn.c == 1.0  # as engine.charge
         theta_f, p_f = theta.detach().float().contiguous(), p.detach().float().contiguous()
         f32 = np.float32
-        args = (x, _array(v0_t, (N,)), v0_scalar, theta_f.numpy(), f32(k_value),
-                f32(dyn.c), f32(dyn.b), f32(dyn.v_reset), s, h, v)
+        args = (x, layout.rows(v0_t), v0_scalar, theta_f.numpy(), f32(k_value), f32(dyn.c),
+                f32(dyn.b), f32(dyn.v_reset), s, h, v)
         forward = kernels().forward_kernel(lerp, dyn.hard_reset)
-        split(N, lambda lo, hi, _: forward(lo, hi, *args))
-        h_t = torch.from_numpy(h).view(x_seq.shape)
+        split(layout.n, lambda lo, hi, _: forward(lo, hi, *args))
+        h_t = layout.tensor(h)
         ctx.save_for_backward(h_t, v0_t, theta_f, p_f)
         ctx.shape, ctx.dyn, ctx.k, ctx.v0_scalar = shape, dyn, k_value, v0_scalar
-        ctx.k_is_tensor = torch.is_tensor(k)
+        ctx.k_is_tensor, ctx.layout, ctx.h = torch.is_tensor(k), layout, h
         ctx.set_materialize_grads(False)
-        return (torch.from_numpy(s).view(x_seq.shape), torch.from_numpy(v).view(x_seq[0].shape),
-                h_t)
+        return layout.tensor(s), layout.tensor(v), h_t
 
     @staticmethod
     def backward(ctx, grad_s, grad_v, grad_h):
         h_t, v0_t, theta, p = ctx.saved_tensors
-        shape, dyn = ctx.shape, ctx.dyn
-        T, N = h_t.shape[0], h_t[0].numel()
+        shape, dyn, layout, h = ctx.shape, ctx.dyn, ctx.layout, ctx.h
+        T, N = h.shape
         need_x, need_v0, need_k, need_theta, need_p = ctx.needs_input_grad[:5]
         need_k = need_k and ctx.k_is_tensor
         need_v0 = need_v0 and v0_t is not None
         kind = kernel_kind(shape)
         g_pre = precomputed_surrogate(shape, h_t, theta, p) if kind == kernels().PRECOMPUTED \
             else None
-        h = h_t.reshape(T, N).numpy()
-        grad_s = np.zeros((T, N), np.float32) if grad_s is None else \
-            _array(grad_s, (T, N))
+        grad_s = np.zeros((T, N), np.float32) if grad_s is None else layout.rows(grad_s)
         grad_x = np.empty((T, N), np.float32) if need_x else None
         grad_v0 = np.empty(N, np.float32) if need_v0 else None
         gs_total = np.empty((T, N), np.float32) if need_p else None
         sums = np.zeros((torch.get_num_threads(), T + 1), np.float64)
         f32 = np.float32
-        args = (h, _array(v0_t, (N,)), ctx.v0_scalar, theta.numpy(), p.numpy(),
-                _array(g_pre, (T, N)), grad_s, _array(grad_v, (N,)),
-                _array(grad_h, (T, N)), f32(ctx.k), f32(dyn.c), f32(dyn.v_reset),
-                grad_x, grad_v0, gs_total)
+        args = (h, layout.rows(v0_t), ctx.v0_scalar, theta.numpy(), p.numpy(),
+                layout.rows(g_pre), grad_s, layout.rows(grad_v), layout.rows(grad_h),
+                f32(ctx.k), f32(dyn.c), f32(dyn.v_reset), grad_x, grad_v0, gs_total)
         backward = kernels().backward_kernel(kind, dyn.hard_reset, dyn.detach_reset, need_theta,
                                              need_k)
         split(N, lambda lo, hi, part: backward(lo, hi, *args, sums[part]))
         total = torch.from_numpy(sums.sum(0).astype(np.float32))
         g_p = None
         if need_p:
-            gs = torch.from_numpy(gs_total).view(h_t.shape)
+            gs = layout.tensor(gs_total)
             g_p = torch.stack([torch.stack(shape.param_grads(h_t[t] - theta[t], tuple(p[t]),
                                                              gs[t])) for t in range(T)])
-        return (torch.from_numpy(grad_x).view(h_t.shape) if need_x else None,
-                torch.from_numpy(grad_v0).view(h_t[0].shape) if need_v0 else None,
+        return (layout.tensor(grad_x) if need_x else None,
+                layout.tensor(grad_v0) if need_v0 else None,
                 total[T] if need_k else None, total[:T] if need_theta else None, g_p, None, None)
