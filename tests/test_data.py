@@ -19,7 +19,7 @@ from sgbench.data.tensors import Augment, TensorLoader, TensorSplit
 from sgbench.errors import UserError
 from sgbench.models import static
 from sgbench.models.norm import Norm
-from sgbench.models.pool import MaxPool2d, channels_last
+from sgbench.models.pool import MaxPool2d
 
 runner = CliRunner()
 
@@ -153,17 +153,14 @@ def test_static_input_is_computed_once_with_the_same_outputs_gradients_and_stati
 @pytest.mark.parametrize("shape,values,threads", [
     ((4, 3, 8, 8), "spikes", 1), ((4, 3, 7, 9), "spikes", 1), ((2, 5, 3, 6, 6), "spikes", 1),
     ((3, 2, 8, 8), "ties", 1), ((3, 2, 6, 10), "real", 1), ((3, 2, 6, 6), "nan", 1),
-    ((2, 8, 16, 31, 30), "spikes", 2),  # split over two threads
-    ((2, 8, 16, 31, 30), "channels-last", 2), ((4, 6, 7, 9), "channels-last", 1)])
+    ((2, 8, 16, 31, 30), "spikes", 2)])  # the last one split over two threads
 def test_the_2x2_max_pool_gives_torchs_values_and_gradients_exactly(shape, values, threads):
     x = torch.rand(*shape)
     nan = torch.where(x > 0.8, torch.nan, x)
-    last = (x > 0.7).float().flatten(0, -4).contiguous(memory_format=torch.channels_last)
-    x = {"spikes": (x > 0.7).float(), "ties": x.round(decimals=1), "real": x, "nan": nan,
-         "channels-last": last.view(shape)}[values]
+    x = {"spikes": (x > 0.7).float(), "ties": x.round(decimals=1), "real": x, "nan": nan}[values]
     mode = "m" if len(shape) == 5 else "s"
     ours, stock = MaxPool2d(2, 2, step_mode=mode), layer.MaxPool2d(2, 2, step_mode=mode)
-    a, b = x.clone().requires_grad_(), x.contiguous().requires_grad_()
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -172,8 +169,7 @@ def test_the_2x2_max_pool_gives_torchs_values_and_gradients_exactly(shape, value
         out.backward(grad), expected.backward(grad)
     finally:
         torch.set_num_threads(before)
-    assert ours._fast(a) and channels_last(out) == channels_last(a) == (values == "channels-last")
-    assert a.grad.stride() == a.stride()
+    assert ours._fast(a)
     torch.testing.assert_close(out, expected, rtol=0, atol=0, equal_nan=True)
     torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0)
 

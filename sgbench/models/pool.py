@@ -19,69 +19,37 @@ from .static import optimised
 Tensor = torch.Tensor
 
 
-def _images(x: Tensor) -> Tensor:
-    """x [..., C, H, W] as [P, C, H, W] (a view for contiguous and channels-last tensors)."""
-    return x.reshape(-1, *x.shape[-3:]) if x.dim() > 3 else x[None]
-
-
-def channels_last(x: Tensor) -> bool:
-    images = _images(x)
-    return not images.is_contiguous() and images.is_contiguous(
-        memory_format=torch.channels_last)
-
-
 class MaxPool2x2(torch.autograd.Function):
-    """x [..., C, H, W] (float32 on CPU, contiguous or channels-last) -> [..., C, H//2, W//2]
-    in the same layout."""
+    """x [..., H, W] (contiguous float32 on CPU) -> [..., H // 2, W // 2]."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
-        images, last = _images(x.detach()), channels_last(x)
-        P, C, H, W = images.shape
-        if last:  # [P, H, W, C] in memory
-            src, kernel = images.permute(0, 2, 3, 1).numpy(), kernels().max_pool_2x2_channels_last
-            out_shape = (P, H // 2, W // 2, C)
-        else:  # planes [P * C, H, W]
-            src, kernel = images.reshape(P * C, H, W).numpy(), kernels().max_pool_2x2
-            out_shape = (P * C, H // 2, W // 2)
-        out = np.empty(out_shape, np.float32)
-        where = np.empty(out_shape, np.uint8)
-        split(len(src), lambda lo, hi, _: kernel(lo, hi, src, out, where),
-              per_item=src[0].size)
-        ctx.where, ctx.last, ctx.in_shape = where, last, images.shape
-        return _as_images(torch.from_numpy(out), last, (P, C, H // 2, W // 2)).view(
-            *x.shape[:-2], H // 2, W // 2)
+        H, W = x.shape[-2:]
+        planes = x.detach().reshape(-1, H, W).numpy()
+        out = np.empty((len(planes), H // 2, W // 2), np.float32)
+        where = np.empty(out.shape, np.uint8)
+        split(len(planes), lambda lo, hi, _: kernels().max_pool_2x2(lo, hi, planes, out, where),
+              per_item=H * W)
+        ctx.where, ctx.in_shape = where, x.shape
+        return torch.from_numpy(out).view(*x.shape[:-2], H // 2, W // 2)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
-        where, last, (P, C, H, W) = ctx.where, ctx.last, ctx.in_shape
-        images = _images(grad.to(torch.float32))
-        if last:
-            grad_out = images.permute(0, 2, 3, 1).contiguous().numpy()
-            kernel, in_shape = kernels().max_pool_2x2_channels_last_backward, (P, H, W, C)
-        else:
-            grad_out = images.reshape(where.shape).contiguous().numpy()
-            kernel, in_shape = kernels().max_pool_2x2_backward, (P * C, H, W)
-        grad_in = np.empty(in_shape, np.float32)
-        split(len(where), lambda lo, hi, _: kernel(lo, hi, grad_out, where, grad_in),
-              per_item=grad_in[0].size)
-        return _as_images(torch.from_numpy(grad_in), last, (P, C, H, W)).view(grad.shape[:-2]
-                                                                             + (H, W))
-
-
-def _as_images(t: Tensor, last: bool, shape: tuple[int, int, int, int]) -> Tensor:
-    """A kernel's output array (as a tensor) as images [P, C, H, W] in their layout."""
-    return t.permute(0, 3, 1, 2) if last else t.view(shape)
+        where, (H, W) = ctx.where, ctx.in_shape[-2:]
+        grad_out = grad.to(torch.float32).reshape(where.shape).contiguous().numpy()
+        grad_in = np.empty((len(where), H, W), np.float32)
+        split(len(where), lambda lo, hi, _: kernels().max_pool_2x2_backward(
+            lo, hi, grad_out, where, grad_in), per_item=H * W)
+        return torch.from_numpy(grad_in).view(ctx.in_shape)
 
 
 class MaxPool2d(layer.MaxPool2d):
-    """SpikingJelly's multi-step MaxPool2d; kernel 2 and stride 2 on a float32 CPU tensor,
-    contiguous or channels-last, run ``MaxPool2x2``, anything else PyTorch's kernel."""
+    """SpikingJelly's multi-step MaxPool2d; kernel 2 and stride 2 on a contiguous float32 CPU
+    tensor run ``MaxPool2x2``, anything else PyTorch's kernel."""
 
     def _fast(self, x: Tensor) -> bool:
         return (optimised() and not x.is_cuda and x.dtype == torch.float32 and x.dim() >= 3
-                and (x.is_contiguous() or channels_last(x))
-                and x.shape[-1] >= 2 and x.shape[-2] >= 2
+                and x.is_contiguous() and x.shape[-1] >= 2 and x.shape[-2] >= 2
                 and self.kernel_size in (2, (2, 2)) and self.stride in (2, (2, 2))
                 and self.padding in (0, (0, 0)) and self.dilation in (1, (1, 1))
                 and not self.ceil_mode and not self.return_indices and numba_available())
