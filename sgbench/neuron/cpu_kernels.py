@@ -168,13 +168,17 @@ def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_
 def _backward(lo, hi, h, v0, v0_scalar, theta, p, g_pre, grad_s, grad_v, grad_h, k, c, v_reset,
               grad_x, grad_v0, gs_out, sums, kind, hard, detach, need_theta, need_k):
     T = h.shape[0]
-    gv = np.empty(BLOCK, dtype=np.float32)
-    g = np.empty(BLOCK, dtype=np.float32)
+    gv, g = np.empty(BLOCK, dtype=np.float32), np.empty(BLOCK, dtype=np.float32)
+    # per-neuron terms of the dL/dtheta[t] and dL/dk sums, summed after each loop (a float sum
+    # inside it would keep the loop from being vectorised); V[t-1] for dL/dk
+    theta_terms, k_terms = np.empty(BLOCK, np.float32), np.empty(BLOCK, np.float32)
+    v_prev = np.empty(BLOCK, np.float32)
     for start in range(lo, hi, BLOCK):
         end = min(start + BLOCK, hi)
         n = end - start
         for j in range(n):
             gv[j] = ZERO if grad_v is None else grad_v[start + j]
+        k_terms[:n] = ZERO
         for t in range(T - 1, -1, -1):
             th = theta[t]
             ht, gst = h[t, start:end], grad_s[t, start:end]
@@ -188,8 +192,10 @@ def _backward(lo, hi, h, v0, v0_scalar, theta, p, g_pre, grad_s, grad_v, grad_h,
                     g[j] = surrogate(kind, ht[j] - th, p0, p1, p2, p3)
             else:
                 g[:n] = g_pre[t, start:end]
-            acc_theta = ZERO
-            acc_k = ZERO
+            if need_k:
+                for j in range(n):
+                    v_prev[j] = previous_potential(h, t, start + j, v0, v0_scalar, theta,
+                                                   v_reset, hard)
             for j in range(n):
                 g_in = gv[j]
                 hv = ht[j]
@@ -206,15 +212,25 @@ def _backward(lo, hi, h, v0, v0_scalar, theta, p, g_pre, grad_s, grad_v, grad_h,
                 if gs_out is not None:
                     gso[j] = gs
                 if need_theta:
-                    acc_theta -= gs * g[j] + (g_in if (not hard and x >= ZERO) else ZERO)
+                    theta_terms[j] = -gs * g[j] - (g_in if (not hard and x >= ZERO) else ZERO)
                 if need_k:
-                    acc_k += d * previous_potential(h, t, start + j, v0, v0_scalar, theta,
-                                                    v_reset, hard)
+                    k_terms[j] += d * v_prev[j]
                 gv[j] = d * k
-            sums[t] += acc_theta
-            sums[T] += acc_k
+            if need_theta:
+                sums[t] += lane_sum(theta_terms, n)
+        if need_k:
+            sums[T] += lane_sum(k_terms, n)
         if grad_v0 is not None:
             grad_v0[start:end] = gv[:n]
+
+
+@njit(fastmath={"reassoc"}, **JIT)
+def lane_sum(a, n):
+    """sum(a[:n]) in float64, in any order (so it vectorises)."""
+    total = 0.0
+    for j in range(n):
+        total += a[j]
+    return total
 
 
 @njit(inline="always", **JIT)
