@@ -262,12 +262,13 @@ def max_pool_2x2(lo, hi, x, out, where):
     for q in range(lo, hi):
         for r in range(out.shape[1]):
             top, bottom, row, at_row = x[q, 2 * r], x[q, 2 * r + 1], out[q, r], where[q, r]
-            for col in range(out.shape[2]):
-                best, at = top[2 * col], 0
-                for off, value in ((1, top[2 * col + 1]), (2, bottom[2 * col]),
-                                   (3, bottom[2 * col + 1])):
-                    if value > best or np.isnan(value):
-                        best, at = value, off
+            for col in range(out.shape[2]):  # loads into locals first: stores may alias
+                a, b = top[2 * col], top[2 * col + 1]
+                c, d = bottom[2 * col], bottom[2 * col + 1]
+                best, at = a, 0
+                best, at = (b, 1) if b > best or np.isnan(b) else (best, at)
+                best, at = (c, 2) if c > best or np.isnan(c) else (best, at)
+                best, at = (d, 3) if d > best or np.isnan(d) else (best, at)
                 row[col], at_row[col] = best, at
 
 
@@ -283,8 +284,9 @@ def max_pool_2x2_backward(lo, hi, grad_out, where, grad_in):
             top, bottom, g, at = grad_in[q, 2 * r], grad_in[q, 2 * r + 1], grad_out[q, r], \
                 where[q, r]
             for col in range(cols):
-                top[2 * col] = g[col] if at[col] == 0 else ZERO
-                top[2 * col + 1] = g[col] if at[col] == 1 else ZERO
-                bottom[2 * col] = g[col] if at[col] == 2 else ZERO
-                bottom[2 * col + 1] = g[col] if at[col] == 3 else ZERO
+                value, off = g[col], at[col]  # loaded once: the stores below may alias them
+                top[2 * col] = value if off == 0 else ZERO
+                top[2 * col + 1] = value if off == 1 else ZERO
+                bottom[2 * col] = value if off == 2 else ZERO
+                bottom[2 * col + 1] = value if off == 3 else ZERO
 
