@@ -119,18 +119,37 @@ def test_a_neuron_gives_the_same_training_signal_on_both_backends():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_an_input_that_is_the_same_at_every_step_is_read_as_one_row():
-    """The first layer of a direct-input network gets its input as a stride-0 view over T."""
+def test_one_frame_given_at_every_step_is_read_once_and_gets_its_summed_gradient():
+    """The first layer of a direct-input network gets one frame for all T (models/static.py)."""
     frame = torch.randn(*SIZE) * 1.5
+    upstream = torch.randn(T, *SIZE, generator=torch.Generator().manual_seed(3))
     results = []
     for fn in (SequenceFn, NumbaSequenceFn):
         leaf = frame.clone().requires_grad_()
-        x = leaf.expand(T, *SIZE)
-        s, v, h = fn.apply(x, torch.zeros(SIZE), 0.5, torch.ones(T), torch.full((T, 1), 2.0),
-                           get_shape("atan"), Dynamics(c=0.5))
-        (s * torch.randn(T, *SIZE, generator=torch.Generator().manual_seed(3))).sum().backward()
+        args = (torch.zeros(SIZE), 0.5, torch.ones(T), torch.full((T, 1), 2.0),
+                get_shape("atan"), Dynamics(c=0.5))
+        s, v, h = fn.apply(leaf.expand(T, *SIZE), *args) if fn is SequenceFn else \
+            fn.apply(leaf, *args, True)
+        (s * upstream).sum().backward()
         results.append((s, v, h, leaf.grad))
     _assert_equal_up_to_rounding(results)
+
+
+def test_a_static_first_layer_feeds_the_neuron_its_frame():
+    from sgbench.models.static import Conv2d
+
+    torch.manual_seed(0)
+    conv = Conv2d(1, 4, 3, padding=1, step_mode="m")
+    image = torch.randn(2, 1, 6, 6).unsqueeze(0).expand(T, 2, 1, 6, 6)
+    grads = []
+    for backend in ("auto", "torch"):
+        conv.zero_grad()
+        node = _neuron(backend=backend)
+        out = node(conv(image) * 1.0 if backend == "torch" else conv(image))
+        (out * torch.arange(6.0)).sum().backward()
+        grads.append((out, conv.weight.grad.clone()))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_a_channels_last_input_is_read_in_place_and_its_outputs_keep_the_layout():

@@ -148,10 +148,11 @@ def _forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, ler
 
 
 @functools.lru_cache(maxsize=None)
-def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_k: bool):
+def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_k: bool,
+                    one_frame: bool):
     """The backward kernel of one variant: surrogate ``kind`` (KINDS, or PRECOMPUTED: g is
-    read from g_pre), hard reset, detached reset, dL/dtheta and dL/dk wanted (a float sum in
-    the loop keeps it from being vectorised, so it is there only when wanted)."""
+    read from g_pre), hard reset, detached reset, dL/dtheta and dL/dk wanted, and an input that
+    was one frame for every step (then grad_x [1, N] receives the sum over the steps)."""
     @njit(**JIT)
     def backward(lo, hi, h, v0, v0_scalar, theta, p, g_pre, grad_s, grad_v, grad_h, k, c,
                  v_reset, grad_x, grad_v0, gs_out, sums):
@@ -160,13 +161,14 @@ def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_
         dL/dtheta[t] and, last, its dL/dk = sum_t <dL/dH[t], V[t-1]>."""
         _backward(lo, hi, h, v0, v0_scalar, theta, p, g_pre, grad_s, grad_v, grad_h, k, c,
                   v_reset, grad_x, grad_v0, gs_out, sums, kind, hard, detach, need_theta,
-                  need_k)
+                  need_k, one_frame)
     return backward
 
 
 @njit(inline="always", **JIT)
 def _backward(lo, hi, h, v0, v0_scalar, theta, p, g_pre, grad_s, grad_v, grad_h, k, c, v_reset,
-              grad_x, grad_v0, gs_out, sums, kind, hard, detach, need_theta, need_k):
+              grad_x, grad_v0, gs_out, sums, kind, hard, detach, need_theta, need_k,
+              one_frame):
     T = h.shape[0]
     gv, g = np.empty(BLOCK, dtype=np.float32), np.empty(BLOCK, dtype=np.float32)
     # per-neuron terms of the dL/dtheta[t] and dL/dk sums, summed after each loop (a float sum
@@ -179,11 +181,13 @@ def _backward(lo, hi, h, v0, v0_scalar, theta, p, g_pre, grad_s, grad_v, grad_h,
         for j in range(n):
             gv[j] = ZERO if grad_v is None else grad_v[start + j]
         k_terms[:n] = ZERO
+        if one_frame and grad_x is not None:
+            grad_x[0, start:end] = ZERO
         for t in range(T - 1, -1, -1):
             th = theta[t]
             ht, gst = h[t, start:end], grad_s[t, start:end]
-            ght, gxt, gso = _row(grad_h, t, start, end, ht), _row(grad_x, t, start, end, ht), \
-                _row(gs_out, t, start, end, ht)
+            ght, gso = _row(grad_h, t, start, end, ht), _row(gs_out, t, start, end, ht)
+            gxt = _row(grad_x, 0 if one_frame else t, start, end, ht)
             if g_pre is None:  # the surrogate in a loop of its own: it vectorises there
                 last = p.shape[1] - 1  # a shape with fewer parameters ignores the rest
                 p0, p1, p2, p3 = (p[t, 0], p[t, min(1, last)], p[t, min(2, last)],
@@ -208,7 +212,10 @@ def _backward(lo, hi, h, v0, v0_scalar, theta, p, g_pre, grad_s, grad_v, grad_h,
                 if grad_h is not None:
                     d += ght[j]
                 if grad_x is not None:
-                    gxt[j] = c * d
+                    if one_frame:
+                        gxt[j] += c * d
+                    else:
+                        gxt[j] = c * d
                 if gs_out is not None:
                     gso[j] = gs
                 if need_theta:

@@ -135,8 +135,10 @@ class SpikingNeuron(base.MemoryModule):
         if self.rule.mode == "sequence":
             theta, p = (_like(a, x) for a in self.rule.thresholds(self, T))
             if self._cpu_fused(x):
-                s, v, h = NumbaSequenceFn.apply(x, self._initial_v(x[0], as_number=True), k,
-                                                theta, p, shape, dyn)
+                frame = one_frame(x)
+                s, v, h = NumbaSequenceFn.apply(x if frame is None else frame,
+                                                self._initial_v(x[0], as_number=True), k, theta,
+                                                p, shape, dyn, frame is not None)
             else:
                 s, v, h = SequenceFn.apply(x, self._initial_v(x[0]), k, theta, p, shape, dyn,
                                            self.capture)
@@ -280,6 +282,14 @@ def potential_histogram(x: Tensor) -> Tensor:
     inside = torch.histc(x, bins=HIST_BINS, min=-HIST_RANGE, max=HIST_RANGE)
     below, above = (x < -HIST_RANGE).sum().reshape(1), (x > HIST_RANGE).sum().reshape(1)
     return torch.cat([below.float(), inside, above.float()]).reshape(1, -1)
+
+
+def one_frame(x: Tensor) -> Tensor | None:
+    """The frame a static layer repeated over T into ``x`` (models/static.py), else None."""
+    frame = getattr(x, "static_source", None)
+    if frame is None or x.stride(0) != 0 or frame.shape != x.shape[1:]:
+        return None
+    return frame
 
 
 def _like(a: Tensor, x: Tensor) -> Tensor:

@@ -109,13 +109,14 @@ class Layout:
 
 class NumbaSequenceFn(torch.autograd.Function):
     """Charge, fire and reset over all T on CPU: ``engine.SequenceFn``'s inputs, outputs and
-    gradients; ``v0`` may be a number (a fresh sequence)."""
+    gradients; ``v0`` may be a number (a fresh sequence). With ``one_frame`` the input is a
+    single frame [...] given at every step (a direct-input network's first layer): it is read
+    once per step and its gradient, the sum over the steps, is made in the same pass."""
 
     @staticmethod
-    def forward(ctx, x_seq, v0, k, theta, p, shape: Shape, dyn):
-        T, layout = x_seq.shape[0], Layout(x_seq[0])
-        static = T > 1 and x_seq.stride(0) == 0  # the same input at every step (a view)
-        x = layout.rows(x_seq[:1] if static else x_seq)
+    def forward(ctx, x_seq, v0, k, theta, p, shape: Shape, dyn, one_frame=False):
+        T, layout = theta.shape[0], Layout(x_seq if one_frame else x_seq[0])
+        x = layout.rows(x_seq[None] if one_frame else x_seq)
         h, s = np.empty((T, layout.n), np.float32), np.empty((T, layout.n), np.float32)
         v = np.empty(layout.n, np.float32)
         v0_t = v0.detach().to(torch.float32) if torch.is_tensor(v0) else None
@@ -131,7 +132,8 @@ class NumbaSequenceFn(torch.autograd.Function):
         h_t = layout.tensor(h)
         ctx.save_for_backward(h_t, v0_t, theta_f, p_f)
         ctx.shape, ctx.dyn, ctx.k, ctx.v0_scalar = shape, dyn, k_value, v0_scalar
-        ctx.k_is_tensor, ctx.layout, ctx.h = torch.is_tensor(k), layout, h
+        ctx.k_is_tensor, ctx.layout, ctx.h, ctx.one_frame = torch.is_tensor(k), layout, h, \
+            one_frame
         ctx.set_materialize_grads(False)
         return layout.tensor(s), layout.tensor(v), h_t
 
@@ -147,7 +149,7 @@ class NumbaSequenceFn(torch.autograd.Function):
         g_pre = precomputed_surrogate(shape, h_t, theta, p) if kind == kernels().PRECOMPUTED \
             else None
         grad_s = np.zeros((T, N), np.float32) if grad_s is None else layout.rows(grad_s)
-        grad_x = np.empty((T, N), np.float32) if need_x else None
+        grad_x = np.empty((1 if ctx.one_frame else T, N), np.float32) if need_x else None
         grad_v0 = np.empty(N, np.float32) if need_v0 else None
         gs_total = np.empty((T, N), np.float32) if need_p else None
         sums = np.zeros((torch.get_num_threads(), T + 1), np.float64)
@@ -156,7 +158,7 @@ class NumbaSequenceFn(torch.autograd.Function):
                 layout.rows(g_pre), grad_s, layout.rows(grad_v), layout.rows(grad_h),
                 f32(ctx.k), f32(dyn.c), f32(dyn.v_reset), grad_x, grad_v0, gs_total)
         backward = kernels().backward_kernel(kind, dyn.hard_reset, dyn.detach_reset, need_theta,
-                                             need_k)
+                                             need_k, ctx.one_frame)
         split(N, lambda lo, hi, part: backward(lo, hi, *args, sums[part]))
         total = torch.from_numpy(sums.sum(0).astype(np.float32))
         g_p = None
@@ -164,6 +166,8 @@ class NumbaSequenceFn(torch.autograd.Function):
             gs = layout.tensor(gs_total)
             g_p = torch.stack([torch.stack(shape.param_grads(h_t[t] - theta[t], tuple(p[t]),
                                                              gs[t])) for t in range(T)])
-        return (layout.tensor(grad_x) if need_x else None,
-                layout.tensor(grad_v0) if need_v0 else None,
-                total[T] if need_k else None, total[:T] if need_theta else None, g_p, None, None)
+        if need_x:
+            grad_x = layout.tensor(grad_x[0] if ctx.one_frame else grad_x)
+        return (grad_x if need_x else None, layout.tensor(grad_v0) if need_v0 else None,
+                total[T] if need_k else None, total[:T] if need_theta else None, g_p, None, None,
+                None)
