@@ -63,8 +63,8 @@ class _CustomSigmoid(surrogate.Sigmoid):
     """The same Sigmoid as a user-defined class: SpikingJelly 2.x runs it on its reference path."""
 
 
-# The built-in sigmoid's torch functions as a plugin's own shape: no kernel code of its own, so
-# the cupy and numba backends run it through the precomputed surrogate.
+# The built-in sigmoid's torch functions as a plugin's own shape: no CUDA source of its own, so
+# the cupy backend runs it through the precomputed surrogate.
 PLUGIN_SIGMOID = dataclasses.replace(get_shape("sigmoid"), name="plugin_sigmoid")
 
 
@@ -91,7 +91,6 @@ def neuron_candidates(dev: torch.device) -> dict[str, Callable[[Tensor], Tensor]
         out["sgbench (cupy backend), plugin shape"] = ours("cupy", PLUGIN_SIGMOID)
     if dev.type == "cpu" and numba_available():
         out["sgbench (numba backend)"] = ours("auto")
-        out["sgbench (numba backend), plugin shape"] = ours("auto", PLUGIN_SIGMOID)
     out["sgbench (torch backend)"] = ours("torch")
     out["spikingjelly LIFNode"] = theirs(surrogate.Sigmoid(alpha=4.0))
     if dev.type == "cuda":

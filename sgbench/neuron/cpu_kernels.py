@@ -32,7 +32,6 @@ HALF, HALF_PI = F32(0.5), F32(math.pi / 2)
 # the built-in shapes with a kernel here (shapes.py gives the same formulas in torch)
 KINDS = {"rect": 0, "triangle": 1, "ramp": 2, "sigmoid": 3, "atan": 4, "superspike": 5,
          "dspike": 6, "exponential": 7}
-PRECOMPUTED = -1  # g is read from a tensor made by the shape's own torch function
 
 JIT = dict(nogil=True, cache=True, error_model="numpy")
 
@@ -150,23 +149,22 @@ def _forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, ler
 @functools.lru_cache(maxsize=None)
 def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_k: bool,
                     one_frame: bool):
-    """The backward kernel of one variant: surrogate ``kind`` (KINDS, or PRECOMPUTED: g is
-    read from g_pre), hard reset, detached reset, dL/dtheta and dL/dk wanted, and an input that
+    """The backward kernel of one variant: surrogate ``kind`` (KINDS), hard reset, detached reset, dL/dtheta and dL/dk wanted, and an input that
     was one frame for every step (then grad_x [1, N] receives the sum over the steps)."""
     @njit(**JIT)
-    def backward(lo, hi, h, v0, v0_scalar, theta, p, g_pre, grad_s, grad_v, grad_h, k, c,
+    def backward(lo, hi, h, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c,
                  v_reset, grad_x, grad_v0, gs_out, sums):
-        """BPTT of the neurons [lo, hi). None stands for "not given" (grad_v, grad_h, g_pre)
+        """BPTT of the neurons [lo, hi). None stands for "not given" (grad_v, grad_h)
         and "not needed" (grad_x, grad_v0, gs_out). ``sums`` [T + 1] receives this range's
         dL/dtheta[t] and, last, its dL/dk = sum_t <dL/dH[t], V[t-1]>."""
-        _backward(lo, hi, h, v0, v0_scalar, theta, p, g_pre, grad_s, grad_v, grad_h, k, c,
+        _backward(lo, hi, h, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c,
                   v_reset, grad_x, grad_v0, gs_out, sums, kind, hard, detach, need_theta,
                   need_k, one_frame)
     return backward
 
 
 @njit(inline="always", **JIT)
-def _backward(lo, hi, h, v0, v0_scalar, theta, p, g_pre, grad_s, grad_v, grad_h, k, c, v_reset,
+def _backward(lo, hi, h, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, v_reset,
               grad_x, grad_v0, gs_out, sums, kind, hard, detach, need_theta, need_k,
               one_frame):
     T = h.shape[0]
@@ -188,14 +186,10 @@ def _backward(lo, hi, h, v0, v0_scalar, theta, p, g_pre, grad_s, grad_v, grad_h,
             ht, gst = h[t, start:end], grad_s[t, start:end]
             ght, gso = _row(grad_h, t, start, end, ht), _row(gs_out, t, start, end, ht)
             gxt = _row(grad_x, 0 if one_frame else t, start, end, ht)
-            if g_pre is None:  # the surrogate in a loop of its own: it vectorises there
-                last = p.shape[1] - 1  # a shape with fewer parameters ignores the rest
-                p0, p1, p2, p3 = (p[t, 0], p[t, min(1, last)], p[t, min(2, last)],
-                                  p[t, min(3, last)])
-                for j in range(n):
-                    g[j] = surrogate(kind, ht[j] - th, p0, p1, p2, p3)
-            else:
-                g[:n] = g_pre[t, start:end]
+            last = p.shape[1] - 1  # a shape with fewer parameters ignores the rest
+            p0, p1, p2, p3 = p[t, 0], p[t, min(1, last)], p[t, min(2, last)], p[t, min(3, last)]
+            for j in range(n):  # the surrogate in a loop of its own: it vectorises there
+                g[j] = surrogate(kind, ht[j] - th, p0, p1, p2, p3)
             if need_k:
                 for j in range(n):
                     v_prev[j] = previous_potential(h, t, start + j, v0, v0_scalar, theta,

@@ -118,13 +118,14 @@ class SpikingNeuron(base.MemoryModule):
         return fused
 
     def _cpu_fused(self, x: Tensor) -> bool:
-        """Whether this sequence runs the numba kernels: on CPU in ``auto`` mode, float32, no
-        dL/dH capture (diagnostic passes run the torch reference), Numba importable."""
+        """Whether this sequence runs the numba kernels: on CPU in ``auto`` mode, float32, a
+        built-in shape, no dL/dH capture (diagnostic passes run the torch reference), Numba
+        importable."""
         fused = (self.backend == "auto" and self.capture is None and not x.is_cuda
-                 and x.dtype == torch.float32 and numba_available())
+                 and x.dtype == torch.float32 and numba_available()
+                 and kernel_kind(self.rule.shape) is not None)
         if fused:
-            self.used_backend = "numba" if kernel_kind(self.rule.shape) >= 0 \
-                else "numba-precomputed"
+            self.used_backend = "numba"
         return fused
 
     def multi_step_forward(self, x_seq: Tensor) -> Tensor:

@@ -3,11 +3,12 @@
 On CPU, in ``auto`` mode, a layer whose rule works on whole sequences runs charge, fire and reset
 over all T in one pass (cpu_kernels.py) instead of the torch backend's handful of elementwise ops
 per timestep, and its BPTT in one pass back: same inputs, outputs and gradients as
-``engine.SequenceFn``, equal up to float rounding. A built-in shape runs on its own kernel code
-(chosen by the shape object's identity, as on CUDA); any other shape, a plugin's or a random
-one's, reads its surrogate precomputed by its own torch function. The torch backend stays the
-reference: ``neuron.backend=torch`` selects it, diagnostic passes that capture dL/dH use it, and so
-do stepwise rules and float64 input.
+``engine.SequenceFn``, equal up to float rounding. It runs the built-in shapes with kernel code
+(chosen by the shape object's identity, as on CUDA). The torch backend stays the reference:
+``neuron.backend=torch`` selects it, and it runs every other shape (a plugin's own, LocalZO's
+random one: evaluating their torch functions over all T and reading the result back measured
+slower than the torch backend), diagnostic passes that capture dL/dH, stepwise rules and float64
+input.
 
 A layer is split over ``torch.get_num_threads()`` Python threads (the kernels release the GIL),
 so ``--threads`` governs both backends alike.
@@ -21,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from .cupy_backend import precomputed_surrogate
 from .shapes import SHAPES, Shape
 
 Tensor = torch.Tensor
@@ -66,12 +66,10 @@ def split(n: int, work, per_item: int = 1) -> int:
     return parts
 
 
-def kernel_kind(shape: Shape) -> int:
-    """The built-in kernel code of ``shape``, or PRECOMPUTED (a plugin's own shape, even one
-    reusing a built-in name, and the random LocalZO shape)."""
-    k = kernels()
-    return k.KINDS[shape.name] if SHAPES.get(shape.name) is shape and shape.name in k.KINDS \
-        else k.PRECOMPUTED
+def kernel_kind(shape: Shape) -> int | None:
+    """The kernel code of ``shape``: built-in shapes only (a plugin's own shape, even one
+    reusing a built-in name, has none)."""
+    return kernels().KINDS.get(shape.name) if SHAPES.get(shape.name) is shape else None
 
 
 class Layout:
@@ -145,9 +143,6 @@ class NumbaSequenceFn(torch.autograd.Function):
         need_x, need_v0, need_k, need_theta, need_p = ctx.needs_input_grad[:5]
         need_k = need_k and ctx.k_is_tensor
         need_v0 = need_v0 and v0_t is not None
-        kind = kernel_kind(shape)
-        g_pre = precomputed_surrogate(shape, h_t, theta, p) if kind == kernels().PRECOMPUTED \
-            else None
         grad_s = np.zeros((T, N), np.float32) if grad_s is None else layout.rows(grad_s)
         grad_x = np.empty((1 if ctx.one_frame else T, N), np.float32) if need_x else None
         grad_v0 = np.empty(N, np.float32) if need_v0 else None
@@ -155,10 +150,10 @@ class NumbaSequenceFn(torch.autograd.Function):
         sums = np.zeros((torch.get_num_threads(), T + 1), np.float64)
         f32 = np.float32
         args = (h, layout.rows(v0_t), ctx.v0_scalar, theta.numpy(), p.numpy(),
-                layout.rows(g_pre), grad_s, layout.rows(grad_v), layout.rows(grad_h),
+                grad_s, layout.rows(grad_v), layout.rows(grad_h),
                 f32(ctx.k), f32(dyn.c), f32(dyn.v_reset), grad_x, grad_v0, gs_total)
-        backward = kernels().backward_kernel(kind, dyn.hard_reset, dyn.detach_reset, need_theta,
-                                             need_k, ctx.one_frame)
+        backward = kernels().backward_kernel(kernel_kind(shape), dyn.hard_reset, dyn.detach_reset,
+                                             need_theta, need_k, ctx.one_frame)
         split(N, lambda lo, hi, part: backward(lo, hi, *args, sums[part]))
         total = torch.from_numpy(sums.sum(0).astype(np.float32))
         g_p = None
