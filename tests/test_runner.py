@@ -154,7 +154,7 @@ def test_literature_methods_learn_digits(tmp_path, method, protocol):
 
 def test_the_backend_used_is_recorded_and_a_fused_one_that_cannot_run_is_an_error(tmp_path):
     record, _ = _run(tmp_path)
-    assert record["env"]["neuron_backend"] == "torch"  # auto on CPU
+    assert record["env"]["neuron_backend"] == "numba"  # auto on CPU
     out = tmp_path / "fused"
     for kwargs in ({"neuron_backend": "cupy"}, {"require_fused": True}):
         with pytest.raises(UserError, match="fused cupy backend was required"):

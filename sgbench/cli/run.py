@@ -208,10 +208,12 @@ def profile_cmd(
 @user_errors
 def env_cmd(device: Device = "auto") -> None:
     """What a record would store about this machine and its software."""
+    from ..neuron.node import auto_backend
     from ..record import capture_env
     from ..train import pick_device
 
-    print_json(capture_env(pick_device(device), "torch"))
+    dev = pick_device(device)
+    print_json(capture_env(dev, auto_backend(dev)))
 
 
 def register(app: typer.Typer) -> None:

@@ -318,6 +318,13 @@ def check_backend(backend: str, require_fused: bool, device: torch.device) -> No
         raise UserError("--require-fused contradicts neuron.backend=torch")
 
 
+def auto_backend(device: torch.device) -> str:
+    """The backend ``auto`` picks on ``device`` for a built-in shape on float32 input."""
+    if device.type == "cuda":
+        return "cupy" if cupy_available() else "torch"
+    return "numba" if numba_available() else "torch"
+
+
 def used_backend(model: nn.Module) -> str | None:
     """The backend the model's neurons ran on last: torch, cupy, or mixed."""
     used = {n.used_backend for n in neurons(model) if n.used_backend}
