@@ -51,19 +51,18 @@ def _pool(threads: int, pid: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sgbench-cpu")
 
 
-def split(n: int, work, per_item: int = 1) -> int:
-    """Run ``work(lo, hi, part)`` over [0, n) in parts, one per thread; returns the part count.
+def split(n: int, work, per_item: int = 1) -> None:
+    """Run ``work(lo, hi, part)`` over [0, n) in parts, at most one per torch thread.
     ``per_item``: the elements one item stands for (a pooled plane: its pixels)."""
     parts = max(1, min(torch.get_num_threads(), n * per_item // MIN_PER_THREAD, n))
     if parts == 1:
         work(0, n, 0)
-        return 1
+        return
     bounds = [n * j // parts for j in range(parts + 1)]
     jobs = [_pool(parts, os.getpid()).submit(work, bounds[j], bounds[j + 1], j)
             for j in range(parts)]
     for job in jobs:
         job.result()
-    return parts
 
 
 def kernel_kind(shape: Shape) -> int | None:
