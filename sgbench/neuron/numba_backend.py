@@ -129,15 +129,15 @@ class NumbaSequenceFn(torch.autograd.Function):
         h_t = layout.tensor(h)
         ctx.save_for_backward(h_t, v0_t, theta_f, p_f)
         ctx.shape, ctx.dyn, ctx.k, ctx.v0_scalar = shape, dyn, k_value, v0_scalar
-        ctx.k_is_tensor, ctx.layout, ctx.h, ctx.one_frame = torch.is_tensor(k), layout, h, \
-            one_frame
+        ctx.k_is_tensor, ctx.layout, ctx.one_frame = torch.is_tensor(k), layout, one_frame
         ctx.set_materialize_grads(False)
         return layout.tensor(s), layout.tensor(v), h_t
 
     @staticmethod
     def backward(ctx, grad_s, grad_v, grad_h):
         h_t, v0_t, theta, p = ctx.saved_tensors
-        shape, dyn, layout, h = ctx.shape, ctx.dyn, ctx.layout, ctx.h
+        shape, dyn, layout = ctx.shape, ctx.dyn, ctx.layout
+        h = layout.rows(h_t)  # a view: H was made in this order
         T, N = h.shape
         need_x, need_v0, need_k, need_theta, need_p = ctx.needs_input_grad[:5]
         need_k = need_k and ctx.k_is_tensor
