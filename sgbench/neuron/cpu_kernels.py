@@ -1,5 +1,6 @@
 """Numba kernels of the ``numba`` CPU backend: charge, fire and reset over all T in one pass, and
-their BPTT in one pass back. Imported only when they first run (importing numba takes time).
+their BPTT in one pass back; and the 2x2 max-pool of models/pool.py. Imported only when they
+first run (importing numba takes time).
 
 The arithmetic is the torch backend's (engine.py) and the CUDA kernels' (cupy_backend.py), per
 neuron: H[t] = k V[t-1] + c X[t] + b; S[t] = H[t] >= theta[t]; hard reset V = S ? v_reset : H, soft
