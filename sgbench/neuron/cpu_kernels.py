@@ -34,7 +34,7 @@ HALF, HALF_PI = F32(0.5), F32(math.pi / 2)
 KINDS = {"rect": 0, "triangle": 1, "ramp": 2, "sigmoid": 3, "atan": 4, "superspike": 5,
          "dspike": 6, "exponential": 7}
 
-JIT = dict(nogil=True, cache=True, error_model="numpy")
+JIT = dict(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 
 
 @intrinsic
@@ -226,7 +226,7 @@ def _backward(lo, hi, h, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, 
             grad_v0[start:end] = gv[:n]
 
 
-@njit(fastmath={"reassoc"}, **JIT)
+@njit(**{**JIT, "fastmath": {"contract", "reassoc"}})
 def lane_sum(a, n):
     """sum(a[:n]) in float64, in any order (so it vectorises)."""
     total = 0.0
