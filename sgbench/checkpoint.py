@@ -119,10 +119,6 @@ class RunLock:
     def __init__(self, path: Path):
         self.path, self.fd = path, None
 
-    @property
-    def held(self) -> bool:
-        return self.fd is not None
-
     def acquire(self) -> None:
         while True:
             fd = self._open()

@@ -99,7 +99,7 @@ def run_suite(out_dir: Path, jobs: int = 2, suite: dict[str, Any] | None = None,
     suite = suite or load_suite()
     requests = [{**r, "epochs": suite["epochs"], "latency_repeats": suite["latency_repeats"],
                  "device": "cpu", "out_dir": Path(out_dir)} for r in suite_runs(suite)]
-    paths, stop = [], threading.Event()
+    paths, stop, done = [], threading.Event(), 0
     queue = list(reversed(requests))
     with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start) as pool:
         previous = _stop_handlers(stop, pool)
@@ -113,12 +113,10 @@ def run_suite(out_dir: Path, jobs: int = 2, suite: dict[str, Any] | None = None,
                     break
                 finished, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    result = future.result()
+                    result, job, done = future.result(), running.pop(future), done + 1
                     paths += [result["path"]] if result["path"] else []
                     if on_done is not None:
-                        on_done(len(requests) - len(queue) - len(running) + 1, len(requests),
-                                running[future], result)
-                    del running[future]
+                        on_done(done, len(requests), job, result)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -48,7 +48,7 @@ def _figure(kind: str, records: list[dict[str, Any]], task: str | None, folder: 
             name: str, **options: Any) -> str:
     """A <figure> with the plot's image, or a note saying why there is none."""
     try:
-        path = draw(kind, records, task, own_folder(folder / "img") / f"{safe_name(name)}.png",
+        path = draw(kind, records, task, folder / "img" / f"{safe_name(name)}.png",
                     DPI, **options)
     except UserError as exc:
         return f'<p class="note">{html.escape(kind)}: {html.escape(str(exc))}</p>'
@@ -63,7 +63,7 @@ def _anchor(*parts: Any) -> str:
 def _record_link(record: dict[str, Any], folder: Path) -> str:
     """A copy of the record beside the page, and a link to it."""
     name = f"{safe_name(record['run_id'])}.json"
-    with open_new_or_own(own_folder(folder / "records") / name, "w") as fh:
+    with open_new_or_own(folder / "records" / name, "w") as fh:
         fh.write(json.dumps(strict(record), indent=1, allow_nan=False))
     return f'<a href="records/{html.escape(name)}">{html.escape(record["run_id"])}</a>'
 

@@ -49,7 +49,7 @@ def _empty_path_option(args: list[str]) -> str | None:
     for index, arg in enumerate(args):
         if arg in PATH_OPTIONS and index + 1 < len(args) and not args[index + 1].strip():
             return arg
-        if arg.split("=", 1)[0] in PATH_OPTIONS and arg.endswith("=") and "=" in arg:
+        if arg.endswith("=") and arg[:-1] in PATH_OPTIONS:
             return arg[:-1]
     return None
 

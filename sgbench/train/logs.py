@@ -52,10 +52,9 @@ class CsvLog(Reporter):
             return []
         with open(self.path, newline="") as fh:
             rows = list(csv.DictReader(fh))
-        if all(row.get("epoch", "").isdigit() and int(row["epoch"]) < epoch for row in rows):
-            return None
-        return [row for row in rows if row.get("epoch", "").isdigit()
-                and int(row["epoch"]) < epoch]
+        earlier = [row for row in rows
+                   if row.get("epoch", "").isdigit() and int(row["epoch"]) < epoch]
+        return None if len(earlier) == len(rows) else earlier
 
 
 class TensorBoardLog(Reporter):
