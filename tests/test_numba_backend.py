@@ -185,3 +185,47 @@ def test_the_kernels_exp_and_tanh_are_within_float_rounding():
     assert np.max(np.abs(apply(xs, False) - exact) / exact) < 2.5e-7  # about 2 ulp
     ys = np.linspace(-20, 20, 400_001).astype(np.float32)
     assert np.max(np.abs(apply(ys, True) - np.tanh(ys.astype(np.float64)))) < 3e-7
+
+
+@pytest.mark.parametrize("case", ["pooled only", "spikes used too", "odd size", "two threads",
+                                  "one frame"])
+def test_a_neuron_followed_by_a_2x2_max_pool_pools_in_its_own_pass_exactly(case):
+    """models/pool.py's fusion: the same pooled spikes and the same gradients as the neuron and
+    the pool run one after the other; the neuron's own output stays all its spikes."""
+    from torch import nn
+
+    from sgbench.models.pool import MaxPool2d, pool_in_neurons
+    from sgbench.models.static import Conv2d
+
+    side = {"odd size": 7, "two threads": 128}.get(case, 8)  # 128: enough neurons to split
+    torch.manual_seed(0)
+    # one frame: the same input at every step (stride 0), which the static conv hands on as such
+    x = torch.randn(3, 2, side, side) * 1.5 if case == "one frame" else \
+        torch.randn(T, 3, 2, side, side) * 1.5
+    upstream = torch.randn(T, 3, 2, side // 2, side // 2)
+    runs = []
+    for fused in (False, True):
+        conv = Conv2d(2, 2, 1, step_mode="m")
+        nn.init.eye_(conv.weight.view(2, 2)), nn.init.zeros_(conv.bias)
+        net = nn.Sequential(conv, _neuron(), MaxPool2d(2, 2, step_mode="m"))
+        if fused:
+            pool_in_neurons(net)
+        seen = []
+        net[1].register_forward_hook(lambda m, i, out: seen.append(out))
+        leaf = x.clone().requires_grad_()
+        before = torch.get_num_threads()
+        torch.set_num_threads(2 if case == "two threads" else 1)
+        try:
+            out = net(leaf.expand(T, *x.shape) if case == "one frame" else leaf)
+            loss = (out * upstream).sum()
+            if case == "spikes used too":
+                loss = loss + (seen[0] * torch.arange(side, dtype=torch.float32)).sum()
+            loss.backward()
+        finally:
+            torch.set_num_threads(before)
+        made_by_neuron = getattr(seen[0], "max_pool_2x2", None) is not None
+        assert made_by_neuron == (fused and case != "odd size")
+        assert seen[0].shape == (T, 3, 2, side, side)  # the neuron's output: all its spikes
+        runs.append((out, leaf.grad))
+    for ours, reference in zip(runs[1], runs[0]):
+        assert torch.equal(ours, reference)

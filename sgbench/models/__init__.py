@@ -12,7 +12,7 @@ from ..errors import UsageError, UserError
 from ..values import did_you_mean
 from ..neuron.node import SpikingNeuron
 from . import static
-from .pool import MaxPool2d
+from .pool import MaxPool2d, pool_in_neurons
 from .norm import Norm
 
 NeuronFactory = Callable[[], nn.Module]
@@ -109,4 +109,6 @@ def build_model(section: dict[str, Any], neuron_section: dict[str, Any],
     def neuron() -> nn.Module:
         return SpikingNeuron(**neuron_section)
 
-    return archs[arch](in_shape, num_classes, neuron_factory or neuron, **options)
+    model = archs[arch](in_shape, num_classes, neuron_factory or neuron, **options)
+    pool_in_neurons(model)
+    return model

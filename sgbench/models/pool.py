@@ -6,13 +6,21 @@ window once and keeps the maximum's offset in the window as one byte; backward w
 gradient once. Output, ties (the first maximum in row-major order) and NaN handling are PyTorch's,
 so results are equal to ``max_pool2d``'s. On other devices, without Numba, or for other pooling
 settings, PyTorch's kernel runs.
+
+An engine neuron directly followed by such a pool (``pool_in_neurons``) pools its spikes in the
+numba kernels' own pass and hands the result on with them (an attribute of the spike tensor), so
+the spikes are not read again, and their gradient at full size is never made. Everything else
+about the neuron stays: its output is all its spikes (firing rates, hooks), the pool's input is
+that output.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 from spikingjelly.activation_based import layer
+from torch import nn
 
+from ..neuron.node import SpikingNeuron
 from ..neuron.numba_backend import kernels, numba_available, split
 from .static import optimised
 
@@ -20,7 +28,7 @@ Tensor = torch.Tensor
 
 
 class MaxPool2x2(torch.autograd.Function):
-    """x [..., H, W] (contiguous float32 on CPU) -> [..., H // 2, W // 2]."""
+    """x [..., H, W] (contiguous float32 on CPU, H and W even) -> [..., H / 2, W / 2]."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
@@ -28,7 +36,8 @@ class MaxPool2x2(torch.autograd.Function):
         planes = x.detach().reshape(-1, H, W).numpy()
         out = np.empty((len(planes), H // 2, W // 2), np.float32)
         where = np.empty(out.shape, np.uint8)
-        split(len(planes), lambda lo, hi, _: kernels().max_pool_2x2(lo, hi, planes, out, where),
+        pairs = planes.view(np.uint64)
+        split(len(planes), lambda lo, hi, _: kernels().max_pool_2x2(lo, hi, pairs, out, where),
               per_item=H * W)
         ctx.where, ctx.in_shape = where, x.shape
         return torch.from_numpy(out).view(*x.shape[:-2], H // 2, W // 2)
@@ -49,7 +58,7 @@ class MaxPool2d(layer.MaxPool2d):
 
     def _fast(self, x: Tensor) -> bool:
         return (optimised() and not x.is_cuda and x.dtype == torch.float32 and x.dim() >= 3
-                and x.is_contiguous() and x.shape[-1] >= 2 and x.shape[-2] >= 2
+                and x.is_contiguous() and x.shape[-1] % 2 == 0 and x.shape[-2] % 2 == 0
                 and self.kernel_size in (2, (2, 2)) and self.stride in (2, (2, 2))
                 and self.padding in (0, (0, 0)) and self.dilation in (1, (1, 1))
                 and not self.ceil_mode and not self.return_indices and numba_available())
@@ -57,4 +66,15 @@ class MaxPool2d(layer.MaxPool2d):
     def forward(self, x: Tensor) -> Tensor:
         if not self._fast(x):
             return super().forward(x)
-        return MaxPool2x2.apply(x)
+        pooled = getattr(x, "max_pool_2x2", None)  # made by the neuron that made x
+        return pooled if pooled is not None else MaxPool2x2.apply(x)
+
+
+def pool_in_neurons(model: nn.Module) -> None:
+    """Mark each engine neuron that a ``MaxPool2d`` follows in a Sequential to pool its spikes
+    in its own pass (where that pool runs ``MaxPool2x2``, it then takes the neuron's result)."""
+    for block in model.modules():
+        if isinstance(block, nn.Sequential):
+            for first, second in zip(block, list(block)[1:]):
+                if isinstance(first, SpikingNeuron) and isinstance(second, MaxPool2d):
+                    first.max_pool_after = True

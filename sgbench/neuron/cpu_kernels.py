@@ -29,6 +29,7 @@ BLOCK = 2048
 F32 = np.float32
 ZERO, ONE, TWO = F32(0.0), F32(1.0), F32(2.0)
 HALF, HALF_PI = F32(0.5), F32(math.pi / 2)
+LOW_WORD = np.uint64(0xFFFFFFFF)
 
 # the built-in shapes with a kernel here (shapes.py gives the same formulas in torch)
 KINDS = {"rect": 0, "triangle": 1, "ramp": 2, "sigmoid": 3, "atan": 4, "superspike": 5,
@@ -110,19 +111,34 @@ def forward_kernel(lerp: bool, hard: bool):
     them is left in the loop). ``lerp``: charge as torch.lerp(V, X, c) (decay-input LIF,
     k = 1 - c), as the torch backend does; ``hard``: hard reset."""
     @njit(**JIT)
-    def forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out):
+    def forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, pooled, where,
+                width):
         """s, h: [T, N]; x: [T, N], or [1, N] for an input that is the same at every step; v0: [N]
-        or None (every neuron starts at v0_scalar); v_out: [N]."""
-        _forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, lerp, hard)
+        or None (every neuron starts at v0_scalar); v_out: [N]. ``pooled``, ``where`` [T, N / 4]:
+        None, or the spikes' 2x2 max-pool as ``max_pool_2x2`` makes it, of planes of rows
+        ``width`` long (lo and hi are then whole pairs of rows)."""
+        _forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, pooled, where,
+                 width, lerp, hard)
     return forward
 
 
 @njit(inline="always", **JIT)
-def _forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, lerp, hard):
+def block_length(width, pooling):
+    """Neurons per block: BLOCK, or when pooling whole pairs of rows (at least one)."""
+    if not pooling:
+        return BLOCK
+    pair = 2 * width
+    return max(pair, BLOCK // pair * pair)
+
+
+@njit(inline="always", **JIT)
+def _forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, pooled, where,
+             width, lerp, hard):
     T = h.shape[0]
     small = c < HALF  # torch.lerp's two formulas, chosen by the size of the weight
-    for start in range(lo, hi, BLOCK):
-        end = min(start + BLOCK, hi)
+    step = block_length(width, pooled is not None)
+    for start in range(lo, hi, step):
+        end = min(start + step, hi)
         v = v_out[start:end]
         for j in range(end - start):
             v[j] = v0_scalar if v0 is None else v0[start + j]
@@ -145,6 +161,9 @@ def _forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, ler
                     v[j] = v_reset if fired else hv
                 else:
                     v[j] = hv - th if fired else hv
+            if pooled is not None:  # the block's spikes are still in cache
+                _pool_rows(s.view(np.uint64)[t, start // 2:end // 2], pooled[t], where[t], start,
+                           width)
 
 
 @functools.lru_cache(maxsize=None)
@@ -154,28 +173,32 @@ def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_
     was one frame for every step (then grad_x [1, N] receives the sum over the steps)."""
     @njit(**JIT)
     def backward(lo, hi, h, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c,
-                 v_reset, grad_x, grad_v0, gs_out, sums):
-        """BPTT of the neurons [lo, hi). None stands for "not given" (grad_v, grad_h)
-        and "not needed" (grad_x, grad_v0, gs_out). ``sums`` [T + 1] receives this range's
-        dL/dtheta[t] and, last, its dL/dk = sum_t <dL/dH[t], V[t-1]>."""
+                 v_reset, grad_x, grad_v0, gs_out, sums, grad_pooled, where, width):
+        """BPTT of the neurons [lo, hi). None stands for "not given" (grad_s, grad_v, grad_h,
+        grad_pooled) and "not needed" (grad_x, grad_v0, gs_out). ``sums`` [T + 1] receives this
+        range's dL/dtheta[t] and, last, its dL/dk = sum_t <dL/dH[t], V[t-1]>. ``grad_pooled``
+        [T, N / 4]: the gradient of the forward's pooled spikes, added to dL/dS at each
+        window's maximum (``where``)."""
         _backward(lo, hi, h, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c,
-                  v_reset, grad_x, grad_v0, gs_out, sums, kind, hard, detach, need_theta,
-                  need_k, one_frame)
+                  v_reset, grad_x, grad_v0, gs_out, sums, grad_pooled, where, width, kind, hard,
+                  detach, need_theta, need_k, one_frame)
     return backward
 
 
 @njit(inline="always", **JIT)
 def _backward(lo, hi, h, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, v_reset,
-              grad_x, grad_v0, gs_out, sums, kind, hard, detach, need_theta, need_k,
-              one_frame):
+              grad_x, grad_v0, gs_out, sums, grad_pooled, where, width, kind, hard, detach,
+              need_theta, need_k, one_frame):
     T = h.shape[0]
-    gv, g = np.empty(BLOCK, dtype=np.float32), np.empty(BLOCK, dtype=np.float32)
+    step = block_length(width, grad_pooled is not None)
+    gv, g = np.empty(step, dtype=np.float32), np.empty(step, dtype=np.float32)
+    unpooled = np.empty(step, dtype=np.float32)  # dL/dS from grad_pooled
     # per-neuron terms of the dL/dtheta[t] and dL/dk sums, summed after each loop (a float sum
     # inside it would keep the loop from being vectorised); V[t-1] for dL/dk
-    theta_terms, k_terms = np.empty(BLOCK, np.float32), np.empty(BLOCK, np.float32)
-    v_prev = np.empty(BLOCK, np.float32)
-    for start in range(lo, hi, BLOCK):
-        end = min(start + BLOCK, hi)
+    theta_terms, k_terms = np.empty(step, np.float32), np.empty(step, np.float32)
+    v_prev = np.empty(step, np.float32)
+    for start in range(lo, hi, step):
+        end = min(start + step, hi)
         n = end - start
         for j in range(n):
             gv[j] = ZERO if grad_v is None else grad_v[start + j]
@@ -184,8 +207,11 @@ def _backward(lo, hi, h, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, 
             grad_x[0, start:end] = ZERO
         for t in range(T - 1, -1, -1):
             th = theta[t]
-            ht, gst = h[t, start:end], grad_s[t, start:end]
-            ght, gso = _row(grad_h, t, start, end, ht), _row(gs_out, t, start, end, ht)
+            ht = h[t, start:end]
+            gst, ght = _row(grad_s, t, start, end, ht), _row(grad_h, t, start, end, ht)
+            gso = _row(gs_out, t, start, end, ht)
+            if grad_pooled is not None:
+                _unpool_rows(grad_pooled[t], where[t], unpooled, start, end, width)
             gxt = _row(grad_x, 0 if one_frame else t, start, end, ht)
             last = p.shape[1] - 1  # a shape with fewer parameters ignores the rest
             p0, p1, p2, p3 = p[t, 0], p[t, min(1, last)], p[t, min(2, last)], p[t, min(3, last)]
@@ -199,7 +225,9 @@ def _backward(lo, hi, h, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, 
                 g_in = gv[j]
                 hv = ht[j]
                 x = hv - th
-                gs = gst[j]
+                gs = ZERO if grad_s is None else gst[j]
+                if grad_pooled is not None:
+                    gs += unpooled[j]
                 if not detach:
                     gs += g_in * (v_reset - hv) if hard else -g_in * th
                 d = (g_in if x < ZERO else ZERO) if hard else g_in
@@ -256,39 +284,79 @@ def previous_potential(h, t, i, v0, v0_scalar, theta, v_reset, hard):
 
 
 @njit(**JIT)
-def max_pool_2x2(lo, hi, x, out, where):
-    """2x2, stride-2 max-pooling of planes [lo, hi) of x [P, H, W] into out [P, H//2, W//2];
-    ``where`` (uint8) keeps the window offset of the maximum: 0 top-left, 1 top-right,
-    2 bottom-left, 3 bottom-right. As PyTorch's kernel: the first maximum in row-major order
-    wins, and a NaN wins over any number (the last NaN, over another)."""
+def max_pool_2x2(lo, hi, pairs, out, where):
+    """2x2, stride-2 max-pooling of planes [lo, hi) of x [P, H, W] (H and W even), given as
+    ``pairs`` [P, H, W / 2] (uint64: two neighbouring floats of a row in one word, so the loop
+    reads consecutive words and vectorises), into out [P, H/2, W/2]; ``where`` (uint8) keeps the
+    window offset of the maximum: 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right. As
+    PyTorch's kernel: the first maximum in row-major order wins, and a NaN wins over any number
+    (the last NaN, over another)."""
     for q in range(lo, hi):
         for r in range(out.shape[1]):
-            top, bottom, row, at_row = x[q, 2 * r], x[q, 2 * r + 1], out[q, r], where[q, r]
-            for col in range(out.shape[2]):  # loads into locals first: stores may alias
-                a, b = top[2 * col], top[2 * col + 1]
-                c, d = bottom[2 * col], bottom[2 * col + 1]
-                best, at = a, 0
-                best, at = (b, 1) if b > best or np.isnan(b) else (best, at)
-                best, at = (c, 2) if c > best or np.isnan(c) else (best, at)
-                best, at = (d, 3) if d > best or np.isnan(d) else (best, at)
-                row[col], at_row[col] = best, at
+            _pool_pair(pairs[q, 2 * r], pairs[q, 2 * r + 1], out[q, r], where[q, r])
+
+
+@njit(inline="always", **JIT)
+def _pool_pair(top, bottom, out, where):
+    """One output row of ``max_pool_2x2`` from its two input rows (as pairs). The window's
+    first maximum in row-major order, found as the later of each row's pair wins only if
+    greater (or NaN), then the lower row's only if greater (or NaN): the same as scanning."""
+    for col in range(out.shape[0]):
+        a, b = _halves(top[col])
+        c, d = _halves(bottom[col])
+        right, lower = b > a or np.isnan(b), d > c or np.isnan(d)
+        upper_max, lower_max = b if right else a, d if lower else c
+        down = lower_max > upper_max or np.isnan(lower_max)
+        out[col] = lower_max if down else upper_max
+        where[col] = (2 + lower) if down else right
+
+
+@njit(inline="always", **JIT)
+def _halves(word):
+    """The two float32 of a uint64 word, first the one stored first (little-endian)."""
+    return (_float_from_bits(np.int32(np.uint32(word & LOW_WORD))),
+            _float_from_bits(np.int32(np.uint32(word >> np.uint64(32)))))
+
+
+@njit(inline="always", **JIT)
+def _pool_rows(pairs, out, where, start, width):
+    """``max_pool_2x2`` of the rows ``width`` long in ``pairs`` (as pairs), the neurons from
+    ``start`` (a multiple of 2 width) of planes of an even height; out and where: all pooled
+    rows, in which these begin at start / 4."""
+    half = width // 2
+    for r in range(len(pairs) // width):
+        at = start // 4 + r * half
+        _pool_pair(pairs[2 * r * half:(2 * r + 1) * half],
+                   pairs[(2 * r + 1) * half:(2 * r + 2) * half], out[at:at + half],
+                   where[at:at + half])
 
 
 @njit(**JIT)
 def max_pool_2x2_backward(lo, hi, grad_out, where, grad_in):
     """The gradient of ``max_pool_2x2``: grad_in [P, H, W] (every element written) receives each
     output's gradient at its maximum's place, zero elsewhere."""
-    rows, cols = grad_out.shape[1], grad_out.shape[2]
     for q in range(lo, hi):
-        grad_in[q, 2 * rows:, :] = ZERO  # an odd last row or column is never pooled
-        grad_in[q, :, 2 * cols:] = ZERO
-        for r in range(rows):
-            top, bottom, g, at = grad_in[q, 2 * r], grad_in[q, 2 * r + 1], grad_out[q, r], \
-                where[q, r]
-            for col in range(cols):
-                value, off = g[col], at[col]  # loaded once: the stores below may alias them
-                top[2 * col] = value if off == 0 else ZERO
-                top[2 * col + 1] = value if off == 1 else ZERO
-                bottom[2 * col] = value if off == 2 else ZERO
-                bottom[2 * col + 1] = value if off == 3 else ZERO
+        for r in range(grad_out.shape[1]):
+            _unpool_pair(grad_out[q, r], where[q, r], grad_in[q, 2 * r], grad_in[q, 2 * r + 1])
 
+
+@njit(inline="always", **JIT)
+def _unpool_pair(grad, where, top, bottom):
+    """Two rows of ``max_pool_2x2_backward`` (every element written) from one output row, in a
+    loop over the input columns (consecutive stores vectorise)."""
+    for j in range(top.shape[0]):
+        value, off = grad[j >> 1], where[j >> 1]
+        top[j] = value if off == (j & 1) else ZERO
+        bottom[j] = value if off == 2 + (j & 1) else ZERO
+
+
+@njit(inline="always", **JIT)
+def _unpool_rows(grad, where, rows, start, end, width):
+    """``_pool_rows`` backward: rows[:end - start] (every element written) receive the gradient
+    of the pooled rows of the neurons [start, end)."""
+    half = width // 2
+    for r in range((end - start) // (2 * width)):
+        at = start // 4 + r * half
+        _unpool_pair(grad[at:at + half], where[at:at + half],
+                     rows[2 * r * width:(2 * r + 1) * width],
+                     rows[(2 * r + 1) * width:(2 * r + 2) * width])

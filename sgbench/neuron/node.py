@@ -65,6 +65,9 @@ class SpikingNeuron(base.MemoryModule):
         self.observe = False  # when True, per-timestep statistics of the last forward go to .stats
         self.stats: dict[str, Tensor] | None = None
         self.capture: GradCapture | None = None  # when set, the backward pass reports dL/dH here
+        # set when a 2x2 max-pool follows (models/pool.py): the numba kernels then pool the spikes
+        # in their own pass and hand the result on with them
+        self.max_pool_after = False
         self.keep_h = False  # when True (and training), the last H [T, ...] stays in .h_seq
         self.h_seq: Tensor | None = None
         self.register_memory("v", 0.0)
@@ -133,13 +136,15 @@ class SpikingNeuron(base.MemoryModule):
             return self._cupy_forward(x_seq)
         x = self._plif_input(_state_dtype(x_seq))
         T, k, dyn, shape = x.shape[0], self._k_like(x), self.dynamics, self.rule.shape
+        pooled = []  # the spikes' 2x2 max-pool, where the numba kernels make it
         if self.rule.mode == "sequence":
             theta, p = (_like(a, x) for a in self.rule.thresholds(self, T))
             if self._cpu_fused(x):
                 frame = one_frame(x)
-                s, v, h = NumbaSequenceFn.apply(x if frame is None else frame,
-                                                self._initial_v(x[0], as_number=True), k, theta,
-                                                p, shape, dyn, frame is not None)
+                pool = self.max_pool_after and not self.rule.scaled_output
+                s, v, h, *pooled = NumbaSequenceFn.apply(
+                    x if frame is None else frame, self._initial_v(x[0], as_number=True), k,
+                    theta, p, shape, dyn, frame is not None, pool)
             else:
                 s, v, h = SequenceFn.apply(x, self._initial_v(x[0]), k, theta, p, shape, dyn,
                                            self.capture)
@@ -148,7 +153,10 @@ class SpikingNeuron(base.MemoryModule):
                 return FireResetFn.apply(h, _like(theta_t, x), _like(p_t, x), shape, dyn,
                                          self.capture, t)
             s, v, h, theta, p = self._stepwise(x, self._initial_v(x[0]), k, dyn, fire)
-        return self._finish(x_seq, s, v, h, theta, p)
+        out = self._finish(x_seq, s, v, h, theta, p)
+        if pooled and out is s:
+            out.max_pool_2x2 = pooled[0]  # the next MaxPool2d (models/pool.py) returns this
+        return out
 
     def _finish(self, x_seq: Tensor, s: Tensor, v: Tensor, h: Tensor, theta: Tensor,
                 p: Tensor) -> Tensor:

@@ -95,6 +95,14 @@ class Layout:
         flat = t.permute(0, *(d + 1 for d in self.order)).reshape(len(t), self.n)
         return flat.contiguous().numpy()[0] if one else flat.contiguous().numpy()
 
+    def pooled_width(self) -> int:
+        """The row length W of planes [..., H, W] stored in that order with H and W even (what
+        a 2x2 max-pool in the kernels' pass needs), else 0."""
+        if len(self.shape) < 2 or self.order != list(range(len(self.shape))):
+            return 0
+        H, W = self.shape[-2:]
+        return W if H % 2 == 0 and W % 2 == 0 and H and W else 0
+
     def tensor(self, a: np.ndarray) -> Tensor:
         """The inverse of ``rows``: an array [R, N] (or [N]) as a tensor [R, *shape] ([*shape])."""
         t = torch.from_numpy(a)
@@ -108,10 +116,14 @@ class NumbaSequenceFn(torch.autograd.Function):
     """Charge, fire and reset over all T on CPU: ``engine.SequenceFn``'s inputs, outputs and
     gradients; ``v0`` may be a number (a fresh sequence). With ``one_frame`` the input is a
     single frame [...] given at every step (a direct-input network's first layer): it is read
-    once per step and its gradient, the sum over the steps, is made in the same pass."""
+    once per step and its gradient, the sum over the steps, is made in the same pass.
+
+    With ``pool``, where the spikes are [..., H, W] with H and W even and stored in that order, a
+    fourth output is their 2x2, stride-2 max-pool (models/pool.py's, exact) made in the same pass. Its gradient goes to the spikes' inside the backward pass, so a
+    network that reads only the pooled spikes never writes or reads dL/dS at full size."""
 
     @staticmethod
-    def forward(ctx, x_seq, v0, k, theta, p, shape: Shape, dyn, one_frame=False):
+    def forward(ctx, x_seq, v0, k, theta, p, shape: Shape, dyn, one_frame=False, pool=False):
         T, layout = theta.shape[0], Layout(x_seq if one_frame else x_seq[0])
         x = layout.rows(x_seq[None] if one_frame else x_seq)
         h, s = np.empty((T, layout.n), np.float32), np.empty((T, layout.n), np.float32)
@@ -121,20 +133,30 @@ class NumbaSequenceFn(torch.autograd.Function):
         k_value = float(k.detach()) if torch.is_tensor(k) else float(k)
         lerp = not torch.is_tensor(k) and k + dyn.c == 1.0  # as engine.charge
         theta_f, p_f = theta.detach().float().contiguous(), p.detach().float().contiguous()
+        width = layout.pooled_width() if pool else 0
+        pooled = np.empty((T, layout.n // 4), np.float32) if width else None
+        where = np.empty((T, layout.n // 4), np.uint8) if width else None
         f32 = np.float32
         args = (x, layout.rows(v0_t), v0_scalar, theta_f.numpy(), f32(k_value), f32(dyn.c),
-                f32(dyn.b), f32(dyn.v_reset), s, h, v)
+                f32(dyn.b), f32(dyn.v_reset), s, h, v, pooled, where, width)
         forward = kernels().forward_kernel(lerp, dyn.hard_reset)
-        split(layout.n, lambda lo, hi, _: forward(lo, hi, *args))
+        unit = 2 * width or 1  # a thread's share: whole pairs of rows when pooling
+        split(layout.n // unit, lambda lo, hi, _: forward(lo * unit, hi * unit, *args),
+              per_item=unit)
         h_t = layout.tensor(h)
         ctx.save_for_backward(h_t, v0_t, theta_f, p_f)
         ctx.shape, ctx.dyn, ctx.k, ctx.v0_scalar = shape, dyn, k_value, v0_scalar
         ctx.k_is_tensor, ctx.layout, ctx.one_frame = torch.is_tensor(k), layout, one_frame
+        ctx.where, ctx.width = where, width
         ctx.set_materialize_grads(False)
-        return layout.tensor(s), layout.tensor(v), h_t
+        outputs = layout.tensor(s), layout.tensor(v), h_t
+        if pooled is None:
+            return outputs
+        H, W = layout.shape[-2:]
+        return *outputs, torch.from_numpy(pooled).view(T, *layout.shape[:-2], H // 2, W // 2)
 
     @staticmethod
-    def backward(ctx, grad_s, grad_v, grad_h):
+    def backward(ctx, grad_s, grad_v, grad_h, grad_pooled=None):
         h_t, v0_t, theta, p = ctx.saved_tensors
         shape, dyn, layout = ctx.shape, ctx.dyn, ctx.layout
         h = layout.rows(h_t)  # a view: H was made in this order
@@ -142,18 +164,23 @@ class NumbaSequenceFn(torch.autograd.Function):
         need_x, need_v0, need_k, need_theta, need_p = ctx.needs_input_grad[:5]
         need_k = need_k and ctx.k_is_tensor
         need_v0 = need_v0 and v0_t is not None
-        grad_s = np.zeros((T, N), np.float32) if grad_s is None else layout.rows(grad_s)
         grad_x = np.empty((1 if ctx.one_frame else T, N), np.float32) if need_x else None
         grad_v0 = np.empty(N, np.float32) if need_v0 else None
         gs_total = np.empty((T, N), np.float32) if need_p else None
         sums = np.zeros((torch.get_num_threads(), T + 1), np.float64)
+        pooled = grad_pooled is not None
+        width = ctx.width if pooled else 0
         f32 = np.float32
         args = (h, layout.rows(v0_t), ctx.v0_scalar, theta.numpy(), p.numpy(),
-                grad_s, layout.rows(grad_v), layout.rows(grad_h),
+                layout.rows(grad_s), layout.rows(grad_v), layout.rows(grad_h),
                 f32(ctx.k), f32(dyn.c), f32(dyn.v_reset), grad_x, grad_v0, gs_total)
+        pool_args = (grad_pooled.detach().to(torch.float32).reshape(T, -1).contiguous().numpy()
+                     if pooled else None, ctx.where if pooled else None, width)
         backward = kernels().backward_kernel(kernel_kind(shape), dyn.hard_reset, dyn.detach_reset,
                                              need_theta, need_k, ctx.one_frame)
-        split(N, lambda lo, hi, part: backward(lo, hi, *args, sums[part]))
+        unit = 2 * width or 1
+        split(N // unit, lambda lo, hi, part: backward(lo * unit, hi * unit, *args, sums[part],
+                                                       *pool_args), per_item=unit)
         total = torch.from_numpy(sums.sum(0).astype(np.float32))
         g_p = None
         if need_p:
@@ -164,4 +191,4 @@ class NumbaSequenceFn(torch.autograd.Function):
             grad_x = layout.tensor(grad_x[0] if ctx.one_frame else grad_x)
         return (grad_x if need_x else None, layout.tensor(grad_v0) if need_v0 else None,
                 total[T] if need_k else None, total[:T] if need_theta else None, g_p, None, None,
-                None)
+                None, None)
