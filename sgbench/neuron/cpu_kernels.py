@@ -1,6 +1,7 @@
 """Numba kernels of the ``numba`` CPU backend: charge, fire and reset over all T in one pass, and
-their BPTT in one pass back; and the 2x2 max-pool of models/pool.py. Imported only when they
-first run (importing numba takes time).
+their BPTT in one pass back; and the 2x2 max-pool of models/pool.py, alone or inside those
+passes (the spikes pooled while in cache, the pooled gradient spread back the same way). Imported
+only when they first run (importing numba takes time).
 
 The arithmetic is the torch backend's (engine.py) and the CUDA kernels' (cupy_backend.py), per
 neuron: H[t] = k V[t-1] + c X[t] + b; S[t] = H[t] >= theta[t]; hard reset V = S ? v_reset : H, soft
@@ -11,8 +12,9 @@ V = H - theta S. Backward, with x = H - theta[t] and g the surrogate:
     dL/dV[t-1] = k dL/dH
 
 Each call handles the neurons [lo, hi): the caller splits a layer over threads (the kernels release
-the GIL). Within a range, neurons go in blocks of BLOCK with t as the outer loop, so the inner loop
-runs over consecutive neurons (vectorisable) while V and dL/dV stay in cache. Floats are kept in
+the GIL). Within a range, neurons go in blocks of BLOCK (whole pairs of rows when pooling) with t
+as the outer loop, so the inner loop runs over consecutive neurons (vectorisable) while V and
+dL/dV stay in cache. Floats are kept in
 float32 as in the torch backend.
 """
 from __future__ import annotations
