@@ -229,3 +229,20 @@ def test_a_neuron_followed_by_a_2x2_max_pool_pools_in_its_own_pass_exactly(case)
         runs.append((out, leaf.grad))
     for ours, reference in zip(runs[1], runs[0]):
         assert torch.equal(ours, reference)
+
+
+@torch.no_grad()
+def test_spikes_changed_in_place_after_the_neuron_are_pooled_again():
+    from torch import nn
+
+    from sgbench.models.pool import MaxPool2d, pool_in_neurons
+
+    net = nn.Sequential(_neuron(), MaxPool2d(2, 2, step_mode="m"))
+    pool_in_neurons(net)
+
+    def halve(module, args, spikes):
+        spikes.mul_(0.5)
+
+    net[0].register_forward_hook(halve)
+    out = net(torch.full((T, 1, 2, 4, 4), 3.0))
+    assert torch.all(out[0] == 0.5)  # spikes at the first step, halved after the neuron

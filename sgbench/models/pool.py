@@ -11,7 +11,7 @@ An engine neuron directly followed by such a pool (``pool_in_neurons``) pools it
 numba kernels' own pass and hands the result on with them (an attribute of the spike tensor), so
 the spikes are not read again, and their gradient at full size is never made. Everything else
 about the neuron stays: its output is all its spikes (firing rates, hooks), the pool's input is
-that output.
+that output (changed in place since, it is pooled here again).
 """
 from __future__ import annotations
 
@@ -66,8 +66,8 @@ class MaxPool2d(layer.MaxPool2d):
     def forward(self, x: Tensor) -> Tensor:
         if not self._fast(x):
             return super().forward(x)
-        pooled = getattr(x, "max_pool_2x2", None)  # made by the neuron that made x
-        return pooled if pooled is not None else MaxPool2x2.apply(x)
+        version, pooled = getattr(x, "max_pool_2x2", (None, None))  # by the neuron that made x
+        return pooled if version == x._version else MaxPool2x2.apply(x)  # x not changed since
 
 
 def pool_in_neurons(model: nn.Module) -> None:

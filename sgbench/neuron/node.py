@@ -154,8 +154,8 @@ class SpikingNeuron(base.MemoryModule):
                                          self.capture, t)
             s, v, h, theta, p = self._stepwise(x, self._initial_v(x[0]), k, dyn, fire)
         out = self._finish(x_seq, s, v, h, theta, p)
-        if pooled and out is s:
-            out.max_pool_2x2 = pooled[0]  # the next MaxPool2d (models/pool.py) returns this
+        if pooled and out is s:  # the next MaxPool2d (models/pool.py) returns this
+            out.max_pool_2x2 = (out._version, pooled[0])
         return out
 
     def _finish(self, x_seq: Tensor, s: Tensor, v: Tensor, h: Tensor, theta: Tensor,
