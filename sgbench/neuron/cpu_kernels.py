@@ -220,9 +220,8 @@ def _backward(lo, hi, h, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, 
             for j in range(n):  # the surrogate in a loop of its own: it vectorises there
                 g[j] = surrogate(kind, ht[j] - th, p0, p1, p2, p3)
             if need_k:
-                for j in range(n):
-                    v_prev[j] = previous_potential(h, t, start + j, v0, v0_scalar, theta,
-                                                   v_reset, hard)
+                previous_potentials(h, t, start, end, v0, v0_scalar, theta, v_reset, hard,
+                                    v_prev)
             for j in range(n):
                 g_in = gv[j]
                 hv = ht[j]
@@ -274,15 +273,20 @@ def _row(a, t, start, end, stand_in):
 
 
 @njit(inline="always", **JIT)
-def previous_potential(h, t, i, v0, v0_scalar, theta, v_reset, hard):
-    """V[t-1] of neuron i, recomputed from H[t-1] (V0 at t = 0)."""
+def previous_potentials(h, t, start, end, v0, v0_scalar, theta, v_reset, hard, out):
+    """out[:end - start] = V[t-1] of the neurons [start, end), recomputed from H[t-1] (V0 at
+    t = 0), in a loop over one row (it vectorises)."""
     if t == 0:
-        return v0_scalar if v0 is None else v0[i]
-    hp = h[t - 1, i]
-    fired = hp >= theta[t - 1]
-    if hard:
-        return v_reset if fired else hp
-    return hp - theta[t - 1] if fired else hp
+        for j in range(end - start):
+            out[j] = v0_scalar if v0 is None else v0[start + j]
+        return
+    hp, th = h[t - 1, start:end], theta[t - 1]
+    for j in range(end - start):
+        fired = hp[j] >= th
+        if hard:
+            out[j] = v_reset if fired else hp[j]
+        else:
+            out[j] = hp[j] - th if fired else hp[j]
 
 
 @njit(**JIT)
