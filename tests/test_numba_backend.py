@@ -246,3 +246,33 @@ def test_spikes_changed_in_place_after_the_neuron_are_pooled_again():
     net[0].register_forward_hook(halve)
     out = net(torch.full((T, 1, 2, 4, 4), 3.0))
     assert torch.all(out[0] == 0.5)  # spikes at the first step, halved after the neuron
+
+
+@pytest.mark.parametrize("name,variant", [("sigmoid", "hard, decay input"),
+                                          ("dspike", "soft, learnable k"), ("atan", "one frame")])
+def test_h_recomputed_in_backward_gives_the_gradients_of_h_kept_bit_for_bit(name, variant):
+    """Without keep_h the forward writes no H and backward remakes it from the input: the same
+    arithmetic, so the same H, spikes and input gradient, exactly (the dL/dtheta and dL/dk sums
+    are another compiled variant's, equal up to rounding)."""
+    hard = variant != "soft, learnable k"
+    dyn = Dynamics(c=0.5 if hard else 1.0, b=0.1 if hard else 0.0, hard_reset=hard,
+                   v_reset=0.2 if hard else 0.0)
+    torch.manual_seed(2)
+    one = variant == "one frame"
+    x = torch.randn(*SIZE) * 1.5 if one else torch.randn(T, *SIZE) * 1.5
+    upstream = torch.randn(T, *SIZE)
+    runs = []
+    for keep_h in (True, False):
+        leaf = x.clone().requires_grad_()
+        k = torch.tensor(0.6, requires_grad=True) if not hard else 0.5
+        theta = torch.tensor([1.0, 0.9, 1.1, 1.0], requires_grad=True)
+        p = torch.tensor([PARAMS[name]] * T)  # shape parameters with a gradient keep H
+        s, v, h = NumbaSequenceFn.apply(leaf, 0.0, k, theta, p, get_shape(name), dyn, one,
+                                        False, keep_h)
+        assert (h is None) == (not keep_h)
+        (s * upstream).sum().backward()
+        runs.append([s, v, leaf.grad, theta.grad] + ([k.grad] if not hard else []))
+    for kept, remade in zip(runs[0][:3], runs[1][:3]):  # spikes, V, dL/dX: the same H
+        assert torch.equal(kept, remade)
+    for kept, remade in zip(runs[0][3:], runs[1][3:]):  # sums: another variant's rounding
+        torch.testing.assert_close(kept, remade, rtol=1e-6, atol=1e-6)

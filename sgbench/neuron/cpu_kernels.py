@@ -136,62 +136,83 @@ def block_length(width, pooling):
 @njit(inline="always", **JIT)
 def _forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, pooled, where,
              width, lerp, hard):
-    T = h.shape[0]
-    small = c < HALF  # torch.lerp's two formulas, chosen by the size of the weight
     step = block_length(width, pooled is not None)
+    unkept = np.empty(step, np.float32)  # H, where the caller does not keep it
     for start in range(lo, hi, step):
         end = min(start + step, hi)
         v = v_out[start:end]
-        for j in range(end - start):
-            v[j] = v0_scalar if v0 is None else v0[start + j]
-        for t in range(T):
-            th = theta[t]
-            xt = x[min(t, x.shape[0] - 1), start:end]  # one row: the same input at every t
-            ht, st = h[t, start:end], s[t, start:end]
-            for j in range(end - start):
-                if not lerp:
-                    hv = c * xt[j] + k * v[j]
-                elif small:
-                    hv = v[j] + c * (xt[j] - v[j])
-                else:
-                    hv = xt[j] - (xt[j] - v[j]) * (ONE - c)
-                hv += b
-                fired = hv >= th
-                ht[j] = hv
-                st[j] = ONE if fired else ZERO
-                if hard:
-                    v[j] = v_reset if fired else hv
-                else:
-                    v[j] = hv - th if fired else hv
+        initial_potentials(v, v0, v0_scalar, start)
+        for t in range(len(theta)):
+            charge_fire_reset(_step_row(x, t, start, end), v, _row(h, t, start, end, unkept),
+                              s[t, start:end], theta[t], k, c, b, v_reset, lerp, hard)
             if pooled is not None:  # the block's spikes are still in cache
                 _pool_rows(s.view(np.uint64)[t, start // 2:end // 2], pooled[t], where[t], start,
                            width)
 
 
+@njit(inline="always", **JIT)
+def initial_potentials(v, v0, v0_scalar, start):
+    for j in range(len(v)):
+        v[j] = v0_scalar if v0 is None else v0[start + j]
+
+
+@njit(inline="always", **JIT)
+def _step_row(x, t, start, end):
+    """The input of step t of the neurons [start, end): x [T, N], or [1, N] (the same at every
+    step)."""
+    return x[min(t, x.shape[0] - 1), start:end]
+
+
+@njit(inline="always", **JIT)
+def charge_fire_reset(xt, v, ht, st, th, k, c, b, v_reset, lerp, hard):
+    """One step of a block: H = k V + c X + b into ``ht``, the spikes into ``st``, V reset in
+    place."""
+    small = c < HALF  # torch.lerp's two formulas, chosen by the size of the weight
+    for j in range(len(v)):
+        if not lerp:
+            hv = c * xt[j] + k * v[j]
+        elif small:
+            hv = v[j] + c * (xt[j] - v[j])
+        else:
+            hv = xt[j] - (xt[j] - v[j]) * (ONE - c)
+        hv += b
+        fired = hv >= th
+        ht[j] = hv
+        st[j] = ONE if fired else ZERO
+        if hard:
+            v[j] = v_reset if fired else hv
+        else:
+            v[j] = hv - th if fired else hv
+
+
 @functools.lru_cache(maxsize=None)
 def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_k: bool,
-                    one_frame: bool):
-    """The backward kernel of one variant: surrogate ``kind`` (KINDS), hard reset, detached reset, dL/dtheta and dL/dk wanted, and an input that
-    was one frame for every step (then grad_x [1, N] receives the sum over the steps)."""
+                    one_frame: bool, lerp: bool):
+    """The backward kernel of one variant: surrogate ``kind`` (KINDS), hard reset, detached
+    reset, dL/dtheta and dL/dk wanted, an input that was one frame for every step (then grad_x
+    [1, N] receives the sum over the steps), and the forward's charge (``lerp``, for H
+    recomputed)."""
     @njit(**JIT)
-    def backward(lo, hi, h, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c,
+    def backward(lo, hi, h, x_in, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, b,
                  v_reset, grad_x, grad_v0, gs_out, sums, grad_pooled, where, width):
-        """BPTT of the neurons [lo, hi). None stands for "not given" (grad_s, grad_v, grad_h,
-        grad_pooled) and "not needed" (grad_x, grad_v0, gs_out). ``sums`` [T + 1] receives this
-        range's dL/dtheta[t] and, last, its dL/dk = sum_t <dL/dH[t], V[t-1]>. ``grad_pooled``
+        """BPTT of the neurons [lo, hi). ``h`` [T, N]: the forward's H, or None: then H is
+        recomputed, a block at a time, from the input ``x_in`` (the forward's arithmetic, so the
+        same numbers). None stands for "not given" (grad_s, grad_v, grad_h, grad_pooled) and
+        "not needed" (grad_x, grad_v0, gs_out). ``sums`` [T + 1] receives this range's
+        dL/dtheta[t] and, last, its dL/dk = sum_t <dL/dH[t], V[t-1]>. ``grad_pooled``
         [T, N / 4]: the gradient of the forward's pooled spikes, added to dL/dS at each
         window's maximum (``where``)."""
-        _backward(lo, hi, h, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c,
+        _backward(lo, hi, h, x_in, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, b,
                   v_reset, grad_x, grad_v0, gs_out, sums, grad_pooled, where, width, kind, hard,
-                  detach, need_theta, need_k, one_frame)
+                  detach, need_theta, need_k, one_frame, lerp)
     return backward
 
 
 @njit(inline="always", **JIT)
-def _backward(lo, hi, h, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, v_reset,
+def _backward(lo, hi, h, x_in, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, b, v_reset,
               grad_x, grad_v0, gs_out, sums, grad_pooled, where, width, kind, hard, detach,
-              need_theta, need_k, one_frame):
-    T = h.shape[0]
+              need_theta, need_k, one_frame, lerp):
+    T = len(theta)
     step = block_length(width, grad_pooled is not None)
     gv, g = np.empty(step, dtype=np.float32), np.empty(step, dtype=np.float32)
     unpooled = np.empty(step, dtype=np.float32)  # dL/dS from grad_pooled
@@ -199,9 +220,14 @@ def _backward(lo, hi, h, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, 
     # inside it would keep the loop from being vectorised); V[t-1] for dL/dk
     theta_terms, k_terms = np.empty(step, np.float32), np.empty(step, np.float32)
     v_prev = np.empty(step, np.float32)
+    # H recomputed (when not given), with the potential and spikes it needs on the way
+    h_block = np.empty((T if h is None else 1) * step, np.float32)  # rows of ``step``
+    v_block, s_block = np.empty(step, np.float32), np.empty(step, np.float32)
     for start in range(lo, hi, step):
         end = min(start + step, hi)
         n = end - start
+        _recompute_h(x_in, start, end, v0, v0_scalar, theta, k, c, b, v_reset, lerp, hard,
+                     h_block, v_block, s_block)
         for j in range(n):
             gv[j] = ZERO if grad_v is None else grad_v[start + j]
         k_terms[:n] = ZERO
@@ -209,7 +235,7 @@ def _backward(lo, hi, h, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, 
             grad_x[0, start:end] = ZERO
         for t in range(T - 1, -1, -1):
             th = theta[t]
-            ht = h[t, start:end]
+            ht = _h_row(h, h_block, t, start, end, step)
             gst, ght = _row(grad_s, t, start, end, ht), _row(grad_h, t, start, end, ht)
             gso = _row(gs_out, t, start, end, ht)
             if grad_pooled is not None:
@@ -220,8 +246,9 @@ def _backward(lo, hi, h, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, 
             for j in range(n):  # the surrogate in a loop of its own: it vectorises there
                 g[j] = surrogate(kind, ht[j] - th, p0, p1, p2, p3)
             if need_k:
-                previous_potentials(h, t, start, end, v0, v0_scalar, theta, v_reset, hard,
-                                    v_prev)
+                before = max(t - 1, 0)
+                previous_potentials(_h_row(h, h_block, before, start, end, step), t == 0, v0,
+                                    v0_scalar, start, theta[before], v_reset, hard, v_prev[:n])
             for j in range(n):
                 g_in = gv[j]
                 hv = ht[j]
@@ -273,20 +300,42 @@ def _row(a, t, start, end, stand_in):
 
 
 @njit(inline="always", **JIT)
-def previous_potentials(h, t, start, end, v0, v0_scalar, theta, v_reset, hard, out):
-    """out[:end - start] = V[t-1] of the neurons [start, end), recomputed from H[t-1] (V0 at
-    t = 0), in a loop over one row (it vectorises)."""
-    if t == 0:
-        for j in range(end - start):
-            out[j] = v0_scalar if v0 is None else v0[start + j]
+def _recompute_h(x_in, start, end, v0, v0_scalar, theta, k, c, b, v_reset, lerp, hard,
+                 h_block, v_block, s_block):
+    """Where the forward did not keep H (then its input ``x_in`` is given, else None): H of the
+    neurons [start, end) into h_block, made from the input as the forward made it."""
+    if x_in is None:  # (Numba drops the rest for a None argument, not for an array's test)
         return
-    hp, th = h[t - 1, start:end], theta[t - 1]
-    for j in range(end - start):
-        fired = hp[j] >= th
+    n = end - start
+    initial_potentials(v_block[:n], v0, v0_scalar, start)
+    step = len(v_block)
+    for t in range(len(theta)):
+        charge_fire_reset(_step_row(x_in, t, start, end), v_block[:n],
+                          h_block[t * step:t * step + n], s_block[:n], theta[t], k, c, b,
+                          v_reset, lerp, hard)
+
+
+@njit(inline="always", **JIT)
+def _h_row(h, h_block, t, start, end, step):
+    """H[t] of the neurons [start, end): the forward's, or the block's recomputed."""
+    if h is None:
+        return h_block[t * step:t * step + end - start]
+    return h[t, start:end]
+
+
+@njit(inline="always", **JIT)
+def previous_potentials(h_before, first, v0, v0_scalar, start, th_before, v_reset, hard, out):
+    """out = V[t-1] of the neurons from ``start`` on, made from H[t-1] (``h_before``) or, at the
+    ``first`` step, V0; in a loop over one row (it vectorises)."""
+    if first:
+        initial_potentials(out, v0, v0_scalar, start)
+        return
+    for j in range(len(out)):
+        fired = h_before[j] >= th_before
         if hard:
-            out[j] = v_reset if fired else hp[j]
+            out[j] = v_reset if fired else h_before[j]
         else:
-            out[j] = hp[j] - th if fired else hp[j]
+            out[j] = h_before[j] - th_before if fired else h_before[j]
 
 
 @njit(**JIT)

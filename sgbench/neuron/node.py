@@ -144,7 +144,7 @@ class SpikingNeuron(base.MemoryModule):
                 pool = self.max_pool_after and not self.rule.scaled_output
                 s, v, h, *pooled = NumbaSequenceFn.apply(
                     x if frame is None else frame, self._initial_v(x[0], as_number=True), k,
-                    theta, p, shape, dyn, frame is not None, pool)
+                    theta, p, shape, dyn, frame is not None, pool, self.keep_h or self.observe)
             else:
                 s, v, h = SequenceFn.apply(x, self._initial_v(x[0]), k, theta, p, shape, dyn,
                                            self.capture)

@@ -26,6 +26,7 @@ from .shapes import SHAPES, Shape
 
 Tensor = torch.Tensor
 MIN_PER_THREAD = 1 << 15  # below this many neurons (or planes x pixels) a layer runs on one thread
+RECOMPUTE_MAX_T = 16  # up to this T, backward may recompute H (a block's H stays in cache)
 
 
 @functools.lru_cache(maxsize=None)
@@ -118,16 +119,23 @@ class NumbaSequenceFn(torch.autograd.Function):
     single frame [...] given at every step (a direct-input network's first layer): it is read
     once per step and its gradient, the sum over the steps, is made in the same pass.
 
+    Unless ``keep_h`` (or the shape's parameters want gradients, or T > RECOMPUTE_MAX_T), H is
+    not kept: the third output is None and backward recomputes H from the input, which it keeps
+    instead (no [T, N] tensor written forward and read back; one frame for a one-frame input).
+
     With ``pool``, where the spikes are [..., H, W] with H and W even and stored in that order, a
-    fourth output is their 2x2, stride-2 max-pool (models/pool.py's, exact) made in the same pass. Its gradient goes to the spikes' inside the backward pass, so a
-    network that reads only the pooled spikes never writes or reads dL/dS at full size."""
+    fourth output is their 2x2, stride-2 max-pool (models/pool.py's, exact) made in the same
+    pass. Its gradient goes to the spikes' inside the backward pass, so a network that reads
+    only the pooled spikes never writes or reads dL/dS at full size."""
 
     @staticmethod
-    def forward(ctx, x_seq, v0, k, theta, p, shape: Shape, dyn, one_frame=False, pool=False):
+    def forward(ctx, x_seq, v0, k, theta, p, shape: Shape, dyn, one_frame=False, pool=False,
+                keep_h=True):
         T, layout = theta.shape[0], Layout(x_seq if one_frame else x_seq[0])
         x = layout.rows(x_seq[None] if one_frame else x_seq)
-        h, s = np.empty((T, layout.n), np.float32), np.empty((T, layout.n), np.float32)
-        v = np.empty(layout.n, np.float32)
+        keep_h = keep_h or ctx.needs_input_grad[4] or T > RECOMPUTE_MAX_T
+        h = np.empty((T, layout.n), np.float32) if keep_h else None
+        s, v = np.empty((T, layout.n), np.float32), np.empty(layout.n, np.float32)
         v0_t = v0.detach().to(torch.float32) if torch.is_tensor(v0) else None
         v0_scalar = np.float32(0.0 if v0_t is not None else v0)
         k_value = float(k.detach()) if torch.is_tensor(k) else float(k)
@@ -143,11 +151,11 @@ class NumbaSequenceFn(torch.autograd.Function):
         unit = 2 * width or 1  # a thread's share: whole pairs of rows when pooling
         split(layout.n // unit, lambda lo, hi, _: forward(lo * unit, hi * unit, *args),
               per_item=unit)
-        h_t = layout.tensor(h)
-        ctx.save_for_backward(h_t, v0_t, theta_f, p_f)
+        h_t = layout.tensor(h) if keep_h else None
+        ctx.save_for_backward(h_t if keep_h else x_seq, v0_t, theta_f, p_f)
         ctx.shape, ctx.dyn, ctx.k, ctx.v0_scalar = shape, dyn, k_value, v0_scalar
         ctx.k_is_tensor, ctx.layout, ctx.one_frame = torch.is_tensor(k), layout, one_frame
-        ctx.where, ctx.width = where, width
+        ctx.where, ctx.width, ctx.h_kept, ctx.lerp = where, width, keep_h, lerp
         ctx.set_materialize_grads(False)
         outputs = layout.tensor(s), layout.tensor(v), h_t
         if pooled is None:
@@ -157,10 +165,12 @@ class NumbaSequenceFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_s, grad_v, grad_h, grad_pooled=None):
-        h_t, v0_t, theta, p = ctx.saved_tensors
+        kept, v0_t, theta, p = ctx.saved_tensors
         shape, dyn, layout = ctx.shape, ctx.dyn, ctx.layout
-        h = layout.rows(h_t)  # a view: H was made in this order
-        T, N = h.shape
+        T, N = theta.shape[0], layout.n
+        # H as the forward made it (a view: it was made in this order), or its input to remake it
+        h = layout.rows(kept) if ctx.h_kept else None
+        x = None if ctx.h_kept else layout.rows(kept[None] if ctx.one_frame else kept)
         need_x, need_v0, need_k, need_theta, need_p = ctx.needs_input_grad[:5]
         need_k = need_k and ctx.k_is_tensor
         need_v0 = need_v0 and v0_t is not None
@@ -171,24 +181,24 @@ class NumbaSequenceFn(torch.autograd.Function):
         pooled = grad_pooled is not None
         width = ctx.width if pooled else 0
         f32 = np.float32
-        args = (h, layout.rows(v0_t), ctx.v0_scalar, theta.numpy(), p.numpy(),
-                layout.rows(grad_s), layout.rows(grad_v), layout.rows(grad_h),
-                f32(ctx.k), f32(dyn.c), f32(dyn.v_reset), grad_x, grad_v0, gs_total)
+        args = (h, x, layout.rows(v0_t), ctx.v0_scalar, theta.numpy(), p.numpy(),
+                layout.rows(grad_s), layout.rows(grad_v), layout.rows(grad_h), f32(ctx.k),
+                f32(dyn.c), f32(dyn.b), f32(dyn.v_reset), grad_x, grad_v0, gs_total)
         pool_args = (grad_pooled.detach().to(torch.float32).reshape(T, -1).contiguous().numpy()
                      if pooled else None, ctx.where if pooled else None, width)
         backward = kernels().backward_kernel(kernel_kind(shape), dyn.hard_reset, dyn.detach_reset,
-                                             need_theta, need_k, ctx.one_frame)
+                                             need_theta, need_k, ctx.one_frame, ctx.lerp)
         unit = 2 * width or 1
         split(N // unit, lambda lo, hi, part: backward(lo * unit, hi * unit, *args, sums[part],
                                                        *pool_args), per_item=unit)
         total = torch.from_numpy(sums.sum(0).astype(np.float32))
         g_p = None
-        if need_p:
+        if need_p:  # H was kept (forward)
             gs = layout.tensor(gs_total)
-            g_p = torch.stack([torch.stack(shape.param_grads(h_t[t] - theta[t], tuple(p[t]),
+            g_p = torch.stack([torch.stack(shape.param_grads(kept[t] - theta[t], tuple(p[t]),
                                                              gs[t])) for t in range(T)])
         if need_x:
             grad_x = layout.tensor(grad_x[0] if ctx.one_frame else grad_x)
         return (grad_x if need_x else None, layout.tensor(grad_v0) if need_v0 else None,
                 total[T] if need_k else None, total[:T] if need_theta else None, g_p, None, None,
-                None, None)
+                None, None, None)
