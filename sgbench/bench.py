@@ -110,17 +110,21 @@ def bench_neuron(T: int = 4, neurons: int = 2_000_000, repeats: int = 15, warmup
     grad = torch.randn(T, neurons, device=dev).to(dtype)
     candidates = neuron_candidates(dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    moved = T * neurons * (4 * x.element_size() + 8)
+    copy = _copier(moved, dev, sync)
     times: dict[str, list[float]] = {name: [] for name in candidates}
+    copies = []
     for round_ in range(warmup + repeats):
         for name, fn in candidates.items():
             elapsed = _time_step(fn, x, grad, sync)
             if round_ >= warmup:
                 times[name].append(elapsed)
+        elapsed = copy()
+        if round_ >= warmup:
+            copies.append(elapsed)
     medians = {name: statistics.median(ts) for name, ts in times.items()}
     reference = medians[next(iter(candidates))]
-    size = x.element_size()
-    moved = T * neurons * (4 * size + 8)
-    limit = _copy_time(moved, dev, sync, warmup + repeats)
+    limit = statistics.median(copies)
     return {
         "T": T, "neurons_per_step": neurons, "device": str(dev), "repeats": repeats,
         "dtype": str(dtype).split(".")[-1], "bytes_moved": moved,
@@ -135,19 +139,20 @@ def bench_neuron(T: int = 4, neurons: int = 2_000_000, repeats: int = 15, warmup
     }
 
 
-def _copy_time(moved: int, dev: torch.device, sync, repeats: int) -> float:
-    """The memory-bound limit: median time to copy a buffer, reading and writing ``moved``
-    bytes in all, on ``dev`` (the same thread count as the candidates)."""
+def _copier(moved: int, dev: torch.device, sync) -> Callable[[], float]:
+    """The memory-bound limit: a copy of a buffer, reading and writing ``moved`` bytes in all,
+    on ``dev`` (the same thread count as the candidates); timed in each round beside them, so
+    it meets the caches as they do."""
     src = torch.ones(moved // 8, device=dev)
     dst = torch.empty_like(src)
-    times = []
-    for _ in range(repeats):
+
+    def copy() -> float:
         sync()
         start = time.perf_counter()
         dst.copy_(src)
         sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        return time.perf_counter() - start
+    return copy
 
 
 TRAIN_METHODS = ("sigmoid", "mpd_agl", "ds_atgo", "adali", "a2sg", "st_asg", "psg_pda", "dspike",
