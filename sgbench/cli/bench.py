@@ -67,8 +67,8 @@ def bench_neuron_cmd(
                       "time / memory bound",
                       title=f"forward+backward, T={result['T']}, {result['neurons_per_step']:,} "
                             f"neurons/step, {result['dtype']}, {result['surrogate']}, "
-                            f"{env['device_name']}; memory bound: a copy of the same bytes in the same rounds, "
-                            f"{result['memory_bound_s'] * 1e3:.2f} ms")
+                            f"{env['device_name']}; memory bound: a copy of the same bytes "
+                            f"in the same rounds, {result['memory_bound_s'] * 1e3:.2f} ms")
         for row in result["results"]:
             table.add_row(row["candidate"], f"{row['median_s'] * 1e3:.2f}",
                           f"{row['min_s'] * 1e3:.2f}", f"{row['time_vs_sgbench']:.2f}x",

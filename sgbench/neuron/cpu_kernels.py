@@ -14,8 +14,7 @@ V = H - theta S. Backward, with x = H - theta[t] and g the surrogate:
 Each call handles the neurons [lo, hi): the caller splits a layer over threads (the kernels release
 the GIL). Within a range, neurons go in blocks of BLOCK (whole pairs of rows when pooling) with t
 as the outer loop, so the inner loop runs over consecutive neurons (vectorisable) while V and
-dL/dV stay in cache. Floats are kept in
-float32 as in the torch backend.
+dL/dV stay in cache. Floats are kept in float32 as in the torch backend.
 """
 from __future__ import annotations
 
@@ -152,6 +151,7 @@ def _forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, poo
 
 @njit(inline="always", **JIT)
 def initial_potentials(v, v0, v0_scalar, start):
+    """v = V0 of the neurons from ``start`` on: v0's, or v0_scalar for all (v0 None)."""
     for j in range(len(v)):
         v[j] = v0_scalar if v0 is None else v0[start + j]
 
