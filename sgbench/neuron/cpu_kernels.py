@@ -235,7 +235,7 @@ def _backward(lo, hi, h, x_in, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, 
             grad_x[0, start:end] = ZERO
         for t in range(T - 1, -1, -1):
             th = theta[t]
-            ht = _h_row(h, h_block, t, start, end, step)
+            ht = _row(h, t, start, end, h_block[t * step:t * step + n])  # forward's or remade
             gst, ght = _row(grad_s, t, start, end, ht), _row(grad_h, t, start, end, ht)
             gso = _row(gs_out, t, start, end, ht)
             if grad_pooled is not None:
@@ -247,8 +247,10 @@ def _backward(lo, hi, h, x_in, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, 
                 g[j] = surrogate(kind, ht[j] - th, p0, p1, p2, p3)
             if need_k:
                 before = max(t - 1, 0)
-                previous_potentials(_h_row(h, h_block, before, start, end, step), t == 0, v0,
-                                    v0_scalar, start, theta[before], v_reset, hard, v_prev[:n])
+                previous_potentials(_row(h, before, start, end,
+                                         h_block[before * step:before * step + n]), t == 0,
+                                    v0, v0_scalar, start, theta[before], v_reset, hard,
+                                    v_prev[:n])
             for j in range(n):
                 g_in = gv[j]
                 hv = ht[j]
@@ -293,7 +295,7 @@ def lane_sum(a, n):
 
 @njit(inline="always", **JIT)
 def _row(a, t, start, end, stand_in):
-    """a[t, start:end], or ``stand_in`` (never used: the callers test ``a is None``)."""
+    """a[t, start:end], or ``stand_in`` where ``a`` is None."""
     if a is None:
         return stand_in
     return a[t, start:end]
@@ -313,14 +315,6 @@ def _recompute_h(x_in, start, end, v0, v0_scalar, theta, k, c, b, v_reset, lerp,
         charge_fire_reset(_step_row(x_in, t, start, end), v_block[:n],
                           h_block[t * step:t * step + n], s_block[:n], theta[t], k, c, b,
                           v_reset, lerp, hard)
-
-
-@njit(inline="always", **JIT)
-def _h_row(h, h_block, t, start, end, step):
-    """H[t] of the neurons [start, end): the forward's, or the block's recomputed."""
-    if h is None:
-        return h_block[t * step:t * step + end - start]
-    return h[t, start:end]
 
 
 @njit(inline="always", **JIT)
