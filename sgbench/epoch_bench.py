@@ -93,42 +93,44 @@ class PlainLIF(nn.Module):
         return torch.stack(out)
 
 
-def plain_factory(section: dict[str, Any], sg: Surrogate) -> Callable[[], nn.Module]:
-    """The task's neuron as a plain loop (a learnable decay is held at its initial value)."""
+def plain_factory(section: dict[str, Any], sg: Surrogate) -> Callable[..., nn.Module]:
+    """The task's neuron as a plain loop (a learnable decay is held at its initial value); a zoo
+    model's positions pass their own constants."""
     from .neuron.node import SpikingNeuron
 
-    ref = SpikingNeuron(**section)
-    dyn, k = ref.dynamics, ref.decay_value()
-    c, b = dyn.c, dyn.b
-    if section["charge"] == "tau" and section["learnable_decay"]:  # PLIF: gain and drive 1/tau
-        c = 1 - k if section["decay_input"] else 1.0
-        b = (1 - k) * dyn.v_reset if dyn.hard_reset else 0.0
-    return lambda: PlainLIF(k, c, b, ref.v_threshold, dyn.hard_reset, dyn.v_reset,
-                            dyn.detach_reset, sg)
+    def make(**position) -> nn.Module:
+        s = {**section, **position}
+        ref = SpikingNeuron(**s)
+        dyn, k = ref.dynamics, ref.decay_value()
+        c, b = dyn.c, dyn.b
+        if s["charge"] == "tau" and s["learnable_decay"]:  # PLIF: gain and drive 1/tau
+            c = 1 - k if s["decay_input"] else 1.0
+            b = (1 - k) * dyn.v_reset if dyn.hard_reset else 0.0
+        return PlainLIF(k, c, b, ref.v_threshold, dyn.hard_reset, dyn.v_reset,
+                        dyn.detach_reset, sg)
+    return make
 
 
-def spikingjelly_factory(section: dict[str, Any], sg: Surrogate) -> Callable[[], nn.Module]:
+def spikingjelly_factory(section: dict[str, Any], sg: Surrogate) -> Callable[..., nn.Module]:
     """The task's neuron as SpikingJelly's node: IF, LIF (tau charge), or LIF with
-    tau = 1 / (1 - k) and no input decay for H = k V + X (parametric when k is learnable)."""
-    common = dict(v_threshold=section["v_threshold"], detach_reset=section["detach_reset"],
-                  v_reset=section["v_reset"] if section["reset"] == "hard" else None,
-                  step_mode="m")
-    if section["charge"] == "if":
-        return lambda: neuron.IFNode(surrogate_function=sg.spikingjelly(),
-                                     **common)
-    if section["charge"] == "tau":
-        node = neuron.ParametricLIFNode if section["learnable_decay"] else neuron.LIFNode
-        start = {"init_tau" if section["learnable_decay"] else "tau": section["tau"]}
-        return lambda: node(**start, decay_input=section["decay_input"],
-                            surrogate_function=sg.spikingjelly(), **common)
-    tau = 1 / (1 - section["decay"])
-    if section["learnable_decay"]:
-        return lambda: neuron.ParametricLIFNode(init_tau=tau, decay_input=False,
-                                                surrogate_function=sg.spikingjelly(),
-                                                **common)
-    return lambda: neuron.LIFNode(tau=tau, decay_input=False,
-                                  surrogate_function=sg.spikingjelly(),
-                                  **common)
+    tau = 1 / (1 - k) and no input decay for H = k V + X (parametric when k is learnable); a zoo
+    model's positions pass their own constants."""
+    def make(**position) -> nn.Module:
+        s = {**section, **position}
+        common = dict(v_threshold=s["v_threshold"], detach_reset=s["detach_reset"],
+                      v_reset=s["v_reset"] if s["reset"] == "hard" else None,
+                      surrogate_function=sg.spikingjelly(), step_mode="m")
+        if s["charge"] == "if":
+            return neuron.IFNode(**common)
+        learnable = s["learnable_decay"]
+        node = neuron.ParametricLIFNode if learnable else neuron.LIFNode
+        if s["charge"] == "tau":
+            tau, decay_input = s["tau"], s["decay_input"]
+        else:
+            tau, decay_input = 1 / (1 - s["decay"]), False
+        return node(**{"init_tau" if learnable else "tau": tau}, decay_input=decay_input,
+                    **common)
+    return make
 
 
 def baseline_surrogate(method: Method) -> tuple[Surrogate, str]:

@@ -14,7 +14,9 @@ from sgbench.neuron.node import neurons
 
 runner = CliRunner()
 TASKS = ["digits", "digits_deep", "synthetic", "mnist", "fashion_mnist", "fashion_mnist_deep",
-         "fashion_mnist_sj",
+         "fashion_mnist_sj", "fashion_mnist_spikformer",
+         "cifar10_spikformer", "cifar100_spikformer", "cifar10_sdt", "cifar100_sdt",
+         "cifar10_qkformer", "cifar100_qkformer",
          "cifar10", "cifar100", "cifar10_dvs", "dvs128_gesture", "nmnist", "imagenet",
          "tiny_imagenet"]
 FIXTURES = {
@@ -22,6 +24,10 @@ FIXTURES = {
     "fashion_mnist": lambda root: fixtures.mnist(root, "FashionMNIST"),
     "fashion_mnist_sj": lambda root: fixtures.mnist(root, "FashionMNIST"),
     "fashion_mnist_deep": lambda root: fixtures.mnist(root, "FashionMNIST"),
+    "fashion_mnist_spikformer": lambda root: fixtures.mnist(root, "FashionMNIST"),
+    "cifar10_spikformer": lambda root: fixtures.cifar(root, 10),
+    "cifar100_sdt": lambda root: fixtures.cifar(root, 100),
+    "cifar10_qkformer": lambda root: fixtures.cifar(root, 10),
     "cifar10": lambda root: fixtures.cifar(root, 10),
     "cifar100": lambda root: fixtures.cifar(root, 100),
     "imagenet": lambda root: fixtures.image_folder(root, "imagenet"),
@@ -32,7 +38,14 @@ FIXTURES = {
     "dvs128_gesture": lambda root: fixtures.events(root / "dvs128_gesture", 128, ["0", "1"], 1),
     "nmnist": lambda root: fixtures.events(root / "nmnist", 34, ["0", "1"], 2),
 }
-SMALLER = {"fashion_mnist_sj": ["-o", "model.channels=4"]}  # its FC layer alone has 12.8M weights
+SMALLER = {"fashion_mnist_sj": ["-o", "model.channels=4"],  # its FC layer alone has 12.8M weights
+           # the GPU-sized transformers at a few channels: the loaders, recipe and model code
+           "cifar10_spikformer": ["-o", "model.embed_dims=16", "-o", "model.num_heads=2",
+                                  "-o", "model.depths=1"],
+           "cifar100_sdt": ["-o", "model.embed_dims=16", "-o", "model.num_heads=2",
+                            "-o", "model.depths=1"],
+           "cifar10_qkformer": ["-o", "model.embed_dims=32", "-o", "model.num_heads=[1,1,1]",
+                                "-o", "model.depths=[1,1,1]"]}
 
 
 @pytest.fixture(autouse=True)
@@ -96,6 +109,17 @@ def _neuron(learnable_decay=True):
 def test_parameter_counts_match_the_spec(arch, shape, classes, expected, layers):
     """docs/methods.md 1.4 and 1.5: counts include one learnable decay scalar per layer."""
     model = build_model(arch, _neuron(), shape, classes)
+    assert sum(p.numel() for p in model.parameters()) == expected
+    assert len(neurons(model)) == layers
+
+
+@pytest.mark.parametrize("task,expected,layers", [
+    # Spikformer-4-384: the paper's 9.32M (Zhou et al., ICLR 2023, Table 2), 5 + 4 x 5 neuron
+    # layers; SDT-2-512 as the zoo builds it (the paper prints 10.28M), 4 + 2 x 7 + 1
+    ("cifar10_spikformer", 9_310_906, 25), ("cifar10_sdt", 10_234_378, 19)])
+def test_the_transformer_tasks_build_the_published_sizes(task, expected, layers):
+    cfg = resolve_task(task)
+    model = build_model(cfg["model"], cfg["neuron"], (3, 32, 32), 10)
     assert sum(p.numel() for p in model.parameters()) == expected
     assert len(neurons(model)) == layers
 

@@ -2,11 +2,13 @@
 (real-valued inputs) counted by SpikingJelly 2.x's ``op_counter``, and an energy estimate.
 
 Conventions, pinned down:
-- Counted per conv / linear layer: SpikingJelly's ``SynOpCounter`` counts exact weight uses of
+- Counted per conv (2-D, and 1-D: the token-wise projections of spiking transformers) / linear
+  layer: SpikingJelly's ``SynOpCounter`` counts exact weight uses of
   binary inputs (a conv's padding and borders included), ``MACCounter`` dense MACs of real-valued
   ones (the first layer under direct encoding; layers after average pooling). Every timestep
   counts (the first layer runs every step). Batch norm is taken as folded into the preceding
-  conv at inference and is not counted; nor are residual adds, pooling or neuron updates.
+  conv at inference and is not counted; nor are residual adds, pooling or neuron updates, nor a
+  spiking transformer's attention products of spikes with spikes (no weights: Q K^T V in SSA).
 - Energy E = E_MAC x MACs + E_AC x SynOps, with the 45 nm constants of Horowitz (ISSCC 2014):
   fp32 4.6 / 0.9 pJ (default), fp16 1.5 / 0.4 pJ (1.1 + 0.4 and 0.4), int8 0.23 / 0.03 pJ.
 - The paper convention beside it: per layer, SOP = input spike rate x dense operations x T, and a
@@ -88,7 +90,8 @@ class EnergyModel:
 
 
 def _weight_layers(model: nn.Module) -> dict[str, nn.Module]:
-    return {name: m for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    return {name: m for name, m in model.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.Conv1d, nn.Linear))}
 
 
 def _scope_total(counts: dict, scope: str) -> int:
@@ -106,8 +109,9 @@ def _dense_ops_hooks(layers: dict[str, nn.Module], stats: dict[str, dict[str, fl
     def hook(name):
         def record(module, inputs, output):
             x = inputs[0]
-            per_step = module.weight.numel() * (output.shape[-1] * output.shape[-2]
-                                                if isinstance(module, nn.Conv2d) else 1)
+            positions = (output.shape[-1] * output.shape[-2] if isinstance(module, nn.Conv2d)
+                         else output.shape[-1] if isinstance(module, nn.Conv1d) else 1)
+            per_step = module.weight.numel() * positions
             binary = spikes(x)
             stats[name] = {"dense_ops_per_step": float(per_step),
                            "input_rate": float((x != 0).float().mean()) if binary else None}

@@ -88,9 +88,9 @@ def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
         raise UserError(f"{what} must be one of {', '.join(choices)}; got '{value}'")
 
 def _archs() -> dict[str, Callable[..., nn.Module]]:
-    from . import resnet, vgg
+    from . import resnet, vgg, zoo
 
-    return {"convnet": convnet, "csnn": csnn, "resnet19": resnet.resnet19,
+    return {**zoo.ARCHS, "convnet": convnet, "csnn": csnn, "resnet19": resnet.resnet19,
             "resnet18_cifar": resnet.resnet18_cifar, "resnet20": resnet.resnet20,
             "resnet18": resnet.resnet18, "resnet34": resnet.resnet34, "vgg11": vgg.vgg11,
             "vggsnn": vgg.vggsnn, "dvsgesturenet": vgg.dvsgesturenet}
@@ -99,16 +99,20 @@ def build_model(section: dict[str, Any], neuron_section: dict[str, Any],
                 in_shape: tuple[int, ...], num_classes: int,
                 neuron_factory: NeuronFactory | None = None) -> nn.Module:
     """The task's architecture with the engine's neuron (or ``neuron_factory``'s, for
-    benchmarks against other neuron implementations)."""
+    benchmarks against other neuron implementations). A model in which any spiking neuron is
+    not the engine's is refused: the method would not drive it."""
     arch, archs = section["arch"], _archs()
     if arch not in archs:
         raise UserError(f"unknown architecture '{arch}'{did_you_mean(arch, archs)}")
     options = {k: v for k, v in section.items() if k != "arch"}
     check_kwargs(archs[arch], options, f"model ({arch})", skip=3)
 
-    def neuron() -> nn.Module:
-        return SpikingNeuron(**neuron_section)
+    def neuron(**position) -> nn.Module:  # zoo models pass each position's constants
+        return SpikingNeuron(**{**neuron_section, **position})
 
     model = archs[arch](in_shape, num_classes, neuron_factory or neuron, **options)
+    if neuron_factory is None:
+        from .zoo import refuse_foreign_neurons
+        refuse_foreign_neurons(model, arch)
     pool_in_neurons(model)
     return model

@@ -346,12 +346,16 @@ def neurons(model: nn.Module) -> list[SpikingNeuron]:
 
 def preceding(model: nn.Module, kinds: tuple[type, ...]
               ) -> dict[SpikingNeuron, tuple[str, nn.Module] | None]:
-    """Each engine neuron, in forward order, with the last module of ``kinds`` registered before
-    it (name and module): the norm layer or the weights feeding it."""
+    """Each engine neuron, in forward order, with the module of ``kinds`` feeding it (name and
+    module): the norm layer or the weights. A neuron whose feeders were traced (``fed_by``, set
+    for the zoo's non-sequential models) takes the traced one of that kind, or None; else the
+    last module of ``kinds`` registered before it."""
     out, last = {}, None
     for name, module in model.named_modules():
         if isinstance(module, kinds):
             last = (name, module)
         elif isinstance(module, SpikingNeuron):
-            out[module] = last
+            traced = getattr(module, "fed_by", None)
+            out[module] = last if traced is None else next(
+                (entry for entry in traced if isinstance(entry[1], kinds)), None)
     return out
