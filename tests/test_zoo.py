@@ -79,14 +79,16 @@ def test_equal_to_the_zoo_model_on_its_own_neurons(arch):
     ref.load_state_dict(state, strict=True)  # the same modules, parameters and buffers
     x = torch.rand(3, *CASES[arch][1], dtype=torch.float64) * 3
     weights = torch.randn(3, 5, dtype=torch.float64)
-    x_seq = x.unsqueeze(0).repeat(T, 1, 1, 1, 1)
-    out, expected = ours(x_seq), ref(x_seq)
+    x_seq = x.unsqueeze(0).repeat(T, 1, 1, 1, 1)  # the zoo model: T copies
+    out, expected = ours(x.unsqueeze(0).expand(T, *x.shape)), ref(x_seq)  # direct encoding
     # Spikformer and SEW-ResNet give [T, N, K], the others the mean over T
     expected = expected.mean(0) if expected.dim() == 3 else expected
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
     assert out.abs().sum() > 0
     (out * weights).sum().backward()
     (expected * weights).sum().backward()
+    for name, buffer in ref.state_dict().items():  # running statistics as for T copies
+        torch.testing.assert_close(ours.state_dict()["body.net." + name], buffer, msg=name)
     ours_g, ref_g = _grads(ours), dict(ref.named_parameters())
     assert ours_g.keys() == ref_g.keys()
     nonzero = 0
@@ -202,3 +204,16 @@ def test_methods_see_the_norm_that_really_feeds_each_neuron():
     ms_norms = {ms_names[k]: v for k, v in preceding(ms, (nn.modules.batchnorm._NormBase,)).items()}
     assert ms_norms["layer2.0.spike1"] is None  # the block's input: a membrane-shortcut sum
     assert ms_norms["layer2.0.spike2"][0].endswith("layer2.0.bn1")
+
+
+def test_the_stem_in_front_of_the_first_neuron_runs_once_on_a_static_image():
+    from sgbench.models import static
+
+    options, shape, _ = CASES["spikformer"]
+    model = build_model({"arch": "spikformer", **options, "stem_pools": "1100"}, SECTION, shape, 5)
+    stem = model.body.net.patch_embed.stages[0].conv_bn.block
+    assert [type(m) for m in stem] == [static.Conv2d, static.BatchNorm2d, static.MaxPool2d]
+    second = model.body.net.patch_embed.stages[1].conv_bn.block  # after the first neuron
+    assert type(second[0]) is torch.nn.Conv2d
+    sdt = _sgbench("spike_driven_transformer").body.net.patch_embed.stages[0]
+    assert [type(m) for m in sdt][:2] == [static.Conv2d, static.BatchNorm2d]

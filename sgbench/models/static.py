@@ -97,3 +97,36 @@ class StaticBatchNorm:
 
 class BatchNorm2d(StaticBatchNorm, layer.BatchNorm2d):
     """SpikingJelly's multi-step BatchNorm2d that normalises a static input once."""
+
+
+class MaxPool2d(layer.MaxPool2d):
+    """SpikingJelly's multi-step MaxPool2d that pools a static input once."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.step_mode == "m" and is_static(x):
+            return _repeat(nn.MaxPool2d.forward(self, _one_copy(x)), x.shape[0])
+        return super().forward(x)
+
+
+STATIC_OF = {layer.Conv2d: Conv2d, layer.BatchNorm2d: BatchNorm2d, layer.MaxPool2d: MaxPool2d}
+
+
+def as_static(module: nn.Module) -> nn.Module | None:
+    """The static version of a SpikingJelly multi-step conv, norm or max-pool, or of a
+    ``SeqToANNContainer`` of their single-step counterparts (the same parameters and buffers
+    under the same names), else None."""
+    if type(module) in STATIC_OF:
+        module.__class__ = STATIC_OF[type(module)]  # a subclass that only adds a fast path
+        return module
+    if not isinstance(module, layer.SeqToANNContainer):
+        return None
+    plain = {nn.Conv2d: layer.Conv2d, nn.BatchNorm2d: layer.BatchNorm2d,
+             nn.MaxPool2d: layer.MaxPool2d}
+    if any(type(m) not in plain for m in module.children()):
+        return None
+    out = nn.Sequential()
+    for name, m in module.named_children():
+        m.__class__ = STATIC_OF[plain[type(m)]]  # the same attributes; multi-step from here
+        m.step_mode = "m"
+        out.add_module(name, m)
+    return out

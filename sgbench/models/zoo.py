@@ -27,6 +27,7 @@ from spikingjelly.activation_based.model import (ms_resnet as sj_ms, qkformer as
 from torch import nn
 
 from ..errors import UsageError, UserError
+from .static import STATIC_OF, as_static
 
 Tensor = torch.Tensor
 PositionFactory = Callable[..., nn.Module]  # neuron(**the position's constants)
@@ -170,9 +171,26 @@ def _sew_resnet_steps(net: nn.Module, x: Tensor) -> Tensor:
     return net(x)  # multi-step: [T, N, K]
 
 
+def static_stem(net: nn.Module) -> None:
+    """Direct input repeats one image at every step: the convolutions, norms and pools in
+    front of the first spiking neuron (in registration order, which is forward order there) run
+    once on it (models/static.py), as in sgbench's own models. Any other layer ends the stem."""
+    for name, module in list(net.named_modules())[1:]:
+        if type(module) in STATIC_OF.values():
+            continue  # made static with its container
+        static = as_static(module)
+        if static is None and (isinstance(module, base.MemoryModule)
+                               or not any(module.children())):
+            return  # a neuron (any kind), or a layer that is not conv, norm or pool
+        if static is not None and static is not module:
+            parent, _, child = name.rpartition(".")
+            setattr(net.get_submodule(parent), child, static)
+
+
 def _classifier(net: nn.Module, steps, in_shape) -> nn.Module:
     from . import SpikingClassifier
 
+    static_stem(net)
     model = SpikingClassifier(ZooBody(net, steps))
     if not any(p.is_meta for p in model.parameters()):
         trace_feeders(model, in_shape)
