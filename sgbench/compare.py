@@ -120,7 +120,8 @@ def context(row: dict[str, Any]) -> tuple:
 
 
 def summarize(records: list[dict[str, Any]], task: str | None = None, T: int | None = None,
-              published: list[dict[str, Any]] = (), baseline: str | None = None
+              published: list[dict[str, Any]] = (), baseline: str | None = None,
+              rope: float | None = None, level: float | None = None
               ) -> list[dict[str, Any]]:
     """One row per (task, version, protocol, T, method, params, method source): over the runs
     with status ok, the mean and sample std of every measure (``top1`` is the final epoch), the
@@ -129,7 +130,9 @@ def summarize(records: list[dict[str, Any]], task: str | None = None, T: int | N
     pairwise Welch test Holm-corrected. Published numbers for the same task, T and method sit
     beside them, and published rows without local runs are rows of their own. With
     ``baseline`` (see `pick_baseline`), each row gets its difference to that row, a 95 %
-    interval, and Welch's p-value, raw and Holm-corrected over the rows compared."""
+    interval, and Welch's p-value, raw and Holm-corrected over the rows compared, and the
+    probabilities that it is worse, practically equal (within ``rope``) or better, with a
+    verdict at ``level`` (`ranking.attach_baseline`)."""
     from .config import task_annotations
 
     groups: dict[tuple, list[dict[str, Any]]] = {}
@@ -149,7 +152,7 @@ def summarize(records: list[dict[str, Any]], task: str | None = None, T: int | N
     if baseline is not None:
         from .ranking import attach_baseline
 
-        attach_baseline(rows, baseline)
+        attach_baseline(rows, baseline, rope, *([level] if level is not None else []))
     return rows
 
 

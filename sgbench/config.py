@@ -73,7 +73,9 @@ SCHEMA: dict[str, tuple[tuple, Allowed | None]] = {
 }
 # Keys about how results are read, not how a run trains: kept out of the resolved config (and its
 # hash). `target_top1`: the test top-1 (%) whose first epoch `compare` reports (time-to-target).
-ANNOTATIONS: dict[str, tuple[tuple, Allowed]] = {"target_top1": (NUMBER, Allowed(gt=0, le=100))}
+# `rope`: the half-width (points of top-1) within which two methods count as practically equal.
+ANNOTATIONS: dict[str, tuple[tuple, Allowed]] = {"target_top1": (NUMBER, Allowed(gt=0, le=100)),
+                                                 "rope": (NUMBER, Allowed(gt=0, le=100))}
 
 
 def check_values(config: dict[str, Any], source: str) -> None:

@@ -74,25 +74,64 @@ def _explained(records: list[dict[str, Any]]) -> str:
 
 
 def across_section(records: list[dict[str, Any]]) -> str:
-    """The boards' methods ranked across their tasks: mean ranks, Friedman, Nemenyi CD."""
-    from .ranking import across_tasks
+    """The boards' methods across their tasks: the probabilities of better, practically equal
+    and worse (hierarchical model), against the baseline and pairwise; then mean ranks,
+    Friedman and the Nemenyi CD, with the number of tasks the CD would need."""
+    from .ranking import across_tasks, bayes_across
 
     try:
         result = across_tasks(summarize(records))
     except UserError as exc:
         return f"## Across tasks\n\n{exc}\n"
-    p = result["friedman_p"]
+    bayes = bayes_across(result, baseline=BOARD_BASELINE)
+    return ("## Across tasks\n\n" + _bayes_tables(result, bayes) + "\n"
+            + _rank_table(result) + "\n")
+
+
+def _bayes_tables(result: dict[str, Any], bayes: dict[str, Any]) -> str:
+    from tabulate import tabulate
+
+    from .bayes import LEVEL, verdict
+
+    rope, tasks = bayes["rope"], ", ".join(result["tasks"])
+    methods = result["methods"]
+    vs = bayes["vs_baseline"]
+    ranked = sorted(vs, key=lambda m: -vs[m][2])
+    rows = [[m, *(f"{p:.2f}" for p in vs[m]), verdict(vs[m], LEVEL)] for m in ranked]
+    cells = [[a, *("—" if a == b else "{:.0f}/{:.0f}".format(100 * bayes["pairs"][(b, a)][2],
+                                                             100 * bayes["pairs"][(b, a)][1])
+                   for b in methods)] for a in methods]
+    return (f"How likely each method is to be worse than, practically equal to (within "
+            f"±{rope:g} points of top-1) or better than `{BOARD_BASELINE}` on a new task like "
+            f"{tasks}: a Bayesian hierarchical model over the per-seed differences on every "
+            f"task (after Corani et al., Machine Learning 2017; docs/statistics.md). A verdict "
+            f"needs probability {LEVEL:g}.\n\n"
+            + tabulate(rows, headers=["method", "P(worse)", "P(equal)", "P(better)", "verdict"],
+                       tablefmt="github", disable_numparse=True)
+            + "\n\nPairwise: the row method against the column method, P(better) / P(equal) "
+            "in percent (P(worse) is the rest).\n\n"
+            + tabulate(cells, headers=["", *methods], tablefmt="github",
+                       disable_numparse=True) + "\n")
+
+
+def _rank_table(result: dict[str, Any]) -> str:
+    from tabulate import tabulate
+
+    from .stats import tasks_needed
+
+    p, k = result["friedman_p"], len(result["methods"])
+    needed = tasks_needed(k, 4.0)
     rows = [[m, f"{result['mean_rank'][m]:.2f}"] + [f"{result['scores'][t][m]:.2f}"
                                                      for t in result["tasks"]]
             for m in result["methods"]]
-    from tabulate import tabulate
-
-    return (f"## Across tasks\n\nMean rank of each method (default parameters) over "
-            f"{', '.join(result['tasks'])}, by mean final-epoch top-1 per task; Friedman test "
-            f"p = {'—' if p is None else f'{p:.3g}'}; Nemenyi critical difference "
-            f"{result['cd']:.2f} at alpha {result['alpha']} (Demšar, JMLR 2006): mean ranks "
-            f"closer than that are not told apart. The diagram: `sgbench plot cd --runs "
-            f"{BOARDS}`.\n\n"
+    return (f"Mean rank of each method (default parameters) over {', '.join(result['tasks'])}, "
+            f"by mean final-epoch top-1 per task; Friedman test p = "
+            f"{'—' if p is None else f'{p:.3g}'}; Nemenyi critical difference {result['cd']:.2f} "
+            f"at alpha {result['alpha']} (Demšar, JMLR 2006): mean ranks closer than that are "
+            f"not told apart. To tell {k} methods' mean ranks 4 apart it would need "
+            f"{needed} tasks; here there are {len(result['tasks'])}. The diagram: `sgbench plot "
+            f"cd --runs {BOARDS}`; the probabilities against {BOARD_BASELINE}: `sgbench plot "
+            f"bayes --runs {BOARDS}`.\n\n"
             + tabulate(rows, headers=["method", "mean rank", *result["tasks"]],
                        tablefmt="github", disable_numparse=True) + "\n")
 

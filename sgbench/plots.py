@@ -16,9 +16,10 @@ from .compare import summarize
 from .errors import UsageError, UserError
 from .show import snapshot
 
-KINDS = ("rank", "accuracy-vs-T", "pareto", "curves", "cd", "firing", "membrane", "coverage")
+KINDS = ("rank", "accuracy-vs-T", "pareto", "curves", "cd", "bayes", "firing", "membrane",
+         "coverage")
 ONE_RECORD = ("firing", "membrane", "coverage")
-ACROSS_TASKS = ("cd",)
+ACROSS_TASKS = ("cd", "bayes")
 FORMATS = (".png", ".svg", ".pdf")
 MARKERS = "os^Dv<>P*XhdH8p"
 TEXT_PT = 9  # the smallest text in any figure, in points
@@ -204,6 +205,46 @@ def cd_diagram(ax, records: list[dict[str, Any]]) -> None:
     ax.figure.set_size_inches(7.5, 1.6 + 0.22 * k)
 
 
+def bayes_chart(ax, records: list[dict[str, Any]], baseline: str | None) -> None:
+    """Each method against the baseline across the tasks: P(worse), P(equal), P(better) on a
+    new task (the hierarchical model of `bayes`) as one stacked bar per method."""
+    from .compare import summarize
+    from .ranking import across_tasks, bayes_across
+
+    result = across_tasks(summarize(records))
+    base = baseline or "atan"
+    if base not in result["methods"]:
+        raise UserError(f"--baseline '{base}' has no runs on every task here; methods: "
+                        f"{', '.join(result['methods'])}")
+    found = bayes_across(result, baseline=base)
+    vs = found["vs_baseline"]
+    methods = sorted(vs, key=lambda m: vs[m][2])
+    colours = ("#c0504d", "#bfbfbf", "#4f81bd")
+    for i, method in enumerate(methods):
+        left = 0.0
+        for part, colour in zip(vs[method], colours):
+            ax.barh(i, part, left=left, color=colour, height=0.7)
+            if part >= 0.08:
+                ax.text(left + part / 2, i, f"{part:.2f}", ha="center", va="center",
+                        fontsize=TEXT_PT)
+            left += part
+    ax.set_yticks(range(len(methods)), methods)
+    ax.set_xlim(0, 1)
+    ax.axvline(0.95, color="black", linewidth=0.8, linestyle=":")
+    ax.legend(handles=[_patch(c, n) for c, n in zip(colours, ("worse", "practically equal",
+                                                              "better"))], **LEGEND)
+    ax.set(xlabel=f"probability on a new task (ROPE ±{found['rope']:g} points of top-1)",
+           title=f"against {base} over {len(result['tasks'])} tasks: "
+                 f"{', '.join(result['tasks'])}\n(hierarchical model; dotted: 0.95)")
+    ax.figure.set_size_inches(7, max(2.5, 0.32 * len(methods) + 1.4))
+
+
+def _patch(colour: str, name: str):
+    from matplotlib.patches import Patch
+
+    return Patch(color=colour, label=name)
+
+
 def _cliques(ranks: list[float], cd: float) -> list[tuple[float, float]]:
     """The maximal runs of sorted mean ranks that span less than the critical difference."""
     ordered = sorted(ranks)
@@ -335,6 +376,7 @@ def draw(kind: str, records: list[dict[str, Any]], task: str | None, out: Path,
     painters: dict[str, Callable[[], None]] = {
         "rank": lambda: rank_chart(fig.add_subplot(), records, task, baseline),
         "cd": lambda: cd_diagram(fig.add_subplot(), records),
+        "bayes": lambda: bayes_chart(fig.add_subplot(), records, baseline),
         "accuracy-vs-T": lambda: accuracy_vs_T(fig.add_subplot(), records, task),
         "pareto": lambda: pareto(fig.add_subplot(), records, task),
         "curves": lambda: curves(fig.subplots(1, 2), records, task),

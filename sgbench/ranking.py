@@ -8,6 +8,7 @@ from typing import Any
 
 from .errors import UsageError
 from .flags import outlier_seeds
+from .bayes import LEVEL, ROPE, compare_single
 from .stats import ALPHA, friedman, holm, mean_ranks, nemenyi_cd, welch
 
 
@@ -45,6 +46,19 @@ def rank_and_test(rows: list[dict[str, Any]]) -> None:
             row["above"].sort()
 
 
+def _by_seed(row: dict[str, Any]) -> dict[int, float]:
+    return dict(zip(row["seeds"], row["top1_runs"]))
+
+
+def task_rope(task: str, rope: float | None = None) -> float:
+    """The ROPE half-width for ``task``: ``rope`` when given, else the task file's, else 0.5."""
+    if rope is not None:
+        return rope
+    from .config import task_annotations
+
+    return float(task_annotations(task).get("rope", ROPE))
+
+
 DEFAULTS = " (defaults)"  # names a method's default-parameter row in a --baseline
 
 
@@ -73,10 +87,13 @@ def pick_baseline(group: list[dict[str, Any]], spec: str) -> dict[str, Any] | No
     return found[0] if found else None
 
 
-def attach_baseline(rows: list[dict[str, Any]], spec: str) -> None:
+def attach_baseline(rows: list[dict[str, Any]], spec: str, rope: float | None = None,
+                    level: float = LEVEL) -> None:
     """Each row's difference to the baseline row of its context, the 95 % Welch interval of
     that difference, and Welch's p-value, raw and Holm-corrected over the rows of the context
-    (``significant`` where the corrected p < 0.05)."""
+    (``significant`` where the corrected p < 0.05); and the Bayesian correlated t-test's
+    P(worse), P(equal), P(better) within the ROPE (``rope``, else the task's, else 0.5
+    points) with its verdict at ``level`` (``bayes``)."""
     chosen = {key: pick_baseline(group, spec) for key, group in _contexts(rows).items()}
     if not any(chosen.values()):
         methods = sorted({r["method"] for r in rows if r["n"] > 0})
@@ -97,6 +114,8 @@ def attach_baseline(rows: list[dict[str, Any]], spec: str) -> None:
             row["baseline"]["delta"] = row["top1_mean"] - base["top1_mean"]
             p, ci = welch(row["top1_runs"], base["top1_runs"])
             row["baseline"].update(p_value=p, ci=ci)
+            row["baseline"]["bayes"] = compare_single(
+                _by_seed(base), _by_seed(row), task_rope(row["task"], rope), level)
             tests.append(row)
         for row, p in zip(tests, holm([r["baseline"]["p_value"] for r in tests])):
             row["baseline"].update(p_holm=p, significant=p is not None and p < ALPHA)
@@ -108,11 +127,12 @@ def across_tasks(rows: list[dict[str, Any]]) -> dict[str, Any]:
     default parameters), the Friedman test's p-value and the Nemenyi critical difference
     (Demšar 2006)."""
     scores: dict[str, dict[str, float]] = {}
+    seeds: dict[str, dict[str, dict[int, float]]] = {}
     for (task, *_), group in _contexts(rows).items():
-        defaults = {r["method"]: r["top1_mean"] for r in group
-                    if r["n"] > 0 and r["label"] == r["method"]}
+        defaults = {r["method"]: r for r in group if r["n"] > 0 and r["label"] == r["method"]}
         if len(defaults) > len(scores.get(task, {})):  # a task's fullest context
-            scores[task] = defaults
+            scores[task] = {m: r["top1_mean"] for m, r in defaults.items()}
+            seeds[task] = {m: _by_seed(r) for m, r in defaults.items()}
     methods = set.intersection(*(set(s) for s in scores.values())) if scores else set()
     tasks = sorted(t for t, s in scores.items() if methods and methods <= set(s))
     if len(tasks) < 2 or len(methods) < 2:
@@ -123,4 +143,30 @@ def across_tasks(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"tasks": tasks, "methods": sorted(sorted(methods), key=ranks.get),
             "mean_rank": ranks,
             "friedman_p": friedman(blocks), "cd": nemenyi_cd(len(methods), len(tasks)),
-            "alpha": ALPHA, "scores": blocks}
+            "alpha": ALPHA, "scores": blocks,
+            "seeds": {t: {m: seeds[t][m] for m in methods} for t in tasks}}
+
+
+def bayes_across(result: dict[str, Any], rope: float = ROPE, baseline: str | None = None
+                 ) -> dict[str, Any]:
+    """From ``across_tasks``'s result: for every ordered pair (a, b) of its methods, P(worse),
+    P(equal), P(better) of b against a on a new task (the hierarchical model of `bayes`, the
+    per-seed differences over the seeds both ran on each task), and each method's against
+    ``baseline``."""
+    from itertools import permutations
+
+    from .bayes import hierarchical_many
+
+    methods, seeds = result["methods"], result["seeds"]
+    pairs = [(a, b) for a, b in permutations(methods, 2) if a < b]
+
+    def diffs(a: str, b: str) -> list[list[float]]:
+        return [[seeds[t][b][s] - seeds[t][a][s] for s in sorted(set(seeds[t][a]) &
+                                                                  set(seeds[t][b]))]
+                for t in result["tasks"]]
+
+    usable = [(a, b) for a, b in pairs if all(diffs(a, b))]
+    probs = dict(zip(usable, hierarchical_many([diffs(a, b) for a, b in usable], rope)))
+    probs.update({(b, a): p[::-1] for (a, b), p in list(probs.items())})
+    vs = {m: probs[(baseline, m)] for m in methods if (baseline, m) in probs}
+    return {"rope": rope, "pairs": probs, "baseline": baseline, "vs_baseline": vs}

@@ -18,6 +18,7 @@ from typing import Any
 from .compare import params_key, summarize
 from .config import load_yaml
 from .errors import UsageError, UserError
+from .progress import GridStatus
 from .published import lookup
 from .record import load_records
 from .registry import builtin_names
@@ -100,7 +101,7 @@ def run_suite(out_dir: Path, jobs: int = 2, suite: dict[str, Any] | None = None,
     requests = [{**r, "epochs": suite["epochs"], "latency_repeats": suite["latency_repeats"],
                  "device": "cpu", "out_dir": Path(out_dir)} for r in suite_runs(suite)]
     paths, stop, done = [], threading.Event(), 0
-    queue = list(reversed(requests))
+    queue, status = list(reversed(requests)), GridStatus("reference run", len(requests))
     with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start) as pool:
         previous = _stop_handlers(stop, pool)
         try:
@@ -112,6 +113,7 @@ def run_suite(out_dir: Path, jobs: int = 2, suite: dict[str, Any] | None = None,
                 if not running:
                     break
                 finished, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                status.tell(done, len(running))
                 for future in finished:
                     result, job, done = future.result(), running.pop(future), done + 1
                     paths += [result["path"]] if result["path"] else []

@@ -141,7 +141,7 @@ def _task_section(task: str, records: list[dict[str, Any]], published, folder: P
     return section, index
 
 
-def _across_tasks(records: list[dict[str, Any]], folder: Path) -> str:
+def _across_tasks(records: list[dict[str, Any]], folder: Path, baseline: str | None) -> str:
     from .ranking import across_tasks
 
     try:
@@ -152,12 +152,32 @@ def _across_tasks(records: list[dict[str, Any]], folder: Path) -> str:
                                                      for t in result["tasks"]]
             for m in result["methods"]]
     p = result["friedman_p"]
-    return (f"<p>Mean rank of each method's default configuration over the tasks where all of "
+    return (_bayes_across(result, records, folder, baseline)
+            + f"<p>Mean rank of each method's default configuration over the tasks where all of "
             f"them ran; Friedman p = {'—' if p is None else f'{p:.3g}'}, Nemenyi critical "
             f"difference {result['cd']:.2f} (alpha {result['alpha']}).</p>"
             + tabulate(rows, headers=["method", "mean rank"] + result["tasks"], tablefmt="html",
                        disable_numparse=True)
             + _figure("cd", records, None, folder, "across-tasks_cd"))
+
+
+def _bayes_across(result: dict[str, Any], records: list[dict[str, Any]], folder: Path,
+                  baseline: str | None) -> str:
+    """Each method against the baseline on a new task: P(worse / equal / better), verdict."""
+    from .bayes import verdict
+    from .ranking import bayes_across
+
+    if baseline not in result["methods"]:
+        return ""
+    vs = bayes_across(result, baseline=baseline)
+    table = [[m, *(f"{p:.2f}" for p in vs["vs_baseline"][m]), verdict(vs["vs_baseline"][m])]
+             for m in sorted(vs["vs_baseline"], key=lambda m: -vs["vs_baseline"][m][2])]
+    return (f"<p>Against {html.escape(baseline)} on a new task like these: the probabilities of "
+            f"worse, practically equal (within ±{vs['rope']:g} points) and better, from a "
+            f"Bayesian hierarchical model over the per-seed differences on every task.</p>"
+            + tabulate(table, headers=["method", "P(worse)", "P(equal)", "P(better)",
+                                       "verdict"], tablefmt="html", disable_numparse=True)
+            + _figure("bayes", records, None, folder, "across-tasks_bayes", baseline=baseline))
 
 
 def _published_table(published: list[dict[str, Any]]) -> str:
@@ -196,7 +216,7 @@ whether it was the best epoch.</p>
 <ul>{contents}<li><a href="#across-tasks">ranking across tasks</a></li>
 <li><a href="#published">published numbers</a></li></ul>
 {"".join(section for section, _ in built)}
-<section id="across-tasks"><h2>Ranking across tasks</h2>{_across_tasks(records, out)}</section>
+<section id="across-tasks"><h2>Ranking across tasks</h2>{_across_tasks(records, out, baseline)}</section>
 <section id="published"><h2>Published numbers</h2>
 <div class="published leaderboard">{_published_table(published)}</div></section>
 </body></html>

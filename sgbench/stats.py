@@ -85,3 +85,11 @@ def mean_interval(values: Sequence[float]) -> tuple[float, float] | None:
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
     half = float(t.ppf(1 - ALPHA / 2, len(values) - 1)) * sd / math.sqrt(len(values))
     return mean - half, mean + half
+
+
+def tasks_needed(k: int, gap: float, alpha: float = ALPHA, most: int = 10_000) -> int | None:
+    """The fewest blocks (tasks) at which Nemenyi's critical difference for k methods falls to
+    ``gap`` mean-rank units or below (None beyond ``most``): CD scales as 1 / sqrt(n)."""
+    cd_one = nemenyi_cd(k, 1, alpha)
+    n = math.ceil((cd_one / gap) ** 2)
+    return n if n <= most else None

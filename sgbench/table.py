@@ -83,10 +83,39 @@ def caption(rows: list[dict[str, Any]]) -> list[str]:
     if any("baseline" in row for row in rows):
         notes.append(f"Δ: difference of means to {_baseline_name(rows)} with its 95 % interval "
                      "(Welch); p: Welch's test, Holm-corrected over the rows; * p < 0.05")
+    bayes = _bayes_setting(rows)
+    if bayes:
+        notes.append(f"P(w/e/b): probabilities that the row is worse than, practically equal to "
+                     f"(within ±{bayes[0]:g} points) or better than {_baseline_name(rows)} "
+                     f"(Bayesian correlated t-test on the seeds, Benavoli et al. 2017); verdict "
+                     f"at probability {bayes[1]:g}, else the seeds that would likely decide")
     if any(row.get("above") for row in rows):
         notes.append("above ranks: rows this one beats at p < 0.05 (Welch, Holm-corrected "
                      "over all pairs)")
     return ["; ".join(shared)] * bool(shared) + notes
+
+
+def _bayes_setting(rows: list[dict[str, Any]]) -> tuple[float, float] | None:
+    """The ROPE and level of the rows' Bayesian comparisons (None without any)."""
+    found = [row["baseline"]["bayes"] for row in rows if row.get("baseline", {}).get("bayes")]
+    return (found[0]["rope"], found[0]["level"]) if found else None
+
+
+def probabilities(bayes: dict[str, Any] | None) -> str:
+    """P(worse) / P(equal) / P(better), or — without them (one seed)."""
+    if not bayes or bayes["p_better"] is None:
+        return "—"
+    return " / ".join(f"{bayes[k]:.2f}" for k in ("p_worse", "p_equal", "p_better"))
+
+
+def verdict(bayes: dict[str, Any] | None) -> str:
+    if not bayes:
+        return ""
+    if not bayes["verdict"].startswith("undecided"):
+        return bayes["verdict"]
+    need = bayes.get("seeds_needed")
+    return "undecided" + (f": ~{need} seeds" if need else ": more seeds" if bayes["p_better"]
+                          is None else ": >100 seeds")
 
 
 def _has_target(rows: list[dict[str, Any]]) -> bool:
@@ -166,7 +195,8 @@ def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...], headers: list[str
     raw = [*KEYS, "rank", "n", "seeds", "top1_runs"] + [
         f"{c}_{s}" for c in columns for s in ("mean", "std")]
     raw += ["baseline_delta", "baseline_ci_low", "baseline_ci_high", "baseline_p",
-            "baseline_p_holm", "target", "target_epoch_mean", "target_s_mean", "reached"]
+            "baseline_p_holm", "p_worse", "p_equal", "p_better", "verdict", "seeds_needed",
+            "rope", "target", "target_epoch_mean", "target_s_mean", "reached"]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(headers + raw)
@@ -178,7 +208,7 @@ def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...], headers: list[str
                   "top1_runs": " ".join(map(str, row.get("top1_runs", []))),
                   "baseline_delta": base.get("delta"), "baseline_ci_low": ci[0],
                   "baseline_ci_high": ci[1], "baseline_p": base.get("p_value"),
-                  "baseline_p_holm": base.get("p_holm")}
+                  "baseline_p_holm": base.get("p_holm"), **(base.get("bayes") or {})}
         writer.writerow(shown + ["" if values.get(k) is None else values[k] for k in raw])
     return buffer.getvalue().rstrip("\n").replace("\r\n", "\n")
 
@@ -194,6 +224,8 @@ def _grid(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> tuple[list, l
     headers += ["not ok"] * not_ok + ["published (evidence)", "Δ pub."] * published
     headers += [f"to {_target_name(rows)}: epoch, time"] * target
     headers += [f"Δ {_baseline_name(rows)} [95 % CI]", "p (Holm)"] if baseline else []
+    bayes = _bayes_setting(rows) is not None
+    headers += ["P(w/e/b)", "verdict"] * bayes
     headers += ["above ranks"] * above + ["flags"]
     body = []
     for row in rows:
@@ -210,6 +242,9 @@ def _grid(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> tuple[list, l
             base = row.get("baseline", {})
             cells += [signed(base.get("delta")) + interval(base.get("ci")),
                       p_value(base.get("p_holm")) + " *" * bool(base.get("significant"))]
+        if bayes:
+            found = row.get("baseline", {}).get("bayes")
+            cells += [probabilities(found), verdict(found)]
         cells += [ranks(row.get("above", []))] * above
         body.append(cells + [", ".join(flags(row))])
     return headers, body

@@ -11,7 +11,7 @@ import torch
 
 from sgbench import checkpoint
 from sgbench.errors import UserError
-from tests.fixtures import plugin_package
+from fixtures import plugin_package  # tests/ is on the path (baycomp ships a package "tests")
 
 
 def _sgbench(*args, root, cwd):

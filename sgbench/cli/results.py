@@ -16,6 +16,15 @@ from .common import (Json, Published, Runs, err, load_runs, out, print_json, pri
 RUNS = Path("results/runs")
 
 
+def check_rope(rope: float | None, level: float) -> None:
+    import math
+
+    if rope is not None and not (math.isfinite(rope) and 0 < rope <= 100):
+        raise UsageError(f"--rope must lie in (0, 100] points of top-1, got {rope}")
+    if not 0.5 < level < 1:
+        raise UsageError(f"--level must lie in (0.5, 1), got {level}")
+
+
 @user_errors
 def compare_cmd(
     runs: Runs = RUNS,
@@ -27,17 +36,24 @@ def compare_cmd(
     baseline: Optional[str] = typer.Option(None, "--baseline", help="A method to compare each "
                                            "row with (difference and Welch's t-test)."),
     published_file: Published = None,
+    rope: Optional[float] = typer.Option(None, "--rope", help="With --baseline: the half-width "
+                                         "(points of top-1) of practical equivalence (default: "
+                                         "the task's `rope`, else 0.5)."),
+    level: float = typer.Option(0.95, "--level", help="With --baseline: the probability a "
+                                "verdict (better, equal, worse) needs."),
 ) -> None:
-    """Leaderboard rows per configuration: mean ± std of top-1 and the chosen measures, n."""
+    """Leaderboard rows per configuration: mean ± std of top-1 and the chosen measures, n; with
+    --baseline, the difference, Welch's test and P(worse / equal / better) with a verdict."""
     from ..compare import parse_columns, summarize
     from ..published import load as load_published
     from ..table import check_format, render
 
     check_format(fmt)
     chosen = parse_columns(columns)
+    check_rope(rope, level)
     # the default folder may not exist yet: then only published rows are shown
     records = load_runs(runs) if runs.is_dir() or runs != RUNS else []
-    rows = summarize(records, task, T, load_published(published_file), baseline)
+    rows = summarize(records, task, T, load_published(published_file), baseline, rope, level)
     if not rows:
         tasks = sorted({r["task"]["name"] for r in records})
         raise UserError(f"no records in {runs} match (and no published numbers)"

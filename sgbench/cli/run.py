@@ -10,7 +10,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
 from rich.table import Table
 
 from ..errors import UsageError
-from ..progress import Reporter
+from ..progress import PlainProgress, Reporter
 from .common import (DataDir, Device, Json, Overrides, Params, Threads, err, out, parse_ints,
                      print_json, user_errors)
 
@@ -22,12 +22,14 @@ class ProgressReporter(Reporter):
 
     def __init__(self, label: str):
         self.label, self.bar, self.epochs, self.tasks = label, None, 0, {}
+        self.plain = PlainProgress(label)
 
     def note(self, text: str) -> None:
         err.print(f"{self.label}: {text}", highlight=False, soft_wrap=True)
 
     def start(self, epochs: int, first: int = 0) -> None:
         self.epochs = epochs
+        self.plain.start(epochs, first)
         if not err.is_terminal:
             return
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -38,10 +40,15 @@ class ProgressReporter(Reporter):
                                                  completed=first, info="")
         self.tasks["batches"] = self.bar.add_task("  batches", total=None, info="")
 
-    def batch(self, done: int, total: int | None, loss: float, top1: float, lr: float) -> None:
+    def batch(self, done: int, total: int | None, loss: float, top1: float, lr: float,
+              samples: int | None = None) -> None:
         if self.bar is not None:
             self.bar.update(self.tasks["batches"], completed=done, total=total,
                             info=f"loss {loss:.4f}  top-1 {top1:.2f}%  lr {lr:.3g}")
+            return
+        line = self.plain.line(done, total, loss, top1, samples)  # a log file: now and then
+        if line is not None:
+            err.print(line, highlight=False, soft_wrap=True)
 
     def epoch(self, entry: dict[str, Any]) -> None:
         test = entry.get("test_top1")
@@ -50,6 +57,7 @@ class ProgressReporter(Reporter):
                 else "diverged (non-finite loss)")
         line = f"{self.label} epoch {entry['epoch']}/{self.epochs}  {info}  " \
                f"({entry['epoch_time_s']:.1f}s)"
+        self.plain.next_epoch()
         if self.bar is not None:
             self.bar.update(self.tasks["epochs"], completed=entry["epoch"])
             self.bar.reset(self.tasks["batches"], total=None)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from ..checkpoint import stop_requested
 from ..errors import UserError
+from ..progress import GridStatus
 from ..record import own_folder
 from .state import EXIT_MARK, RUNNING_MARK, finished, holder_alive
 
@@ -114,6 +115,7 @@ class LocalExecutor:
             if self._run(*tasks[index]):
                 on_done(index)
 
+        status = GridStatus("sweep", len(tasks))
         with ThreadPoolExecutor(self.workers) as pool:
             futures = [pool.submit(work, i) for i in range(len(tasks))]
             while not all(f.done() for f in futures):
@@ -123,6 +125,7 @@ class LocalExecutor:
                     pass
                 if stop_requested() and not self.stopping.is_set():
                     self.stop()
+                status.tell(sum(f.done() for f in futures), len(self.children))
             for f in futures:
                 f.result()
 

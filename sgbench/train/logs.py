@@ -93,8 +93,8 @@ class Fanout(Reporter):
     def start(self, epochs, first=0):
         self._all("start", epochs, first)
 
-    def batch(self, done, total, loss, top1, lr):
-        self._all("batch", done, total, loss, top1, lr)
+    def batch(self, done, total, loss, top1, lr, samples=None):
+        self._all("batch", done, total, loss, top1, lr, samples)
 
     def epoch(self, entry):
         self._all("epoch", entry)

@@ -80,7 +80,7 @@ def train_epoch(model, method: Method, loader, optimizer, loss_fn, T: int, encod
         samples += len(y)
         if on_batch is not None:
             on_batch(step + 1, total_steps, total_loss / samples, 100.0 * correct / samples,
-                     optimizer.param_groups[0]["lr"])
+                     optimizer.param_groups[0]["lr"], samples)
     total_loss, correct, samples = distributed.total([total_loss, correct, samples], d, device)
     return EpochResult(total_loss / samples, 100.0 * correct / samples, int(samples), compute)
 
