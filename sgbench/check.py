@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import published
+from .results import published
 from .config import resolve_task, task_names
 from .errors import UserError
 from .record import load_records

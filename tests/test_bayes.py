@@ -9,12 +9,12 @@ import pytest
 from scipy.stats import t as student
 from typer.testing import CliRunner
 
-from sgbench import bayes
+from sgbench.results import bayes
 from sgbench.cli import app
-from sgbench.compare import summarize
+from sgbench.results.compare import summarize
 from sgbench.progress import GridStatus, PlainProgress
-from sgbench.ranking import across_tasks, bayes_across
-from sgbench.table import render
+from sgbench.results.ranking import across_tasks, bayes_across
+from sgbench.results.table import render
 from test_ranking import _record
 
 baycomp = pytest.importorskip("baycomp")
@@ -220,3 +220,10 @@ def test_a_grid_tells_its_jobs_in_a_log_file(capsys):
     status.quiet, status.every = False, 0.0
     status.tell(4, 2)
     assert "sweep: 4 of 10 jobs finished, 2 running" in capsys.readouterr().err
+
+
+def test_a_board_still_running_is_left_out_of_the_ranking_across_tasks():
+    partial = [_record("atan", s, 80.0 + s, task="fashion_mnist") for s in range(3)]
+    result = across_tasks(summarize(_board() + partial))
+    assert result["tasks"] == ["digits", "digits_deep"] and result["left_out"] == ["fashion_mnist"]
+    assert result["methods"] and set(result["methods"]) == {"atan", "rect", "sigmoid"}

@@ -224,7 +224,7 @@ def test_one_finished_record_per_configuration_and_seed(tmp_path):
 
 
 def test_a_sweep_runs_a_repeated_job_once_and_compare_counts_a_seed_once(tmp_path):
-    from sgbench.compare import summarize
+    from sgbench.results.compare import summarize
     from sgbench.sweep import load_spec
 
     spec = load_spec(Path(_spec(tmp_path, methods=["atan", "atan"], seeds=[0, 0, 1])))

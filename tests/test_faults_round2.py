@@ -333,7 +333,7 @@ def test_sweep_jobs_of_two_files_with_one_stem_get_two_folders(tmp_path):
 SUITE_SCRIPT = """
 import sys
 from pathlib import Path
-from sgbench.reference import run_suite
+from sgbench.results.reference import run_suite
 suite = {"tasks": ["synthetic"], "T": [2], "methods": ["atan", "rect"], "seeds": [0, 1, 2],
          "epochs": 10, "latency_repeats": 1}
 def said(done, total, job, result):

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sgbench.cli import app
-from sgbench.plots import ACROSS_TASKS, KINDS, TEXT_PT, pareto_front, style
+from sgbench.results.plots import ACROSS_TASKS, KINDS, TEXT_PT, pareto_front, style
 from sgbench.record import load_records
 from sgbench.train import RunRequest, run
 
@@ -198,7 +198,7 @@ def test_report_never_scrolls_sideways_and_its_figure_text_stays_legible(runs, t
     import json
     import re
 
-    from sgbench.report import DPI
+    from sgbench.results.report import DPI
 
     site = tmp_path / "site"
     assert invoke("report", "--runs", runs, "--out", site).exit_code == 0

@@ -7,8 +7,8 @@ import yaml
 from typer.testing import CliRunner
 
 from sgbench.cli import app
-from sgbench.compare import summarize
-from sgbench.published import default_path, load
+from sgbench.results.compare import summarize
+from sgbench.results.published import default_path, load
 
 runner = CliRunner()
 
@@ -63,7 +63,7 @@ def test_published_number_baseline_delta_welch_p_and_the_few_seeds_flag():
     assert mpd["published"]["delta"] == 91.0 - 96.35
     assert mpd["baseline"]["delta"] == 10.0 and mpd["baseline"]["p_value"] < 0.01
     assert rows["atan"]["baseline"]["p_value"] is None  # one seed: no test
-    from sgbench.table import render
+    from sgbench.results.table import render
     table = render(list(rows.values()), "md", ("top1",))
     assert "n<3" in table and "Δ rect" in table and "96.35 (secondary" in table
     assert "mixed configs" not in table
@@ -72,7 +72,7 @@ def test_published_number_baseline_delta_welch_p_and_the_few_seeds_flag():
 def test_runs_of_differing_task_configs_in_one_row_are_flagged():
     records = [_record("rect", s, 80.0, config="30 epochs") for s in range(3)]
     records += [_record("rect", 3, 70.0, config="10 epochs")]
-    from sgbench.table import render
+    from sgbench.results.table import render
     rows = summarize(records, "cifar10", 4)
     assert rows[0]["n"] == 4 and rows[0]["configs"] == 2
     assert "mixed configs" in render(rows, "table", ("top1",))
@@ -92,7 +92,7 @@ SUITE = {"name": "test", "version": 1, "epochs": 5, "seeds": [0, 1, 2], "min_tol
 
 def _pin(runs, path):
     from sgbench.record import load_records
-    from sgbench.reference import pin
+    from sgbench.results.reference import pin
 
     path.write_text(json.dumps(pin(load_records(runs)[0], SUITE)))
     return str(path)
@@ -131,7 +131,7 @@ def test_regress_matches_runs_to_pins_of_the_same_config_only(tmp_path):
 
 def test_a_configuration_too_noisy_to_pin_tightly_is_refused():
     from sgbench.errors import UserError
-    from sgbench.reference import pin
+    from sgbench.results.reference import pin
 
     records = [_record("rect", s, v) for s, v in enumerate([60.0, 70.0, 80.0])]
     with pytest.raises(UserError, match="too noisy to pin within 3.0 points"):
@@ -139,7 +139,7 @@ def test_a_configuration_too_noisy_to_pin_tightly_is_refused():
 
 
 def test_leaderboard_is_current_and_check_notices_a_stale_one(tmp_path, monkeypatch):
-    from sgbench import leaderboard
+    from sgbench.results import leaderboard
 
     monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the repository's results/
     assert runner.invoke(app, ["reference", "leaderboard", "--check"]).exit_code == 0

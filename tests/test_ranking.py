@@ -11,12 +11,12 @@ from scipy.stats import ttest_ind
 from typer.testing import CliRunner
 
 from sgbench.cli import app
-from sgbench.compare import summarize
+from sgbench.results.compare import summarize
 from sgbench.errors import UsageError, UserError
-from sgbench.flags import search_report
-from sgbench.ranking import across_tasks
-from sgbench.stats import holm, mean_ranks, nemenyi_cd, welch
-from sgbench.table import render
+from sgbench.results.flags import search_report
+from sgbench.results.ranking import across_tasks
+from sgbench.results.stats import holm, mean_ranks, nemenyi_cd, welch
+from sgbench.results.table import render
 
 
 def _record(method, seed, top1, task="digits", params=None, history=None, source="s1",
@@ -104,7 +104,7 @@ def test_two_versions_of_a_method_are_labelled_and_picked_by_hash():
     rows = summarize(records, "digits")
     labels = sorted(r["label"] for r in rows if r["method"] == "atan")
     assert labels == ["atan @s1", "atan @s2abcde"]
-    from sgbench.compare import flags
+    from sgbench.results.compare import flags
 
     older = next(r for r in rows if r["label"] == "atan @s1")
     newer = next(r for r in rows if r["label"] == "atan @s2abcde")
@@ -128,7 +128,7 @@ def test_outlier_seed_near_chance_and_not_finished_runs_are_flagged():
     records = _board(rect=[81.0, 81.5, 60.0], sigmoid=[11.0, 12.0, 10.5])
     records.append({**_record("atan", 3, 0.0), "status": "diverged"})
     rows = {r["method"]: r for r in summarize(records, "digits")}
-    from sgbench.compare import flags
+    from sgbench.results.compare import flags
 
     assert "outlier seed 2" in flags(rows["rect"])
     assert "near chance (10 %)" in flags(rows["sigmoid"])
@@ -143,7 +143,7 @@ def test_a_search_that_ended_at_its_bound_is_recorded_and_flagged():
     assert report["left"]["layers_at_bound"] == 1 and report["left"]["at_max"] == 1
     records = _board() + [_record("a2sg", s, 85.0 + s, search=report) for s in range(3)]
     row = next(r for r in summarize(records, "digits") if r["method"] == "a2sg")
-    from sgbench.compare import flags
+    from sgbench.results.compare import flags
 
     assert "search left at max in 1/2 layers" in flags(row)
 

@@ -6,7 +6,7 @@ import json
 from typer.testing import CliRunner
 
 from sgbench.cli import app
-from sgbench.selftest import TOTAL_BUDGET_S, Outcome, plan, selftest
+from sgbench.bench.selftest import TOTAL_BUDGET_S, Outcome, plan, selftest
 
 runner = CliRunner()
 

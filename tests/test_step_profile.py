@@ -3,7 +3,7 @@ convolution and norm parts are found forward and backward."""
 from typer.testing import CliRunner
 
 from sgbench.cli import app
-from sgbench.step_profile import part_of, profile_steps
+from sgbench.bench.profile import part_of, profile_steps
 
 
 def test_names_map_to_parts():

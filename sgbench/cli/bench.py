@@ -43,7 +43,7 @@ def bench_neuron_cmd(
     (built-in and custom surrogate) vs a plain autograd loop, interleaved, medians."""
     import torch
 
-    from ..bench import bench_neuron
+    from ..bench.neuron import bench_neuron
     from ..record import capture_env
     from ..train import pick_device
 
@@ -90,7 +90,7 @@ def bench_train_cmd(
     json_out: Json = False,
 ) -> None:
     """Training-step time of ResNet-19 on CIFAR-shaped random data, per method."""
-    from ..bench import bench_train
+    from ..bench.neuron import bench_train
     from ..record import capture_env
     from ..registry import load_method
     from ..train import pick_device
@@ -133,7 +133,7 @@ def bench_epoch_cmd(
 ) -> None:
     """Training steps of a task as sgbench runs them (its data path included), interleaved with
     the same network on SpikingJelly's neurons and on a plain PyTorch LIF loop."""
-    from ..epoch_bench import bench_epoch
+    from ..bench.epoch import bench_epoch
     from ..record import capture_env
     from ..train import pick_device
 
@@ -180,7 +180,7 @@ def bench_profile_cmd(
     import os
 
     os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the profiler's own start/stop lines
-    from ..step_profile import profile_steps
+    from ..bench.profile import profile_steps
 
     if not 1 <= steps <= 1000:
         raise UsageError(f"--steps must lie in [1, 1000], got {steps}")
@@ -211,7 +211,7 @@ def selftest_cmd(
     engine against SpikingJelly in fp32 and fp16, a plugin shape, every method's training step,
     1 vs 4 jobs per GPU, and epochs of SpikingJelly's Fashion-MNIST example; data and packages
     from local paths only. Writes selftest.json and selftest.md and says what it skipped."""
-    from ..selftest import TOTAL_BUDGET_S, plan, selftest
+    from ..bench.selftest import TOTAL_BUDGET_S, plan, selftest
 
     if not gpu:
         raise UsageError("selftest has one suite so far: pass --gpu")

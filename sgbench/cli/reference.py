@@ -29,7 +29,7 @@ def reference_run_cmd(
 ) -> None:
     """Run every configuration of a reference suite."""
     from ..record import ensure_writable
-    from ..reference import load_suite, run_suite, suite_runs
+    from ..results.reference import load_suite, run_suite, suite_runs
 
     if jobs < 1:
         raise UsageError("--jobs must be >= 1")
@@ -61,8 +61,8 @@ def reference_pin_cmd(
     runs: Optional[Path] = typer.Option(None, "--runs", help=RUNS_HELP),
 ) -> None:
     """Pin a suite's results (mean, std, tolerance) and regenerate results/LEADERBOARD.md."""
-    from ..leaderboard import write_leaderboard
-    from ..reference import pin_suite
+    from ..results.leaderboard import write_leaderboard
+    from ..results.reference import pin_suite
 
     path, count = pin_suite(suite, _runs(runs, suite))
     board = write_leaderboard()
@@ -76,7 +76,7 @@ def reference_leaderboard_cmd(
 ) -> None:
     """Render results/LEADERBOARD.md from the committed leaderboard records and the pinned
     numbers (or check that it is current); run it from the repository root."""
-    from ..leaderboard import write_leaderboard
+    from ..results.leaderboard import write_leaderboard
 
     path = write_leaderboard(check)
     out.print(f"{path} is current" if check else f"wrote {path}", highlight=False)
@@ -95,8 +95,8 @@ def regress_cmd(
 ) -> None:
     """Exit 1 when runs fall short of the pinned numbers of the same configuration (or of
     published ones), or when pinned configurations have no runs (unless --subset)."""
-    from ..published import load as load_published
-    from ..reference import load_suite, pinned_path, read_pinned, regress
+    from ..results.published import load as load_published
+    from ..results.reference import load_suite, pinned_path, read_pinned, regress
 
     spec = load_suite(suite)  # an unknown suite fails here, with the known names
     folder = _runs(runs, suite)

@@ -44,9 +44,9 @@ def compare_cmd(
 ) -> None:
     """Leaderboard rows per configuration: mean ± std of top-1 and the chosen measures, n; with
     --baseline, the difference, Welch's test and P(worse / equal / better) with a verdict."""
-    from ..compare import parse_columns, summarize
-    from ..published import load as load_published
-    from ..table import check_format, render
+    from ..results.compare import parse_columns, summarize
+    from ..results.published import load as load_published
+    from ..results.table import check_format, render
 
     check_format(fmt)
     chosen = parse_columns(columns)
@@ -69,7 +69,7 @@ def show_cmd(
 ) -> None:
     """A run's result (accuracy, operations, energy, latency, cost), its epochs, its other
     timesteps (--eval-T) and its gradient diagnostics per layer and timestep, with a glossary."""
-    from .. import show
+    from ..results import show
 
     record = read_record(record_path)
     snap = show.snapshot(record, epoch)
@@ -122,7 +122,7 @@ def plot_cmd(
 ) -> None:
     """Draw one figure from run records (matplotlib; PNG, SVG or PDF by the extension of
     --out); one-record figures show the longest run's lowest seed unless --record names one."""
-    from ..plots import ACROSS_TASKS, ONE_RECORD, check_kind, check_out, draw, pick_record, pick_task
+    from ..results.plots import ACROSS_TASKS, ONE_RECORD, check_kind, check_out, draw, pick_record, pick_task
 
     check_kind(kind)
     if out_file is not None:
@@ -158,9 +158,9 @@ def report_cmd(
 ) -> None:
     """A static HTML report: ranked leaderboards with significance and flags, the ranking
     across tasks, published numbers with evidence levels, figures, recipe and provenance."""
-    from ..published import load as load_published
+    from ..results.published import load as load_published
     from ..record import ensure_writable
-    from ..report import build
+    from ..results.report import build
 
     records = load_runs(runs)
     page = build(records, load_published(published_file), ensure_writable(out_dir), runs,

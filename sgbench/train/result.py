@@ -10,7 +10,7 @@ from .. import record as rec
 from ..checkpoint import SUFFIX
 from ..config import config_sha256
 from ..errors import formatted_traceback
-from ..flags import search_report
+from ..results.flags import search_report
 from ..measure.inference import peak_memory_mb
 from ..neuron.node import neurons, used_backend
 from ..registry import method_source_sha256

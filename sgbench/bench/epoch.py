@@ -21,12 +21,12 @@ import torch
 from spikingjelly.activation_based import functional, neuron, surrogate
 from torch import nn
 
-from .data import build_data, encode, loading
-from .data.location import DataContext
-from .method import FixedSurrogate, Method
-from .models import build_model, static
-from .neuron.node import used_backend
-from .neuron.shapes import Shape, get_shape
+from ..data import build_data, encode, loading
+from ..data.location import DataContext
+from ..method import FixedSurrogate, Method
+from ..models import build_model, static
+from ..neuron.node import used_backend
+from ..neuron.shapes import Shape, get_shape
 
 Tensor = torch.Tensor
 
@@ -96,7 +96,7 @@ class PlainLIF(nn.Module):
 def plain_factory(section: dict[str, Any], sg: Surrogate) -> Callable[..., nn.Module]:
     """The task's neuron as a plain loop (a learnable decay is held at its initial value); a zoo
     model's positions pass their own constants."""
-    from .neuron.node import SpikingNeuron
+    from ..neuron.node import SpikingNeuron
 
     def make(**position) -> nn.Module:
         s = {**section, **position}
@@ -187,9 +187,9 @@ def bench_epoch(task: str, method_name: str = "atan", steps: int = 20, warmup: i
                 device: str = "cpu", seed: int = 0, data_dir=None, overrides=()
                 ) -> dict[str, Any]:
     """Median seconds per training step of each candidate, samples/s, and their ratios."""
-    from .config import resolve_task
-    from .registry import load_method
-    from .train import make_loss, make_optimizer
+    from ..config import resolve_task
+    from ..registry import load_method
+    from ..train import make_loss, make_optimizer
 
     dev = torch.device(device)
     cfg = resolve_task(task, overrides=list(overrides))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .compare import summarize
-from .errors import UsageError, UserError
+from ..errors import UsageError, UserError
 from .show import snapshot
 
 KINDS = ("rank", "accuracy-vs-T", "pareto", "curves", "cd", "bayes", "firing", "membrane",
@@ -45,7 +45,7 @@ def _pyplot():
 
 def check_kind(kind: str) -> None:
     if kind not in KINDS:
-        from .values import did_you_mean
+        from ..values import did_you_mean
 
         raise UsageError(f"unknown plot '{kind}'{did_you_mean(kind, KINDS)}; plots: "
                          f"{', '.join(KINDS)}")
@@ -109,7 +109,8 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 def pareto(ax, records: list[dict[str, Any]], task: str) -> None:
     """Top-1 against energy per (configuration, T): mean ± std over seeds on both axes, each
-    point labelled with its configuration, the Pareto front of the means marked."""
+    configuration by its marker and colour in the legend beside the axes (direct labels
+    collided where methods sit close together), the Pareto front of the means marked."""
     rows = [r for r in _measured(records, task) if r["energy_uj_mean"] is not None]
     if not rows:
         raise UserError(f"no records of '{task}' carry an energy estimate")
@@ -118,24 +119,21 @@ def pareto(ax, records: list[dict[str, Any]], task: str) -> None:
         look = style(r["label"])
         ax.errorbar(r["energy_uj_mean"], r["top1_mean"], xerr=r["energy_uj_std"] or 0.0,
                     yerr=r["top1_std"] or 0.0, fmt=look["marker"], color=look["color"],
-                    markersize=6, capsize=2, elinewidth=0.8, zorder=3)
-        ax.annotate(r["label"] + (f" T={r['T']}" if several_T else ""),
-                    (r["energy_uj_mean"], r["top1_mean"]), xytext=(4, 3),
-                    textcoords="offset points", fontsize=TEXT_PT)
+                    markersize=6, capsize=2, elinewidth=0.8, zorder=3,
+                    label=r["label"] + (f" T={r['T']}" if several_T else ""))
     front = pareto_front([(r["energy_uj_mean"], r["top1_mean"]) for r in rows])
     ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="black",
             linestyle="--", linewidth=1, label="Pareto front (of the means)")
     ax.set(xlabel="energy per sample (uJ, 45 nm model)", ylabel="top-1 (%)",
            title=f"{task}, {_epochs(rows)}: top-1 against energy (mean ± std over seeds)")
-    ax.legend(fontsize=TEXT_PT, loc="lower right")
+    ax.legend(**LEGEND)  # beside the axes: methods that sit close together never collide
 
 
 def rank_chart(ax, records: list[dict[str, Any]], task: str, baseline: str | None) -> None:
     """Who wins: the configurations of one context (the task's largest: T, epochs) ranked by
     mean top-1, each with its 95 % interval of the mean (t distribution), its per-seed values,
     and the baseline's mean."""
-    from .compare import context
-    from .ranking import pick_baseline
+    from .ranking import context, pick_baseline
     from .stats import mean_interval
 
     measured = _measured(records, task)
@@ -275,9 +273,9 @@ def curves(axes, records: list[dict[str, Any]], task: str) -> None:
                         else None)
     from matplotlib.ticker import MaxNLocator
 
-    loss_ax.set(xlabel="epoch", ylabel="loss", title=f"{task}: loss (train dashed, test solid)")
-    top1_ax.set(xlabel="epoch", ylabel="top-1 (%)",
-                title=f"{task}: top-1, mean over seeds (train dashed, test solid)")
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
+    top1_ax.set(xlabel="epoch", ylabel="top-1 (%)", title="top-1 (%)")
+    top1_ax.figure.suptitle(f"{task}: mean over seeds per epoch (train dashed, test solid)")
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles, labels = top1_ax.get_legend_handles_labels()  # below both panels: the width stays

@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .config import load_yaml
-from .errors import UserError
+from ..config import load_yaml
+from ..errors import UserError
 
-SCHEMA = "sgbench.published/1"
+SCHEMA = "sgbench.results.published/1"
 EVIDENCE = ("primary", "secondary", "secondary, corroborated", "cited", "number not found")
 EPOCHS = ("best", "final", "unknown")
 MATCHES = ("exact", "approximate", "different")
@@ -19,7 +19,7 @@ FIELDS = {"method": (str, type(None)), "name": str, "external": bool, "paper": s
 
 def default_path() -> Path:
     """The published numbers sgbench ships (``sgbench/published.yaml``)."""
-    return Path(__file__).resolve().parent / "published.yaml"
+    return Path(__file__).resolve().parent.parent / "published.yaml"
 
 
 def load(path: Path | None = None) -> list[dict[str, Any]]:

@@ -14,10 +14,10 @@ from typing import Any
 from tabulate import tabulate
 
 from .compare import summarize
-from .errors import UserError
+from ..errors import UserError
 from .plots import ONE_RECORD, draw
 from .provenance import provenance
-from .record import open_new_or_own, own_folder, safe_name, strict
+from ..record import open_new_or_own, own_folder, safe_name, strict
 from .table import caption, render
 
 COLUMNS = ("top1", "deep_coverage", "synops", "energy_uj")
@@ -143,6 +143,7 @@ def _task_section(task: str, records: list[dict[str, Any]], published, folder: P
 
 def _across_tasks(records: list[dict[str, Any]], folder: Path, baseline: str | None) -> str:
     from .ranking import across_tasks
+    from .stats import tasks_needed
 
     try:
         result = across_tasks(summarize(records))
@@ -155,7 +156,10 @@ def _across_tasks(records: list[dict[str, Any]], folder: Path, baseline: str | N
     return (_bayes_across(result, records, folder, baseline)
             + f"<p>Mean rank of each method's default configuration over the tasks where all of "
             f"them ran; Friedman p = {'—' if p is None else f'{p:.3g}'}, Nemenyi critical "
-            f"difference {result['cd']:.2f} (alpha {result['alpha']}).</p>"
+            f"difference {result['cd']:.2f} (alpha {result['alpha']}): to tell "
+            f"{len(result['methods'])} methods' mean ranks 4 apart it would need "
+            f"{tasks_needed(len(result['methods']), 4.0)} tasks; here there are "
+            f"{len(result['tasks'])}.</p>"
             + tabulate(rows, headers=["method", "mean rank"] + result["tasks"], tablefmt="html",
                        disable_numparse=True)
             + _figure("cd", records, None, folder, "across-tasks_cd"))

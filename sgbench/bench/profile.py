@@ -52,12 +52,12 @@ def _scoped(model: nn.Module) -> list:
 def profile_steps(task: str, method_name: str = "atan", steps: int = 10, warmup: int = 3,
                   data_dir=None, overrides=()) -> dict[str, Any]:
     """Shares of each part in the training steps of ``task`` (CPU)."""
-    from .config import resolve_task
-    from .data import build_data, encode, loading
-    from .data.location import DataContext
-    from .models import build_model
-    from .registry import load_method
-    from .train import make_loss, make_optimizer
+    from ..config import resolve_task
+    from ..data import build_data, encode, loading
+    from ..data.location import DataContext
+    from ..models import build_model
+    from ..registry import load_method
+    from ..train import make_loss, make_optimizer
 
     cfg = resolve_task(task, overrides=list(overrides))
     data = build_data(cfg["data"], DataContext.resolve(data_dir, False, cfg["T"]))
@@ -67,7 +67,7 @@ def profile_steps(task: str, method_name: str = "atan", steps: int = 10, warmup:
     method.attach(model, cfg["T"])
     model.train()
     optimizer, loss_fn = make_optimizer(model, cfg["train"], method), make_loss(cfg["train"])
-    from .epoch_bench import forever
+    from .epoch import forever
 
     batches = forever(loading.train_batches(data.train, cfg["train"]["batch_size"],
                                             torch.Generator().manual_seed(0), 0, drop_last=True))

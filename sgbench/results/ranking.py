@@ -1,20 +1,27 @@
 """Ranks, significance and the baseline of leaderboard rows (``compare.summarize`` makes the
-rows), and the ranking across tasks (mean rank, Friedman test, Nemenyi critical difference)."""
+rows and calls these; nothing here imports compare), and the ranking across tasks (mean rank,
+Friedman test, Nemenyi critical difference, Bayesian probabilities)."""
 from __future__ import annotations
 
 import statistics
 from itertools import combinations
 from typing import Any
 
-from .errors import UsageError
-from .flags import outlier_seeds
+from ..errors import UsageError
 from .bayes import LEVEL, ROPE, compare_single
+from .flags import outlier_seeds
 from .stats import ALPHA, friedman, holm, mean_ranks, nemenyi_cd, welch
 
 
-def _contexts(rows: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
-    from .compare import context
+CONTEXT = ("task", "version", "protocol", "T", "epochs")
 
+
+def context(row: dict[str, Any]) -> tuple:
+    """What rows must share to be ranked and compared: task, version, protocol, T, epochs."""
+    return tuple(row[k] for k in CONTEXT)
+
+
+def _contexts(rows: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
     found: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         found.setdefault(context(row), []).append(row)
@@ -54,7 +61,7 @@ def task_rope(task: str, rope: float | None = None) -> float:
     """The ROPE half-width for ``task``: ``rope`` when given, else the task file's, else 0.5."""
     if rope is not None:
         return rope
-    from .config import task_annotations
+    from ..config import task_annotations
 
     return float(task_annotations(task).get("rope", ROPE))
 
@@ -97,7 +104,7 @@ def attach_baseline(rows: list[dict[str, Any]], spec: str, rope: float | None = 
     chosen = {key: pick_baseline(group, spec) for key, group in _contexts(rows).items()}
     if not any(chosen.values()):
         methods = sorted({r["method"] for r in rows if r["n"] > 0})
-        from .values import did_you_mean
+        from ..values import did_you_mean
 
         raise UsageError(f"--baseline '{spec}': no finished runs of that method here"
                          f"{did_you_mean(spec, methods)}; methods with runs: "
@@ -125,7 +132,8 @@ def across_tasks(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The aggregate ranking over tasks: the mean ranks of the methods that have runs on every
     task (per task the context with the most methods, one configuration per method: its
     default parameters), the Friedman test's p-value and the Nemenyi critical difference
-    (Demšar 2006)."""
+    (Demšar 2006). Where two or more tasks have the most methods, a task with fewer (a board
+    whose sweep is still running) is left out (``left_out``) rather than shrinking the pool."""
     scores: dict[str, dict[str, float]] = {}
     seeds: dict[str, dict[str, dict[int, float]]] = {}
     for (task, *_), group in _contexts(rows).items():
@@ -133,15 +141,18 @@ def across_tasks(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if len(defaults) > len(scores.get(task, {})):  # a task's fullest context
             scores[task] = {m: r["top1_mean"] for m, r in defaults.items()}
             seeds[task] = {m: _by_seed(r) for m, r in defaults.items()}
-    methods = set.intersection(*(set(s) for s in scores.values())) if scores else set()
-    tasks = sorted(t for t, s in scores.items() if methods and methods <= set(s))
+    widest = max((len(s) for s in scores.values()), default=0)
+    full = {t for t, s in scores.items() if len(s) == widest}  # a board still running waits
+    kept = full if len(full) >= 2 else set(scores)
+    methods = set.intersection(*(set(scores[t]) for t in kept)) if kept else set()
+    tasks = sorted(t for t in kept if methods and methods <= set(scores[t]))
     if len(tasks) < 2 or len(methods) < 2:
         raise UsageError("a ranking across tasks needs at least two tasks whose records share "
                          f"two or more methods; tasks here: {', '.join(sorted(scores)) or 'none'}")
     blocks = {t: {m: scores[t][m] for m in methods} for t in tasks}
     ranks = mean_ranks(blocks)
     return {"tasks": tasks, "methods": sorted(sorted(methods), key=ranks.get),
-            "mean_rank": ranks,
+            "mean_rank": ranks, "left_out": sorted(set(scores) - set(tasks)),
             "friedman_p": friedman(blocks), "cd": nemenyi_cd(len(methods), len(tasks)),
             "alpha": ALPHA, "scores": blocks,
             "seeds": {t: {m: seeds[t][m] for m in methods} for t in tasks}}

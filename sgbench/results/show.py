@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from .errors import UsageError, UserError
+from ..errors import UsageError, UserError
 
 DEEP_LAYERS = 3  # as measure.diagnostics (DS-ATGO's deeper layers)
 

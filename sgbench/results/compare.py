@@ -7,8 +7,9 @@ import math
 import statistics
 from typing import Any
 
-from .errors import UsageError
-from .values import did_you_mean
+from ..errors import UsageError
+from ..values import did_you_mean
+from .ranking import attach_baseline, context, rank_and_test
 
 KEYS = ("task", "version", "protocol", "T", "epochs", "method", "params")
 
@@ -104,7 +105,7 @@ def method_defaults(record: dict[str, Any]) -> dict[str, Any] | None:
     """The method's default parameters: from the record, else from a built-in's source."""
     if "defaults" in record["method"]:
         return record["method"]["defaults"]
-    from .registry import static_defaults
+    from ..registry import static_defaults
 
     return static_defaults(record["method"]["name"])
 
@@ -112,11 +113,6 @@ def method_defaults(record: dict[str, Any]) -> dict[str, Any] | None:
 def _stats(values: list[float]) -> tuple[float | None, float | None]:
     return (statistics.fmean(values) if values else None,
             statistics.stdev(values) if len(values) > 1 else None)
-
-
-def context(row: dict[str, Any]) -> tuple:
-    """What rows must share to be ranked and compared: task, version, protocol, T, epochs."""
-    return tuple(row[k] for k in KEYS[:5])
 
 
 def summarize(records: list[dict[str, Any]], task: str | None = None, T: int | None = None,
@@ -133,7 +129,7 @@ def summarize(records: list[dict[str, Any]], task: str | None = None, T: int | N
     interval, and Welch's p-value, raw and Holm-corrected over the rows compared, and the
     probabilities that it is worse, practically equal (within ``rope``) or better, with a
     verdict at ``level`` (`ranking.attach_baseline`)."""
-    from .config import task_annotations
+    from ..config import task_annotations
 
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for record in records:
@@ -145,13 +141,9 @@ def summarize(records: list[dict[str, Any]], task: str | None = None, T: int | N
     _mark_sources(rows)
     rows.sort(key=lambda r: (tuple(str(p) for p in context(r)), r["top1_mean"] is None,
                              -(r["top1_mean"] or 0.0), r["label"]))
-    from .ranking import rank_and_test
-
     rank_and_test(rows)
     _attach_published(rows, published, task, T)
     if baseline is not None:
-        from .ranking import attach_baseline
-
         attach_baseline(rows, baseline, rope, *([level] if level is not None else []))
     return rows
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from .compare import blank_measures, summarize
 from .table import render
-from .config import load_yaml
-from .errors import UserError
+from ..config import load_yaml
+from ..errors import UserError
 from .provenance import provenance
-from .record import load_records
+from ..record import load_records
 from .reference import pinned_path, read_pinned, suite_names
 
 BOARDS = Path("results/leaderboards")  # sweep specs; their records under each spec's `out`
@@ -84,7 +84,9 @@ def across_section(records: list[dict[str, Any]]) -> str:
     except UserError as exc:
         return f"## Across tasks\n\n{exc}\n"
     bayes = bayes_across(result, baseline=BOARD_BASELINE)
-    return ("## Across tasks\n\n" + _bayes_tables(result, bayes) + "\n"
+    waiting = (f"Left out until every method has runs there: {', '.join(result['left_out'])}."
+               f"\n\n" if result["left_out"] else "")
+    return ("## Across tasks\n\n" + waiting + _bayes_tables(result, bayes) + "\n"
             + _rank_table(result) + "\n")
 
 

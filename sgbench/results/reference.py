@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from .compare import params_key, summarize
-from .config import load_yaml
-from .errors import UsageError, UserError
-from .progress import GridStatus
+from ..config import load_yaml
+from ..errors import UsageError, UserError
+from ..progress import GridStatus
 from .published import lookup
-from .record import load_records
-from .registry import builtin_names
-from .values import did_you_mean
+from ..record import load_records
+from ..registry import builtin_names
+from ..values import did_you_mean
 
-SUITES = Path(__file__).resolve().parent / "suites"
+SUITES = Path(__file__).resolve().parent.parent / "suites"
 DEFAULT_SUITE = "digits"
 
 
@@ -76,8 +76,8 @@ def _worker_start() -> None:
 def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     """One run of the suite, resuming its checkpoint if one is there; a finished one is taken
     as it is; an error is a result, never an exception that would end the suite."""
-    from .train import RunRequest, run
-    from .train.setup import AlreadyFinished
+    from ..train import RunRequest, run
+    from ..train.setup import AlreadyFinished
 
     try:
         record, path = run(RunRequest(**job, resume=True))
@@ -194,7 +194,7 @@ def read_pinned(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"no pinned reference numbers at {path}; run `sgbench reference run` "
                         f"and `sgbench reference pin`")
-    from .record import read_json
+    from ..record import read_json
 
     pinned = read_json(path, "pinned reference file")
     problem = _pinned_problem(pinned)

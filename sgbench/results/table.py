@@ -14,7 +14,7 @@ from typing import Any
 from tabulate import tabulate
 
 from .compare import DEFAULT_COLUMNS, KEYS, MEASURES, flags
-from .errors import UsageError
+from ..errors import UsageError
 
 FORMATS = ("table", "md", "csv", "json", "html")
 CONTEXT = ("task", "version", "protocol", "T", "epochs")  # shown as columns only when they vary
@@ -127,7 +127,7 @@ def render(rows: list[dict[str, Any]], fmt: str, columns: tuple[str, ...] = DEFA
     """The rows in ``fmt``; a terminal table wraps its cells to fit ``width`` characters."""
     check_format(fmt)
     if fmt == "json":
-        from .record import strict
+        from ..record import strict
 
         return json.dumps(strict(rows), indent=1, allow_nan=False)
     headers, body = _grid(rows, columns)

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .errors import UsageError
+from ..errors import UsageError
 
 TOTAL_BUDGET_S = 600
 
@@ -90,10 +90,10 @@ def missing(step: Step, data_dir: Path | None) -> str | None:
     if "cupy" in step.needs and importlib.util.find_spec("cupy") is None:
         return "CuPy is not installed (pip install 'sgbench-snn[cuda]', from a local wheel)"
     if "fashion_mnist" in step.needs:
-        from .data.location import DataContext
+        from ..data.location import DataContext
 
         try:
-            from .data.vision import fashion_mnist
+            from ..data.vision import fashion_mnist
 
             fashion_mnist(DataContext.resolve(data_dir, False, 4))
         except Exception as exc:  # noqa: BLE001 - said as the reason it was skipped

@@ -13,11 +13,11 @@ from typing import Callable
 import torch
 from spikingjelly.activation_based import functional, neuron, surrogate
 
-from .neuron.cupy_backend import cupy_available
-from .neuron.numba_backend import numba_available
-from .neuron.node import SpikingNeuron, used_backend
-from .neuron.rules import FixedRule
-from .neuron.shapes import get_shape
+from ..neuron.cupy_backend import cupy_available
+from ..neuron.numba_backend import numba_available
+from ..neuron.node import SpikingNeuron, used_backend
+from ..neuron.rules import FixedRule
+from ..neuron.shapes import get_shape
 
 Tensor = torch.Tensor
 
@@ -165,9 +165,9 @@ def bench_train(methods: tuple[str, ...] = TRAIN_METHODS, batch: int = 32, T: in
     """Median time of one training step (forward, loss, backward, SGD) of the SEW ResNet-19 of
     the ``cifar10`` task on CIFAR-shaped random data, per method; ratios to the first method.
     Searches between epochs (A2SG) are not part of a step."""
-    from .config import resolve_task
-    from .models import build_model
-    from .registry import load_method
+    from ..config import resolve_task
+    from ..models import build_model
+    from ..registry import load_method
 
     dev = torch.device(device)
     cfg = resolve_task("cifar10")
