@@ -47,7 +47,7 @@ CONDITIONAL = {("train", "loss", "tet"): {"tet_lambda": 0.05, "tet_phi": 1.0}}
 CHARGES, RESETS, BACKENDS = ("tau", "mul", "if"), ("hard", "soft"), ("auto", "torch", "cupy")
 OPTIMIZERS, SCHEDULES, LOSSES = ("adam", "adamw", "sgd"), ("cosine", "constant"), ("ce", "mse",
                                                                                     "tet")
-ENCODINGS = ("direct", "poisson", "frames")
+ENCODINGS = ("direct", "poisson", "frames", "rows", "pixels", "latency")
 NUMBER, TEXT, FLAG = (int, float), (str,), (bool,)
 # The type and allowed values of every fixed key (builder arguments are checked by their builders).
 SCHEMA: dict[str, tuple[tuple, Allowed | None]] = {

@@ -14,6 +14,8 @@ Each check runs the method's own rules on a small spiking CNN and reports what i
 - learnable parameters: every parameter of the model receives a gradient;
 - extremes: finite gradients for inputs of size 1e4 and for half-precision input;
 - state: a fresh model loading the state_dict gives the same outputs;
+- recurrent layer: a layer whose spikes are fed back, run one neuron step at a time: one step
+  per timestep, the auxiliary loss, finite gradients through the feedback weights;
 - hooks: ``on_epoch_start``, ``adapt`` (with a probe batch), a training step with ``aux_loss``
   and ``param_groups``, ``on_train_batch_end`` and ``search_bounds``, then the rules and the
   surrogate again at the parameters the hooks left;
@@ -368,6 +370,36 @@ def _check_state(cls) -> str:
     return "outputs equal after load_state_dict"
 
 
+def _check_recurrent(method: Bound) -> str:
+    """A recurrent spiking layer (one neuron step at a time, its spikes fed back): the neuron
+    runs one step per timestep, any auxiliary loss is taken, and a finite gradient reaches every
+    parameter, the feedback weights across time included."""
+    from .models.recurrent import rsnn
+
+    torch.manual_seed(0)
+    model = rsnn((6,), 3, lambda: SpikingNeuron(), hidden=[8], readout="membrane")
+    rule = method()
+    rule.attach(model, RECURRENT_T)
+    model.to(torch.float64)
+    node = neurons(model)[0]
+    node.observe = True
+    x = torch.rand(RECURRENT_T, 4, 6, dtype=torch.float64) * 4
+    loss = model(x).pow(2).sum()
+    aux = rule.aux_loss(model)
+    (loss if aux is None else loss + aux).backward()
+    stats = node.stats
+    assert stats is not None and stats["spike_rate"].shape == (RECURRENT_T,), \
+        "the neuron did not run one step per timestep"
+    dead = [name for name, p in model.named_parameters()
+            if p.grad is None or not torch.isfinite(p.grad).all() or not p.grad.abs().sum() > 0]
+    assert not dead, f"parameters without a finite gradient: {', '.join(dead)}"
+    functional.reset_net(model)
+    return f"{RECURRENT_T} single steps, gradients through the feedback weights"
+
+
+RECURRENT_T = 6
+
+
 def _check_hooks(method: Bound) -> str:
     """Every hook as a training run calls it, on a small model and a probe batch: schedules,
     the search, a training step (with the auxiliary loss and the method's parameter groups),
@@ -432,7 +464,8 @@ CHECKS: list[tuple[str, Callable]] = [
     ("surrogate", _check_surrogate), ("BPTT vs autograd", _check_bptt),
     ("learnable parameters", _check_learnable),
     ("extreme and half-precision input", _check_extremes), ("state round trip", _check_state),
-    ("hooks", _check_hooks), ("parameter bounds", _check_bounds)]
+    ("recurrent layer", _check_recurrent), ("hooks", _check_hooks),
+    ("parameter bounds", _check_bounds)]
 
 
 def passed(checks: list[Check]) -> bool:

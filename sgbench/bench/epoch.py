@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
-from spikingjelly.activation_based import functional, neuron, surrogate
+from spikingjelly.activation_based import base, functional, neuron, surrogate
 from torch import nn
 
-from ..data import build_data, encode, loading
+from ..data import build_data, encode, loading, step_shape
 from ..data.location import DataContext
 from ..method import FixedSurrogate, Method
 from ..models import build_model, static
@@ -72,25 +72,27 @@ class _CustomSurrogate(surrogate.SurrogateFunctionBase):
         return self.sg(x)
 
 
-class PlainLIF(nn.Module):
+class PlainLIF(base.MemoryModule):
     """H = k V + c X + b, S = step(H - theta), hard or soft reset: a loop over T, autograd through
-    every operation (the straightforward PyTorch implementation)."""
+    every operation (the straightforward PyTorch implementation); one step at a time too (the
+    recurrent layers), its potential kept until ``functional.reset_net``."""
 
     def __init__(self, k: float, c: float, b: float, theta: float, hard: bool, v_reset: float,
                  detach_reset: bool, spike: Callable[[Tensor], Tensor]):
         super().__init__()
         self.k, self.c, self.b, self.theta = k, c, b, theta
         self.hard, self.v_reset, self.detach_reset, self.spike = hard, v_reset, detach_reset, spike
+        self.register_memory("v", 0.0)
 
     def forward(self, x_seq: Tensor) -> Tensor:
-        v, out = torch.zeros_like(x_seq[0]), []
-        for x in x_seq:
-            h = self.k * v + self.c * x + self.b
-            s = self.spike(h - self.theta)
-            r = s.detach() if self.detach_reset else s
-            v = h * (1 - r) + self.v_reset * r if self.hard else h - self.theta * r
-            out.append(s)
-        return torch.stack(out)
+        return torch.stack([self.single_step_forward(x) for x in x_seq])
+
+    def single_step_forward(self, x: Tensor) -> Tensor:
+        h = self.k * self.v + self.c * x + self.b
+        s = self.spike(h - self.theta)
+        r = s.detach() if self.detach_reset else s
+        self.v = h * (1 - r) + self.v_reset * r if self.hard else h - self.theta * r
+        return s
 
 
 def plain_factory(section: dict[str, Any], sg: Surrogate) -> Callable[..., nn.Module]:
@@ -153,7 +155,8 @@ def _candidate(name: str, cfg: dict[str, Any], data, device: torch.device, seed:
                method: Method | None, factory: Callable[[], nn.Module] | None,
                make_optimizer: Callable) -> Candidate:
     torch.manual_seed(seed)  # the same initial weights for every candidate
-    model = build_model(cfg["model"], cfg["neuron"], data.input_shape, data.num_classes,
+    model = build_model(cfg["model"], cfg["neuron"],
+                        step_shape(data.input_shape, cfg["data"]["encoding"]), data.num_classes,
                         neuron_factory=factory)
     if method is not None:
         method.attach(model, cfg["T"])

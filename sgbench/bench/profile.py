@@ -53,7 +53,7 @@ def profile_steps(task: str, method_name: str = "atan", steps: int = 10, warmup:
                   data_dir=None, overrides=()) -> dict[str, Any]:
     """Shares of each part in the training steps of ``task`` (CPU)."""
     from ..config import resolve_task
-    from ..data import build_data, encode, loading
+    from ..data import build_data, encode, loading, step_shape
     from ..data.location import DataContext
     from ..models import build_model
     from ..registry import load_method
@@ -62,7 +62,8 @@ def profile_steps(task: str, method_name: str = "atan", steps: int = 10, warmup:
     cfg = resolve_task(task, overrides=list(overrides))
     data = build_data(cfg["data"], DataContext.resolve(data_dir, False, cfg["T"]))
     torch.manual_seed(0)
-    model = build_model(cfg["model"], cfg["neuron"], data.input_shape, data.num_classes)
+    model = build_model(cfg["model"], cfg["neuron"],
+                        step_shape(data.input_shape, cfg["data"]["encoding"]), data.num_classes)
     method = load_method(method_name)()
     method.attach(model, cfg["T"])
     model.train()

@@ -122,7 +122,8 @@ def plot_cmd(
 ) -> None:
     """Draw one figure from run records (matplotlib; PNG, SVG or PDF by the extension of
     --out); one-record figures show the longest run's lowest seed unless --record names one."""
-    from ..results.plots import ACROSS_TASKS, ONE_RECORD, check_kind, check_out, draw, pick_record, pick_task
+    from ..results.plots import (ACROSS_TASKS, ONE_RECORD, check_kind, check_out, draw,
+                                 pick_record, pick_task)
 
     check_kind(kind)
     if out_file is not None:

@@ -93,7 +93,8 @@ def encode(x: torch.Tensor, T: int, encoding: str) -> torch.Tensor:
 
     - ``direct``: [B, ...] analog input repeated at every timestep;
     - ``poisson``: rate coding, a spike with probability x (clamped to [0, 1]) per timestep;
-    - ``frames``: event frames [B, T, ...] as they come from the loader.
+    - ``frames``: event frames [B, T, ...] as they come from the loader;
+    - ``rows``, ``pixels``, ``latency``: inputs that unfold in time (``data/sequential.py``).
     """
     if encoding == "direct":
         return x.unsqueeze(0).expand(T, *x.shape)
@@ -104,4 +105,20 @@ def encode(x: torch.Tensor, T: int, encoding: str) -> torch.Tensor:
         if x.shape[1] != T:
             raise UserError(f"the data has {x.shape[1]} frames per sample, the run T={T}")
         return x.transpose(0, 1)
+    if encoding in SEQUENTIAL:
+        from .sequential import encode_sequential
+
+        return encode_sequential(x, T, encoding)
     raise UserError(f"unknown encoding '{encoding}'; available: {', '.join(ENCODINGS)}")
+
+
+SEQUENTIAL = ("rows", "pixels", "latency")  # inputs that unfold in time: data/sequential.py
+
+
+def step_shape(in_shape: tuple[int, ...], encoding: str) -> tuple[int, ...]:
+    """What the network sees at one timestep of a sample of ``in_shape`` under ``encoding``."""
+    if encoding in SEQUENTIAL:
+        from .sequential import sequential_step_shape
+
+        return sequential_step_shape(in_shape, encoding)
+    return tuple(in_shape)

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from ..config import resolve_task
-from ..data import build_data
+from ..data import build_data, step_shape
 from ..data.location import DataContext
 from ..errors import UsageError, UserError
 from ..params import parse_params
@@ -52,7 +52,8 @@ def profile(task: str | None, method: str | None, T: int | None, device: torch.d
     energy_model = EnergyModel.parse(energy)
     data = build_data(cfg["data"], DataContext.resolve(data_dir, False, cfg["T"]))
     torch.manual_seed(0)
-    model = build_model(cfg["model"], cfg["neuron"], data.input_shape, data.num_classes)
+    model = build_model(cfg["model"], cfg["neuron"],
+                        step_shape(data.input_shape, cfg["data"]["encoding"]), data.num_classes)
     method_cls(method_params).attach(model, cfg["T"])
     model.to(device)
     if checkpoint is not None:

@@ -399,6 +399,7 @@ def foreign_neurons(model: nn.Module) -> list[str]:
 def refuse_foreign_neurons(model: nn.Module, arch: str) -> None:
     foreign = foreign_neurons(model)
     if foreign:
+        kind = type(model.get_submodule(foreign[0])).__name__
         raise UserError(f"model.arch {arch}: {len(foreign)} spiking neuron(s) are not the "
-                        f"engine's (first: {foreign[0]}, {type(model.get_submodule(foreign[0])).__name__}"
-                        f"); the method would not drive them, so the run is refused")
+                        f"engine's (first: {foreign[0]}, {kind}); the method would not drive "
+                        f"them, so the run is refused")

@@ -69,12 +69,23 @@ class SpikingNeuron(base.MemoryModule):
         # in their own pass and hand the result on with them
         self.max_pool_after = False
         self.keep_h = False  # when True (and training), the last H [T, ...] stays in .h_seq
-        self.h_seq: Tensor | None = None
+        self._h_steps: list[Tensor] = []  # H of single steps (recurrent layers), while kept
+        self.h_seq = None
         self.register_memory("v", 0.0)
         self.register_memory("t", 0)
 
     def supported_step_mode(self):
         return ("s", "m")
+
+    @property
+    def h_seq(self) -> Tensor | None:
+        """The last sequence's H [T, ...] when ``keep_h`` (and training): a multi-step pass's,
+        or the steps of single-step calls since the sequence began."""
+        return torch.stack(self._h_steps) if self._h_steps else self._h_seq
+
+    @h_seq.setter
+    def h_seq(self, value: Tensor | None) -> None:
+        self._h_seq, self._h_steps = value, []
 
     # -- constants of the dynamics -----------------------------------------------------------
     def decay_factor(self) -> float | Tensor:
@@ -225,6 +236,10 @@ class SpikingNeuron(base.MemoryModule):
         else:
             s, self.v = FireResetFn.apply(h, theta_t, p_t, self.rule.shape, dyn, self.capture, t)
         self.t = t + 1
+        if self.keep_h and self.training:
+            if t == 0:
+                self.h_seq = None
+            self._h_steps.append(h)
         if self.observe:
             self._observe(h.detach()[None], s.detach()[None], theta_t.detach()[None],
                           p_t.detach()[None], append=t > 0)

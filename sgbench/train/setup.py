@@ -15,7 +15,7 @@ from torch import nn
 from .. import checkpoint, distributed
 from .. import record as rec
 from ..config import resolve_task
-from ..data import build_data, loading
+from ..data import build_data, loading, step_shape
 from ..data.location import DataContext
 from ..distributed import Dist
 from ..errors import UsageError, UserError, innermost_frame
@@ -200,7 +200,8 @@ def _prepare_locked(req, method_cls, params, energy, cfg, out_dir, ckpt, identit
     seed_everything(req.seed)
     data = _build_data_once(req, cfg, dist_info)
     data.train, data.test = (loading.on_device(d, device) for d in (data.train, data.test))
-    model = build_model(cfg["model"], cfg["neuron"], data.input_shape, data.num_classes)
+    model = build_model(cfg["model"], cfg["neuron"],
+                        step_shape(data.input_shape, cfg["data"]["encoding"]), data.num_classes)
     method = plugin_call(method_cls, _attached, method_cls, params, model, cfg["T"])
     check_backend(cfg["neuron"]["backend"], cfg["neuron"]["require_fused"], device)
     precision = Precision.for_device(cfg["train"], device)
