@@ -16,7 +16,7 @@ runner = CliRunner()
 TASKS = ["digits", "digits_deep", "synthetic", "mnist", "fashion_mnist", "fashion_mnist_deep",
          "fashion_mnist_sj", "fashion_mnist_spikformer",
          "cifar10_spikformer", "cifar100_spikformer", "cifar10_sdt", "cifar100_sdt",
-         "cifar10_qkformer", "cifar100_qkformer",
+         "cifar10_qkformer", "cifar100_qkformer", "sfmnist", "sfmnist_sj",
          "cifar10", "cifar100", "cifar10_dvs", "dvs128_gesture", "nmnist", "imagenet",
          "tiny_imagenet"]
 FIXTURES = {
@@ -25,6 +25,7 @@ FIXTURES = {
     "fashion_mnist_sj": lambda root: fixtures.mnist(root, "FashionMNIST"),
     "fashion_mnist_deep": lambda root: fixtures.mnist(root, "FashionMNIST"),
     "fashion_mnist_spikformer": lambda root: fixtures.mnist(root, "FashionMNIST"),
+    "sfmnist_sj": lambda root: fixtures.mnist(root, "FashionMNIST"),
     "cifar10_spikformer": lambda root: fixtures.cifar(root, 10),
     "cifar100_sdt": lambda root: fixtures.cifar(root, 100),
     "cifar10_qkformer": lambda root: fixtures.cifar(root, 10),
