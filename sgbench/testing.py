@@ -99,6 +99,8 @@ def check_method(cls, params=None, time_limit_s: float = TIME_LIMIT_S) -> list[C
             checks.append(Check(name, True, detail or ""))
         except Exception as exc:  # noqa: BLE001 - a plugin's bug is a failed check, one line
             checks.append(Check(name, False, f"{type(exc).__name__}: {exc}"))
+        except SystemExit as exc:  # sys.exit() in a hook is no success
+            checks.append(Check(name, False, f"the method's code called sys.exit({exc.code!r})"))
     return checks
 
 

@@ -14,6 +14,11 @@ bench_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                         help="Speed benchmarks that print numbers.")
 
 
+# Bounds of the bench commands' numbers: far beyond a useful measurement, short of a run that
+# never ends (T as `run`'s; steps and repeats of seconds each at most).
+MAX_T, MAX_NEURONS, MAX_REPEATS, MAX_STEPS = 1024, 2**30, 1000, 10_000
+
+
 def check_memory(needed: int, what: str) -> None:
     """A benchmark's tensors must fit in this machine's memory (a usage error otherwise)."""
     import os
@@ -47,8 +52,9 @@ def bench_neuron_cmd(
     from ..record import capture_env
     from ..train import pick_device
 
-    if T < 1 or neurons < 1 or repeats < 1:
-        raise UsageError("--T, --neurons and --repeats must be >= 1")
+    if not (1 <= T <= MAX_T and 1 <= neurons <= MAX_NEURONS and 1 <= repeats <= MAX_REPEATS):
+        raise UsageError(f"--T must lie in [1, {MAX_T}], --neurons in [1, {MAX_NEURONS:,}] and "
+                         f"--repeats in [1, {MAX_REPEATS}]; got {T}, {neurons} and {repeats}")
     check_memory(T * neurons * 4 * 12, "--T x --neurons")
     set_threads(threads)
     dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -137,8 +143,8 @@ def bench_epoch_cmd(
     from ..record import capture_env
     from ..train import pick_device
 
-    if steps < 1:
-        raise UsageError("--steps must be >= 1")
+    if not 1 <= steps <= MAX_STEPS:
+        raise UsageError(f"--steps must lie in [1, {MAX_STEPS}], got {steps}")
     set_threads(threads)
     dev = pick_device(device)
     result = bench_epoch(task, method, steps=steps, device=str(dev), data_dir=data_dir,

@@ -72,11 +72,14 @@ def print_json(data: Any) -> None:
     dump(data)
 
 
+MAX_THREADS = 1024  # the bound `run` keeps too (train/setup.py)
+
+
 def set_threads(threads: int | None) -> None:
     """torch's intra-op threads (None: torch's default)."""
     if threads is not None:
-        if threads < 1:
-            raise UsageError(f"--threads must be >= 1, got {threads}")
+        if not 1 <= threads <= MAX_THREADS:
+            raise UsageError(f"--threads must lie in [1, {MAX_THREADS}], got {threads}")
         import torch
 
         torch.set_num_threads(threads)

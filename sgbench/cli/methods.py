@@ -10,6 +10,9 @@ from ..errors import UsageError
 from .common import Json, Overrides, Params, out, print_json, print_tables, user_errors
 
 
+MAX_TIME_LIMIT_S = 3600.0  # a check needs seconds; an hour is a hang
+
+
 @user_errors
 def list_cmd(
     what: str = typer.Argument(..., help="methods or tasks"),
@@ -59,8 +62,9 @@ def check_method_cmd(
     from ..testing import check_method, passed
 
     cls = load_method(method)
-    if not time_limit > 0:
-        raise UsageError(f"--time-limit must be > 0, got {time_limit}")
+    if not 0 < time_limit <= MAX_TIME_LIMIT_S:  # inf and nan too: setitimer needs a number
+        raise UsageError(f"--time-limit must lie in (0, {MAX_TIME_LIMIT_S:g}] seconds, got "
+                         f"{time_limit}")
     checks = check_method(cls, parse_params(cls, params), time_limit)
     if json_out:
         print_json({"method": cls.name, "origin": cls.origin.as_record(),

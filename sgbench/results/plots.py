@@ -36,7 +36,8 @@ def _pyplot():
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": TEXT_PT + 1, "axes.titlesize": TEXT_PT + 1,
+    plt.rcParams.update({"text.parse_math": False,  # names from records are text, never TeX
+                         "font.size": TEXT_PT + 1, "axes.titlesize": TEXT_PT + 1,
                          "axes.labelsize": TEXT_PT + 1, "xtick.labelsize": TEXT_PT,
                          "ytick.labelsize": TEXT_PT, "legend.fontsize": TEXT_PT,
                          "figure.titlesize": TEXT_PT + 2})
@@ -133,7 +134,7 @@ def rank_chart(ax, records: list[dict[str, Any]], task: str, baseline: str | Non
     """Who wins: the configurations of one context (the task's largest: T, epochs) ranked by
     mean top-1, each with its 95 % interval of the mean (t distribution), its per-seed values,
     and the baseline's mean."""
-    from .ranking import context, pick_baseline
+    from .ranking import context, pick_baseline, refuse_baseline
     from .stats import mean_interval
 
     measured = _measured(records, task)
@@ -149,6 +150,8 @@ def rank_chart(ax, records: list[dict[str, Any]], task: str, baseline: str | Non
         ax.scatter([r["top1_mean"]], [y], s=40, marker=look["marker"], color=look["color"],
                    zorder=4, edgecolors="black", linewidths=0.5)
     base = pick_baseline(rows, baseline) if baseline else None
+    if baseline and base is None:
+        refuse_baseline(rows, baseline)  # as compare --baseline refuses it
     if base is not None:
         ax.axvline(base["top1_mean"], color="grey", linestyle="--", linewidth=1,
                    label=f"baseline: {base['label']}")

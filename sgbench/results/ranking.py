@@ -94,6 +94,22 @@ def pick_baseline(group: list[dict[str, Any]], spec: str) -> dict[str, Any] | No
     return found[0] if found else None
 
 
+def refuse_baseline(rows: list[dict[str, Any]], spec: str) -> None:
+    """The error for a --baseline that names no measured row: the methods with runs, each with
+    the versions (source hashes) that have them."""
+    from ..values import did_you_mean
+
+    versions: dict[str, set[str]] = {}
+    for r in rows:
+        if r["n"] > 0:
+            versions.setdefault(r["method"], set()).add(r["source"][:7])
+    listed = ", ".join(f"{m}@{'/'.join(sorted(v))}" for m, v in sorted(versions.items()))
+    name = spec.partition("@")[0].removesuffix(DEFAULTS)
+    hint = "" if name in versions else did_you_mean(name, versions)
+    raise UsageError(f"--baseline '{spec}': no finished runs of that method (and version) here"
+                     f"{hint}; methods with runs: {listed or 'none'}")
+
+
 def attach_baseline(rows: list[dict[str, Any]], spec: str, rope: float | None = None,
                     level: float = LEVEL) -> None:
     """Each row's difference to the baseline row of its context, the 95 % Welch interval of
@@ -103,12 +119,7 @@ def attach_baseline(rows: list[dict[str, Any]], spec: str, rope: float | None = 
     points) with its verdict at ``level`` (``bayes``)."""
     chosen = {key: pick_baseline(group, spec) for key, group in _contexts(rows).items()}
     if not any(chosen.values()):
-        methods = sorted({r["method"] for r in rows if r["n"] > 0})
-        from ..values import did_you_mean
-
-        raise UsageError(f"--baseline '{spec}': no finished runs of that method here"
-                         f"{did_you_mean(spec, methods)}; methods with runs: "
-                         f"{', '.join(methods) or 'none'}")
+        refuse_baseline(rows, spec)
     for key, group in _contexts(rows).items():
         base = chosen[key]
         tests = []

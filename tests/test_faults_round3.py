@@ -1,0 +1,72 @@
+"""Faults, round three (the classes fixed so far): text from records drawn literally, the
+contract check's limits, and bounds on the benchmark commands' numbers."""
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sgbench.cli import app
+from sgbench.results.plots import draw
+from sgbench.testing import check_method
+from test_ranking import _record
+
+runner = CliRunner()
+
+
+def _one_line_exit_2(args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    return result.output
+
+
+# -- class 5: text from records is text ------------------------------------------------------
+@pytest.mark.parametrize("kind", ["rank", "cd", "bayes"])
+@pytest.mark.parametrize("name", ["$\\foo{$", "a_$x^2$_b"])
+def test_names_with_tex_are_drawn_literally(tmp_path, kind, name):
+    records = [_record(m, s, v + s, task=t) for t in ("digits", "$\\foo{$")
+               for m, v in (("atan", 90.0), (name, 80.0), ("rect", 85.0)) for s in range(3)]
+    out = draw(kind, records, "digits" if kind == "rank" else None, tmp_path / "f.png",
+               baseline="atan")
+    assert out.stat().st_size > 0
+
+
+# -- class 8: check-method's limits -------------------------------------------------------------
+@pytest.mark.parametrize("limit", ["inf", "1e10", "nan", "0", "-3"])
+def test_time_limits_that_are_no_limit_are_refused(limit):
+    assert "--time-limit" in _one_line_exit_2(["check-method", "atan", "--time-limit", limit])
+
+
+def test_a_hook_that_exits_the_interpreter_fails_its_check():
+    from sgbench.registry import load_method
+
+    base = load_method("atan")
+
+    class Quitter(base):
+        def on_epoch_start(self, model, epoch, epochs):
+            raise SystemExit(0)
+
+    checks = {c.name: c for c in check_method(Quitter)}
+    assert not checks["hooks"].ok and "sys.exit(0)" in checks["hooks"].detail
+
+
+# -- class 9: every number bounded ----------------------------------------------------------
+@pytest.mark.parametrize("args", [
+    ["bench", "epoch", "--task", "digits", "--steps", "1000000000"],
+    ["bench", "epoch", "--task", "digits", "--threads", "100000"],
+    ["bench", "neuron", "--T", "10000000", "--neurons", "1"],
+    ["bench", "neuron", "--repeats", "100000000"],
+    ["bench", "profile", "--task", "digits", "--threads", "0"],
+])
+def test_bench_numbers_out_of_range_end_in_one_line(args):
+    _one_line_exit_2(args)
+
+
+def test_plot_rank_refuses_a_baseline_version_compare_refuses(tmp_path):
+    """On the committed Fashion-MNIST board: both name the versions that have runs."""
+    board = Path(__file__).resolve().parents[1] / "results" / "leaderboards" / "fashion_mnist"
+    args = ["--runs", str(board), "--baseline", "atan@0000000"]
+    for command in (["compare"], ["plot", "rank", "--out", str(tmp_path / "r.png")]):
+        output = _one_line_exit_2(command + args)
+        assert "methods with runs:" in output and "atan@" in output
+    assert not (tmp_path / "r.png").exists()
