@@ -10,7 +10,7 @@ from spikingjelly.activation_based.model import (ms_resnet, qkformer, sew_resnet
                                                  spike_driven_transformer)
 
 from sgbench.errors import UserError
-from sgbench.models import build_model, zoo
+from sgbench.models import build_model, zoo, zoo_archs
 from sgbench.neuron.node import SpikingNeuron, neurons
 from sgbench.registry import load_method
 
@@ -122,7 +122,7 @@ def test_zoo_neurons_false_gives_every_position_the_tasks_section():
 
 
 def test_a_model_with_a_neuron_that_is_not_the_engines_is_refused(monkeypatch):
-    real = zoo.ARCHS["spikformer"]
+    real = zoo_archs.ARCHS["spikformer"]
 
     @functools.wraps(real)  # the same options
     def half_converted(*args, **kwargs):
@@ -130,7 +130,7 @@ def test_a_model_with_a_neuron_that_is_not_the_engines_is_refused(monkeypatch):
         model.body.net.blocks[0].mlp.neuron2 = neuron.LIFNode(step_mode="m")
         return model
 
-    monkeypatch.setitem(zoo.ARCHS, "spikformer", half_converted)
+    monkeypatch.setitem(zoo_archs.ARCHS, "spikformer", half_converted)
     options, shape, _ = CASES["spikformer"]
     with pytest.raises(UserError, match=r"1 spiking neuron\(s\) are not the engine's.*"
                                         r"blocks\.0\.mlp\.neuron2, LIFNode"):

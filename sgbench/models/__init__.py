@@ -88,9 +88,9 @@ def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
         raise UserError(f"{what} must be one of {', '.join(choices)}; got '{value}'")
 
 def _archs() -> dict[str, Callable[..., nn.Module]]:
-    from . import recurrent, resnet, vgg, zoo
+    from . import recurrent, resnet, vgg, zoo_archs
 
-    return {**zoo.ARCHS, "rsnn": recurrent.rsnn, "sj_feedback": recurrent.sj_feedback,
+    return {**zoo_archs.ARCHS, "rsnn": recurrent.rsnn, "sj_feedback": recurrent.sj_feedback,
             "convnet": convnet, "csnn": csnn, "resnet19": resnet.resnet19,
             "resnet18_cifar": resnet.resnet18_cifar, "resnet20": resnet.resnet20,
             "resnet18": resnet.resnet18, "resnet34": resnet.resnet34, "vgg11": vgg.vgg11,
