@@ -101,14 +101,14 @@ def new_run_id(task: str, method: str, T: int, seed: int, protocol: str) -> str:
                      f"{secrets.token_hex(3)}")
 
 
-def ensure_writable(out_dir: Path) -> Path:
-    """Create ``out_dir`` if needed and prove a file can be written there, before any training."""
+def ensure_writable(out_dir: Path, what: str = "records") -> Path:
+    """Create ``out_dir`` if needed and prove a file can be written there, before any work."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".sgbench-probe-"):
             pass
     except OSError as exc:
-        raise UserError(f"cannot write records to '{out_dir}': {exc.strerror or exc}") from exc
+        raise UserError(f"cannot write {what} to '{out_dir}': {exc.strerror or exc}") from exc
     return out_dir
 
 

@@ -70,3 +70,55 @@ def test_plot_rank_refuses_a_baseline_version_compare_refuses(tmp_path):
         output = _one_line_exit_2(command + args)
         assert "methods with runs:" in output and "atan@" in output
     assert not (tmp_path / "r.png").exists()
+
+
+# -- class 2: paths and folders checked before any work -----------------------------------------
+def _spec(tmp_path, out):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"name: t\nout: {out}\nmethods: [atan]\ntasks: [digits]\nseeds: [0]\n"
+                    "device: cpu\n")
+    return str(spec)
+
+
+@pytest.mark.parametrize("out", ["afile", "/proc/sgbench-sweep"])
+def test_a_sweep_folder_that_cannot_be_one_ends_in_one_line(tmp_path, out):
+    (tmp_path / "afile").write_text("mine")
+    target = str(tmp_path / out) if out == "afile" else out
+    result = runner.invoke(app, ["sweep", _spec(tmp_path, target)])
+    assert result.exit_code == 1 and "cannot write records" in result.output
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_slurm_without_slurm_is_refused_up_front(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no srun
+    result = runner.invoke(app, ["sweep", _spec(tmp_path, tmp_path / "sw"), "--executor",
+                                 "slurm"])
+    assert result.exit_code == 1 and "needs a Slurm cluster" in result.output
+    assert not (tmp_path / "sw").exists()
+
+
+@pytest.mark.parametrize("where", ["afile/cd.png", "/proc/sgbench-cd.png"])
+def test_a_figure_under_a_file_or_proc_ends_in_one_line(tmp_path, where):
+    (tmp_path / "afile").write_text("mine")
+    out = str(tmp_path / where) if where.startswith("afile") else where
+    board = Path(__file__).resolve().parents[1] / "results" / "leaderboards"
+    result = runner.invoke(app, ["plot", "cd", "--runs", str(board), "--out", out])
+    assert result.exit_code == 1 and "cannot write the figure" in result.output
+    assert "Traceback" not in result.output and (tmp_path / "afile").read_text() == "mine"
+
+
+def test_a_folder_where_the_csv_log_goes_is_found_before_training(tmp_path):
+    out = tmp_path / "runs"
+    first = runner.invoke(app, ["run", "-m", "atan", "-t", "digits", "--T", "2", "--epochs", "1",
+                                "--out", str(out), "--log", "csv", "--latency-repeats", "2",
+                                "--fd-weights", "0", "--json"])
+    assert first.exit_code == 0, first.output
+    csv_log = next(out.glob("*.epochs.csv"))
+    for f in out.glob("*.json"):
+        f.unlink()  # the configuration may run again
+    csv_log.unlink()
+    csv_log.mkdir()
+    again = runner.invoke(app, ["run", "-m", "atan", "-t", "digits", "--T", "2", "--epochs",
+                                "1", "--out", str(out), "--log", "csv"])
+    assert again.exit_code == 1 and "per-epoch log" in again.output
+    assert "epoch 1/1" not in again.output  # refused before training

@@ -16,7 +16,7 @@ bench_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
 
 # Bounds of the bench commands' numbers: far beyond a useful measurement, short of a run that
 # never ends (T as `run`'s; steps and repeats of seconds each at most).
-MAX_T, MAX_NEURONS, MAX_REPEATS, MAX_STEPS = 1024, 2**30, 1000, 10_000
+MAX_T, MAX_REPEATS, MAX_STEPS = 1024, 1000, 10_000
 
 
 def check_memory(needed: int, what: str) -> None:
@@ -52,9 +52,10 @@ def bench_neuron_cmd(
     from ..record import capture_env
     from ..train import pick_device
 
-    if not (1 <= T <= MAX_T and 1 <= neurons <= MAX_NEURONS and 1 <= repeats <= MAX_REPEATS):
-        raise UsageError(f"--T must lie in [1, {MAX_T}], --neurons in [1, {MAX_NEURONS:,}] and "
-                         f"--repeats in [1, {MAX_REPEATS}]; got {T}, {neurons} and {repeats}")
+    if not (1 <= T <= MAX_T and neurons >= 1 and 1 <= repeats <= MAX_REPEATS):
+        raise UsageError(f"--T must lie in [1, {MAX_T}], --neurons be >= 1 (memory bounds it) "
+                         f"and --repeats lie in [1, {MAX_REPEATS}]; got {T}, {neurons} and "
+                         f"{repeats}")
     check_memory(T * neurons * 4 * 12, "--T x --neurons")
     set_threads(threads)
     dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}

@@ -32,6 +32,7 @@ def sweep_cmd(
     """Run a grid of methods x tasks x T x seeds x params x protocols; finished jobs are
     skipped, interrupted ones resume, failures are reported and the rest go on."""
     from ..checkpoint import graceful_stop
+    from ..record import ensure_writable
     from ..sweep import (SlurmOptions, check_executor, exit_code, job_label, load_spec, plan,
                          run_sweep, states)
 
@@ -41,6 +42,7 @@ def sweep_cmd(
         shown = plan(spec)[0] if dry_run else states(spec)
         _sweep_table(spec, shown, json_out, "would run" if dry_run else "status")
         return
+    ensure_writable(spec.out)  # a file, a special folder or no room: one line, before any job
     todo, skipped = plan(spec)
     err.print(f"sweep {spec.name}: {len(spec.jobs)} jobs, {len(skipped)} done or running, "
               f"{len(todo)} to run, in {spec.out}", highlight=False, soft_wrap=True)

@@ -10,9 +10,10 @@ reads every record of the sweep.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from typing import Callable
 
-from ..errors import UsageError
+from ..errors import UsageError, UserError
 from .executors import LocalExecutor, SlurmOptions, submit_slurm, wait_slurm
 from .spec import Job, Spec, load_spec
 from .state import (EXIT_MARK, FINISHED, RUNNING_MARK, JobState, counts, exit_code, job_label,
@@ -42,6 +43,9 @@ def check_executor(executor: str, workers: int | None, jobs_per_gpu: int = 1) ->
     if jobs_per_gpu < 1 or (jobs_per_gpu > 1 and (workers is not None or executor != "local")):
         raise UsageError(f"--jobs-per-gpu must be >= 1, with the local executor and without "
                          f"--workers; got {jobs_per_gpu}")
+    if executor == "slurm" and shutil.which("srun") is None:
+        raise UserError("--executor slurm needs a Slurm cluster (no `srun` on this machine); "
+                        "run locally, or try the path with --executor submitit-local")
 
 
 def local_workers(device: str, workers: int | None, jobs_per_gpu: int) -> tuple[int, list[int]]:

@@ -31,6 +31,10 @@ class CsvLog(Reporter):
 
     def __init__(self, path: Path):
         self.path = path
+        if path.is_symlink() or (path.exists() and not path.is_file()):  # before training
+            what = "it is a link (a link is never followed)" if path.is_symlink() else \
+                "a folder or special file has its name"
+            raise UserError(f"cannot write the per-epoch log {path}: {what}")
 
     def epoch(self, entry: dict[str, Any]) -> None:
         from ..record import open_new_or_own
