@@ -122,3 +122,35 @@ def test_a_folder_where_the_csv_log_goes_is_found_before_training(tmp_path):
                                 "1", "--out", str(out), "--log", "csv"])
     assert again.exit_code == 1 and "per-epoch log" in again.output
     assert "epoch 1/1" not in again.output  # refused before training
+
+
+# -- class 3: data and model checked before training ------------------------------------------
+@pytest.mark.parametrize("override, expected, code", [
+    ("data.n_train=-5", "data.n_train must lie", 2),
+    ("data.n_classes=0", "data.n_classes must lie", 2),
+    ("data.size=0", "data.size must lie", 2),
+    ("data.size=1", "cannot take the data's samples", 1),  # the conv's pool: nothing left
+])
+def test_data_and_model_that_disagree_end_before_training(tmp_path, override, expected, code):
+    result = runner.invoke(app, ["run", "-m", "atan", "-t", "synthetic", "-o", override,
+                                 "-o", "model.pools=[2]", "--out", str(tmp_path)])
+    assert result.exit_code == code and expected in result.output, result.output
+    assert "Traceback" not in result.output and "epoch 1/" not in result.output
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_labels_outside_the_class_range_are_named(monkeypatch):
+    import torch
+
+    from sgbench.data import synthetic as synthetic_module
+    from sgbench.train.preflight import check_data
+    from sgbench.errors import UserError
+
+    data = synthetic_module.synthetic(n_train=8, n_test=4, n_classes=3)
+    data.train.y = torch.tensor([0, 1, 2, 3, 0, 1, 2, 0])
+    with pytest.raises(UserError, match=r"labels outside \[0, 3\): 0 to 3"):
+        check_data(data)
+    data.train.y, data.test.y = data.train.y[:0], data.test.y
+    data.train.x = data.train.x[:0]
+    with pytest.raises(UserError, match="training set is empty"):
+        check_data(data)

@@ -27,6 +27,7 @@ from ..neuron.node import check_backend
 from ..params import parse_params
 from ..registry import load_method, method_files, method_source_sha256
 from .logs import check_logs
+from .preflight import check_data, check_model_takes_data
 from .recipe import Precision, make_loss, make_optimizer, make_schedule
 
 
@@ -200,9 +201,11 @@ def _prepare_locked(req, method_cls, params, energy, cfg, out_dir, ckpt, identit
     seed_everything(req.seed)
     data = _build_data_once(req, cfg, dist_info)
     data.train, data.test = (loading.on_device(d, device) for d in (data.train, data.test))
+    check_data(data)
     model = build_model(cfg["model"], cfg["neuron"],
                         step_shape(data.input_shape, cfg["data"]["encoding"]), data.num_classes)
     method = plugin_call(method_cls, _attached, method_cls, params, model, cfg["T"])
+    check_model_takes_data(model.to(device), data, cfg, device)
     check_backend(cfg["neuron"]["backend"], cfg["neuron"]["require_fused"], device)
     precision = Precision.for_device(cfg["train"], device)
     model.to(device, memory_format=torch.channels_last if precision.channels_last else
