@@ -14,8 +14,8 @@ import torch
 from spikingjelly.activation_based import functional, neuron, surrogate
 
 from ..neuron.cupy_backend import cupy_available
-from ..neuron.numba_backend import numba_available
 from ..neuron.node import SpikingNeuron, used_backend
+from ..neuron.numba_backend import numba_available
 from ..neuron.rules import FixedRule
 from ..neuron.shapes import get_shape
 

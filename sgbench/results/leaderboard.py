@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .compare import blank_measures, summarize
-from .table import render
 from ..config import load_yaml
 from ..errors import UserError
-from .provenance import provenance
 from ..record import load_records
+from .compare import blank_measures, summarize
+from .provenance import provenance
 from .reference import pinned_path, read_pinned, suite_names
+from .table import render
 
 BOARDS = Path("results/leaderboards")  # sweep specs; their records under each spec's `out`
 LEADERBOARD = Path("results/LEADERBOARD.md")

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from .compare import summarize
 from ..errors import UsageError, UserError
+from .compare import summarize
 from .show import snapshot
 
 KINDS = ("rank", "accuracy-vs-T", "pareto", "curves", "cd", "bayes", "firing", "membrane",

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .compare import params_key, summarize
 from ..config import load_yaml
 from ..errors import UsageError, UserError
 from ..progress import GridStatus
-from .published import lookup
 from ..record import load_records
 from ..registry import builtin_names
 from ..values import did_you_mean
+from .compare import params_key, summarize
+from .published import lookup
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
 DEFAULT_SUITE = "digits"

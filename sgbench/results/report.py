@@ -13,11 +13,11 @@ from typing import Any
 
 from tabulate import tabulate
 
-from .compare import summarize
 from ..errors import UserError
+from ..record import open_new_or_own, own_folder, safe_name, strict
+from .compare import summarize
 from .plots import ONE_RECORD, draw
 from .provenance import provenance
-from ..record import open_new_or_own, own_folder, safe_name, strict
 from .table import caption, render
 
 COLUMNS = ("top1", "deep_coverage", "synops", "energy_uj")

@@ -13,8 +13,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from .compare import DEFAULT_COLUMNS, KEYS, MEASURES, flags
 from ..errors import UsageError
+from .compare import DEFAULT_COLUMNS, KEYS, MEASURES, flags
 
 FORMATS = ("table", "md", "csv", "json", "html")
 CONTEXT = ("task", "version", "protocol", "T", "epochs")  # shown as columns only when they vary
