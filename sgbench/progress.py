@@ -34,21 +34,27 @@ SilentReporter = Reporter
 PROGRESS_SECONDS = 10.0  # a plain progress line at most this often ($SGBENCH_PROGRESS_SECONDS)
 
 
+def progress_interval() -> float:
+    """Seconds between progress lines in a log file: $SGBENCH_PROGRESS_SECONDS if it is a
+    positive number, else PROGRESS_SECONDS."""
+    import os
+
+    try:
+        every = float(os.environ.get("SGBENCH_PROGRESS_SECONDS", PROGRESS_SECONDS))
+    except ValueError:
+        return PROGRESS_SECONDS
+    return every if every > 0 else PROGRESS_SECONDS
+
+
 class PlainProgress:
     """Progress for a log file (a cluster job, nohup, CI): a line every ``every`` seconds with
     the epoch, the batch, samples/s and the ETA of the epoch and of the training."""
 
     def __init__(self, label: str, every: float | None = None):
-        import os
         import time
 
         self.label, self.clock = label, time.monotonic
-        if every is None:
-            try:
-                every = float(os.environ.get("SGBENCH_PROGRESS_SECONDS", PROGRESS_SECONDS))
-            except ValueError:
-                every = PROGRESS_SECONDS
-        self.every = every if every > 0 else PROGRESS_SECONDS
+        self.every = progress_interval() if every is None else every
         self.epochs, self.epoch_index, self.epoch_start, self.last = 0, 0, self.clock(), 0.0
 
     def start(self, epochs: int, first: int) -> None:
@@ -95,7 +101,7 @@ class GridStatus:
 
         self.name, self.total, self.clock = name, total, time.monotonic
         self.start = self.last = self.clock()
-        self.every = PlainProgress("").every
+        self.every = progress_interval()
         self.quiet = sys.stderr.isatty()
 
     def tell(self, done: int, running: int) -> None:

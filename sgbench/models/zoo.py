@@ -67,10 +67,14 @@ def with_engine_neurons(build: Callable[[Any], nn.Module], neuron: PositionFacto
         raise RuntimeError(f"the zoo model's neuron positions differ between builds: "
                            f"{sorted(set(slots) ^ set(positions))[:4]}")
     for name in slots:
-        parent, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent), child,
-                neuron(**(positions[name] if zoo_neurons else {})))
+        replace_module(model, name, neuron(**(positions[name] if zoo_neurons else {})))
     return model
+
+
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Put ``new`` where the submodule ``name`` (dotted) of ``model`` is."""
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent), child, new)
 
 
 def trace_feeders(model: nn.Module, in_shape: tuple[int, ...]) -> None:
@@ -149,8 +153,7 @@ def static_stem(net: nn.Module) -> None:
                                or not any(module.children())):
             return  # a neuron (any kind), or a layer that is not conv, norm or pool
         if static is not None and static is not module:
-            parent, _, child = name.rpartition(".")
-            setattr(net.get_submodule(parent), child, static)
+            replace_module(net, name, static)
 
 
 def zoo_model(build: Callable[[Any], nn.Module], neuron: PositionFactory, zoo_neurons: bool,

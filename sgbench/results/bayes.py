@@ -80,13 +80,14 @@ def posterior(a: Mapping[int, float], b: Mapping[int, float]) -> Posterior | Non
     return None
 
 
+UNDECIDED = "undecided (more seeds)"
+
+
 def verdict(probs: tuple[float, float, float] | None, level: float = LEVEL) -> str:
-    if probs is None:
-        return "undecided (more seeds)"
-    for name, p in zip(("worse", "equal", "better"), probs):
+    for name, p in zip(("worse", "equal", "better"), probs or ()):
         if p >= level:
             return name
-    return "undecided (more seeds)"
+    return UNDECIDED
 
 
 def seeds_needed(post: Posterior, n: int, rope: float, level: float = LEVEL) -> int | None:
@@ -96,7 +97,7 @@ def seeds_needed(post: Posterior, n: int, rope: float, level: float = LEVEL) -> 
     spread = post.scale * math.sqrt(n)
     for m in range(n + 1, MAX_SEEDS + 1):
         if verdict(Posterior(post.mean, spread / math.sqrt(m), m - 1).probs(rope),
-                   level) != "undecided (more seeds)":
+                   level) != UNDECIDED:
             return m
     return None
 
@@ -109,9 +110,9 @@ def compare_single(a: Mapping[int, float], b: Mapping[int, float], rope: float =
     probs = post.probs(rope) if post is not None else None
     said = verdict(probs, level)
     need = None
-    if post is not None and said.startswith("undecided"):
-        n = len(set(a) & set(b)) if len(set(a) & set(b)) >= 2 else min(len(a), len(b))
-        need = seeds_needed(post, n, rope, level)
+    if post is not None and said == UNDECIDED:
+        shared = len(set(a) & set(b))
+        need = seeds_needed(post, shared if shared >= 2 else min(len(a), len(b)), rope, level)
     return {"p_worse": probs and probs[0], "p_equal": probs and probs[1],
             "p_better": probs and probs[2], "verdict": said, "seeds_needed": need,
             "rope": rope, "level": level}

@@ -121,8 +121,8 @@ def attach_baseline(rows: list[dict[str, Any]], spec: str, rope: float | None = 
     if not any(chosen.values()):
         refuse_baseline(rows, spec)
     for key, group in _contexts(rows).items():
-        base = chosen[key]
-        tests = []
+        base, tests = chosen[key], []
+        task_level_rope = task_rope(key[0], rope)  # the task file is read once per context
         for row in group:
             row["baseline"] = {"method": spec, "label": base["label"] if base else None,
                                "delta": None, "ci": None, "p_value": None, "p_holm": None,
@@ -133,7 +133,7 @@ def attach_baseline(rows: list[dict[str, Any]], spec: str, rope: float | None = 
             p, ci = welch(row["top1_runs"], base["top1_runs"])
             row["baseline"].update(p_value=p, ci=ci)
             row["baseline"]["bayes"] = compare_single(
-                _by_seed(base), _by_seed(row), task_rope(row["task"], rope), level)
+                _by_seed(base), _by_seed(row), task_level_rope, level)
             tests.append(row)
         for row, p in zip(tests, holm([r["baseline"]["p_value"] for r in tests])):
             row["baseline"].update(p_holm=p, significant=p is not None and p < ALPHA)
@@ -187,8 +187,9 @@ def bayes_across(result: dict[str, Any], rope: float = ROPE, baseline: str | Non
                                                                   set(seeds[t][b]))]
                 for t in result["tasks"]]
 
-    usable = [(a, b) for a, b in pairs if all(diffs(a, b))]
-    probs = dict(zip(usable, hierarchical_many([diffs(a, b) for a, b in usable], rope)))
+    found = {pair: diffs(*pair) for pair in pairs}
+    usable = {pair: d for pair, d in found.items() if all(d)}  # shared seeds on every task
+    probs = dict(zip(usable, hierarchical_many(list(usable.values()), rope)))
     probs.update({(b, a): p[::-1] for (a, b), p in list(probs.items())})
     vs = {m: probs[(baseline, m)] for m in methods if (baseline, m) in probs}
     return {"rope": rope, "pairs": probs, "baseline": baseline, "vs_baseline": vs}

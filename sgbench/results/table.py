@@ -14,6 +14,7 @@ from typing import Any
 from tabulate import tabulate
 
 from ..errors import UsageError
+from .bayes import UNDECIDED
 from .compare import DEFAULT_COLUMNS, KEYS, MEASURES, flags
 
 FORMATS = ("table", "md", "csv", "json", "html")
@@ -111,7 +112,7 @@ def probabilities(bayes: dict[str, Any] | None) -> str:
 def verdict(bayes: dict[str, Any] | None) -> str:
     if not bayes:
         return ""
-    if not bayes["verdict"].startswith("undecided"):
+    if bayes["verdict"] != UNDECIDED:
         return bayes["verdict"]
     need = bayes.get("seeds_needed")
     return "undecided" + (f": ~{need} seeds" if need else ": more seeds" if bayes["p_better"]
