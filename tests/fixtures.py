@@ -86,6 +86,26 @@ def events(root: Path, size: int, classes: list[str], per_class: int,
                 _events(d / f"{stem}_{name}_{i}.npz", size)
 
 
+def spiking_audio(root: Path, name: str, splits: tuple[str, ...], classes: int,
+                  per_split: int = 4, n: int = 300) -> None:
+    """SHD/SSC's HDF5 files, as Zenke's lab ships them: <root>/<name>/events_h5/<name>_<split>.h5
+    with spikes/times (float16 seconds, sorted), spikes/units (uint16 0-699) and labels."""
+    import h5py
+
+    folder = root / name / "events_h5"
+    folder.mkdir(parents=True)
+    for split in splits:
+        with h5py.File(folder / f"{name}_{split}.h5", "w") as f:
+            times = f.create_dataset("spikes/times", (per_split,),
+                                     dtype=h5py.vlen_dtype(np.float16))
+            units = f.create_dataset("spikes/units", (per_split,),
+                                     dtype=h5py.vlen_dtype(np.uint16))
+            for i in range(per_split):
+                times[i] = np.sort(RNG.uniform(0, 1.2, n)).astype(np.float16)
+                units[i] = RNG.integers(0, 700, n).astype(np.uint16)
+            f["labels"] = (np.arange(per_split) % classes).astype(np.uint16)
+
+
 def method_file(folder: Path, name: str, body: str, params: str = "") -> Path:
     """A one-file method (atan surrogate, parameter alpha and the lines ``params``) whose class
     gets the extra methods in ``body``."""

@@ -129,8 +129,9 @@ def test_report_writes_a_page_with_tables_and_images(runs, tmp_path):
     assert "atan" in page and "rect" in page and "primary" in page  # an evidence level
     assert "Δ atan [95 % CI]" in page and "p (Holm)" in page and "<th>rank" in page
     images = [part.split('"')[0] for part in page.split('src="')[1:]]
-    # rank, pareto, curves and accuracy-vs-T (two T), then three for each of the 4 rows
-    assert len(images) == 4 + 4 * 3
+    # rank, pareto, curves, accuracy-vs-T (two T) and grad-decay (T=2 keeps two steps), then
+    # three for each of the 4 rows
+    assert len(images) == 5 + 4 * 3 and "img/synthetic_grad-decay.png" in page
     assert all((site / src).is_file() and (site / src).stat().st_size > 1000 for src in images)
     # each row's figures come from that row's own records, which the page links
     rect_T1 = sorted(runs.glob("synthetic_rect_T1_s0_*.json"))[0].stem
@@ -215,7 +216,7 @@ def test_report_never_scrolls_sideways_and_its_figure_text_stays_legible(runs, t
                                                   re.S).group(1)))
     assert measured["scroll"] <= measured["width"] == width
     assert max(measured["boxes"]) <= 1  # no table is cut off at the page's edge
-    assert len(measured["images"]) == 16
+    assert len(measured["images"]) == 17
     for src, shown, natural in measured["images"]:
         assert natural > 0, f"{src} did not load"
         assert shown / natural * TEXT_PT * DPI / 72 >= 9, (src, shown, natural)

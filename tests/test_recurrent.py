@@ -2,6 +2,7 @@
 trains through, and SpikingJelly's own sequential network rebuilt on the engine's neuron."""
 import json
 
+import numpy as np
 import pytest
 import torch
 from spikingjelly.activation_based import functional, layer, neuron, surrogate
@@ -129,6 +130,7 @@ def test_sfmnist_trains_on_a_fashion_mnist_fixture(tmp_path):
     assert record["status"] == "ok" and record["T"] == 28
     layers = record["diagnostics"]["snapshots"][-1]["layers"]
     assert len(layers[0]["tgc_per_step"]) > 0  # the gradient per timestep
+    assert len(layers[0]["grad_rms_per_step"]) == 28 and max(layers[0]["grad_rms_per_step"]) > 0
 
 
 def test_a_T_the_encoding_cannot_feed_ends_in_one_line(tmp_path):
@@ -137,3 +139,115 @@ def test_a_T_the_encoding_cannot_feed_ends_in_one_line(tmp_path):
                                  str(tmp_path / "data"), "--out", str(tmp_path / "runs")])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "feeds 28 steps" in result.output
+
+
+def test_event_bins_count_spikes_per_bin_and_channel_and_drop_late_ones():
+    from sgbench.data.audio import EventBins
+
+    events = {"t": np.array([0.0, 0.0099, 0.010, 0.0251, 0.5], dtype=np.float16),
+              "x": np.array([0, 699, 1, 699, 5], dtype=np.uint16)}
+    frames = EventBins(T=3, bin_ms=10.0, channels=700)(events)
+    assert frames.shape == (3, 700) and frames.sum() == 4  # 0.5 s is past 3 x 10 ms
+    assert frames[0, 0] == frames[0, 699] == frames[1, 1] == frames[2, 699] == 1
+    pooled = EventBins(T=3, bin_ms=10.0, channels=7)(events)  # unit u -> u * 7 // 700
+    assert pooled.tolist()[0] == [1, 0, 0, 0, 0, 0, 1] and pooled[1, 0] == 1
+
+
+def test_shd_reads_spikingjellys_hdf5_layout_through_its_loader(tmp_path):
+    import h5py
+
+    from sgbench.data import build_data
+    from sgbench.data.location import DataContext
+
+    fixtures.spiking_audio(tmp_path, "shd", ("train", "test"), classes=20, per_split=5)
+    bundle = build_data({"dataset": "shd", "encoding": "frames", "bin_ms": 20.0},
+                        DataContext(tmp_path, False, 50))
+    assert (len(bundle.train), len(bundle.test), bundle.num_classes) == (5, 5, 20)
+    with h5py.File(tmp_path / "shd/events_h5/shd_test.h5") as f:
+        times, units, label = f["spikes/times"][3], f["spikes/units"][3], f["labels"][3]
+    frames, y = bundle.test[3]
+    assert y == label and frames.shape == (50, 700)
+    kept = np.floor(times.astype(np.float64) * 1000 / 20) < 50
+    assert frames.sum() == kept.sum() and frames[:, units[kept][0]].sum() >= 1
+
+
+def test_the_max_readout_gives_the_readout_potentials_maximum_over_time():
+    model = build_model({"arch": "rsnn", "hidden": [6], "readout": "max", "readout_decay": 0.9},
+                        SECTION, (4,), 3)
+    x = torch.rand(7, 2, 4) * 3
+    potentials = model.body[:-1](x)  # the leaky readout's U[t], every step
+    functional.reset_net(model)
+    torch.testing.assert_close(model(x), potentials.max(0).values)
+
+
+def test_the_gradients_rms_per_step_is_the_root_mean_square_of_each_steps_dl_dh():
+    from sgbench.neuron.capture import GradCapture
+
+    delta = torch.randn(5, 3, 4, dtype=torch.float64) * torch.tensor([1e-8, 1e-4, 1, 2, 3],
+                                                                      dtype=torch.float64
+                                                                      ).reshape(5, 1, 1)
+    rms = GradCapture.of(delta).rms_per_step()
+    expected = delta.square().mean(dim=(1, 2)).sqrt().tolist()
+    assert rms == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("method", sorted(builtin_names()))
+def test_the_fused_recurrent_sequence_is_the_step_loop(method):
+    """Where a layer's rule fixes its thresholds before the sequence, the recurrent layer runs as
+    one autograd node (neuron/recurrent.py): the same spikes, potentials and every parameter
+    gradient as the neuron stepped through autograd, in float64."""
+    def trained(backend):
+        torch.manual_seed(3)
+        model = build_model({"arch": "rsnn", "hidden": [16, 12], "readout": "membrane"},
+                            {**SECTION, "reset": "soft"}, (5,), 3).double()
+        load_method(method)().attach(model, 9)
+        for node in neurons(model):
+            node.backend = backend
+        model.train()
+        x = torch.rand(9, 4, 5, dtype=torch.float64) * 3
+        out = model(x)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=torch.float64).reshape(out.shape)
+         ).sum().backward()
+        return model, out
+
+    fused, out = trained("auto")
+    loop, expected = trained("torch")
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    for (name, p), (_, q) in zip(fused.named_parameters(), loop.named_parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-12, msg=name)
+    layers = [fused.body[0].neuron, fused.body[1].neuron]
+    rule = layers[0].rule
+    if rule.mode == "sequence" and not rule.scaled_output and not layers[0].keep_h:
+        assert all(n.used_backend == "torch-recurrent" for n in layers)  # the fused path ran
+
+
+@pytest.mark.parametrize("backend", ["auto", "torch"])  # the fused sequence, the step loop
+def test_the_rule_hears_the_end_of_a_recurrent_sequence(backend):
+    """LocalZO draws anew for every training sequence, also in a recurrent layer."""
+    model = build_model({"arch": "rsnn", "hidden": [8]}, SECTION, (4,), 2)
+    load_method("localzo")().attach(model, 6)
+    model.train()
+    node = neurons(model)[0]
+    node.backend = backend
+    before = int(node.rule.draws)
+    model(torch.rand(6, 3, 4))
+    assert int(node.rule.draws) == before + 1
+
+
+def test_the_spikingjelly_candidate_of_bench_epoch_is_the_same_recurrent_network():
+    """`bench epoch` times SpikingJelly's LinearRecurrentContainer in place of each recurrent
+    layer: the same function, so the comparison is of speed alone."""
+    from sgbench.bench.epoch import Surrogate, spikingjelly_factory, spikingjelly_recurrence
+    from sgbench.neuron.shapes import get_shape
+
+    factory = spikingjelly_factory({**SECTION, "learnable_decay": False},
+                                   Surrogate(get_shape("atan"), (2.0,)))
+    model = build_model({"arch": "rsnn", "hidden": [12]}, SECTION, (5,), 3,
+                        neuron_factory=factory).double()
+    x = torch.rand(8, 4, 5, dtype=torch.float64) * 3
+    expected = model(x)
+    functional.reset_net(model)
+    spikingjelly_recurrence(model)
+    model.double()
+    assert isinstance(model.body[0][1], layer.LinearRecurrentContainer)
+    torch.testing.assert_close(model(x), expected, rtol=1e-12, atol=1e-12)

@@ -16,7 +16,8 @@ runner = CliRunner()
 TASKS = ["digits", "digits_deep", "synthetic", "mnist", "fashion_mnist", "fashion_mnist_deep",
          "fashion_mnist_sj", "fashion_mnist_spikformer",
          "cifar10_spikformer", "cifar100_spikformer", "cifar10_sdt", "cifar100_sdt",
-         "cifar10_qkformer", "cifar100_qkformer", "sfmnist", "sfmnist_sj",
+         "cifar10_qkformer", "cifar100_qkformer", "sfmnist", "sfmnist_sj", "psfmnist",
+         "fashion_mnist_latency", "shd", "ssc",
          "cifar10", "cifar100", "cifar10_dvs", "dvs128_gesture", "nmnist", "imagenet",
          "tiny_imagenet"]
 FIXTURES = {
@@ -26,6 +27,10 @@ FIXTURES = {
     "fashion_mnist_deep": lambda root: fixtures.mnist(root, "FashionMNIST"),
     "fashion_mnist_spikformer": lambda root: fixtures.mnist(root, "FashionMNIST"),
     "sfmnist_sj": lambda root: fixtures.mnist(root, "FashionMNIST"),
+    "psfmnist": lambda root: fixtures.mnist(root, "FashionMNIST"),
+    "fashion_mnist_latency": lambda root: fixtures.mnist(root, "FashionMNIST"),
+    "shd": lambda root: fixtures.spiking_audio(root, "shd", ("train", "test"), 20),
+    "ssc": lambda root: fixtures.spiking_audio(root, "ssc", ("train", "valid", "test"), 35),
     "cifar10_spikformer": lambda root: fixtures.cifar(root, 10),
     "cifar100_sdt": lambda root: fixtures.cifar(root, 100),
     "cifar10_qkformer": lambda root: fixtures.cifar(root, 10),
@@ -40,6 +45,7 @@ FIXTURES = {
     "nmnist": lambda root: fixtures.events(root / "nmnist", 34, ["0", "1"], 2),
 }
 SMALLER = {"fashion_mnist_sj": ["-o", "model.channels=4"],  # its FC layer alone has 12.8M weights
+           "psfmnist": ["-o", "model.hidden=[8]"],  # 784 steps, one at a time
            # the GPU-sized transformers at a few channels: the loaders, recipe and model code
            "cifar10_spikformer": ["-o", "model.embed_dims=16", "-o", "model.num_heads=2",
                                   "-o", "model.depths=1"],

@@ -6,6 +6,8 @@ weights, optimizer and loss) on the same batches, drawn by sgbench's data path; 
 spiking neuron differs: sgbench's engine with the method's rule, SpikingJelly's LIF/IF node with
 the same surrogate (its built-in class where one has the same formula, else a custom one, which
 SpikingJelly runs on its reference path), or a Python loop over T with an autograd surrogate.
+A recurrent layer (``rsnn``) becomes, for SpikingJelly, its input layer and a
+``LinearRecurrentContainer`` around the node (as SpikingJelly's FeedBackNet), the same function.
 Steps are interleaved (sgbench, SpikingJelly, plain, sgbench, ...) so drift in the machine
 affects each alike; medians are reported. The data wait is the time to draw a batch.
 """
@@ -160,9 +162,36 @@ def _candidate(name: str, cfg: dict[str, Any], data, device: torch.device, seed:
                         neuron_factory=factory)
     if method is not None:
         method.attach(model, cfg["T"])
+    elif name == "spikingjelly":
+        spikingjelly_recurrence(model)
     model.to(device).train()
     return Candidate(name, model, make_optimizer(model, cfg["train"], method or Method()),
                      method, [])
+
+
+def spikingjelly_recurrence(model: nn.Module) -> None:
+    """Each recurrent layer as SpikingJelly writes one (its ``rsnn_sequential_fmnist``
+    FeedBackNet): the input layer, then a ``LinearRecurrentContainer`` around the node, whose
+    linear layer mixes [W x[t] + b; s[t-1]] at every step. Its weights are [identity, R] and no
+    bias, so the function is the layer's own."""
+    from spikingjelly.activation_based import layer
+
+    from ..models.recurrent import RecurrentLayer
+    from ..models.zoo import replace_module
+
+    for name, module in list(model.named_modules()):
+        if not isinstance(module, RecurrentLayer) or module.rec is None:
+            continue
+        width = module.rec.in_features
+        module.neuron.step_mode = "s"
+        container = layer.LinearRecurrentContainer(module.neuron, in_features=width,
+                                                   out_features=width, step_mode="m")
+        with torch.no_grad():
+            container.rc.weight.copy_(torch.cat([torch.eye(width), module.rec.weight], dim=1))
+            container.rc.bias.zero_()
+        fc = layer.Linear(module.fc.in_features, width, step_mode="m")
+        fc.load_state_dict(module.fc.state_dict())
+        replace_module(model, name, nn.Sequential(fc, container))
 
 
 def _step(c: Candidate, x: Tensor, y: Tensor, cfg: dict[str, Any], loss_fn, sync) -> float:

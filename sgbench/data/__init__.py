@@ -23,7 +23,7 @@ class DataBundle:
 
 
 def _registry() -> dict[str, Callable[..., DataBundle]]:
-    from . import neuromorphic, vision
+    from . import audio, neuromorphic, vision
     from .digits import digits
     from .synthetic import synthetic
 
@@ -31,7 +31,8 @@ def _registry() -> dict[str, Callable[..., DataBundle]]:
             "fashion_mnist": vision.fashion_mnist, "cifar10": vision.cifar10,
             "cifar100": vision.cifar100, "imagenet": vision.imagenet,
             "tiny_imagenet": vision.tiny_imagenet, "cifar10_dvs": neuromorphic.cifar10_dvs,
-            "dvs128_gesture": neuromorphic.dvs128_gesture, "nmnist": neuromorphic.nmnist}
+            "dvs128_gesture": neuromorphic.dvs128_gesture, "nmnist": neuromorphic.nmnist,
+            "shd": audio.shd, "ssc": audio.ssc}
 
 
 def build_data(section: dict[str, Any], ctx=None) -> DataBundle:

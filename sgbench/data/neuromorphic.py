@@ -23,16 +23,16 @@ from . import DataBundle
 from .location import DataContext, require
 
 
-def _spikingjelly_datasets() -> SimpleNamespace:
-    """SpikingJelly's CIFAR10DVS, CIFAR10DVSTEBNSplit, DVS128Gesture and NMNIST.
+def spikingjelly_dataset_modules(*names: str) -> list[ModuleType]:
+    """``spikingjelly.datasets.<name>`` for each name.
 
     ``spikingjelly.datasets``'s ``__init__`` imports every dataset module, speech ones among them,
     and so torchaudio, which refuses to load when its CUDA build differs from torch's (as pip
     resolves them today). When that happens the package is registered without running its
-    ``__init__`` and only the three event-camera modules are imported.
+    ``__init__`` and only the modules named are imported.
     """
     try:
-        import spikingjelly.datasets as package
+        import spikingjelly.datasets  # noqa: F401
     except (ImportError, RuntimeError, OSError):
         import spikingjelly
 
@@ -40,8 +40,12 @@ def _spikingjelly_datasets() -> SimpleNamespace:
         package = ModuleType("spikingjelly.datasets")
         package.__path__ = [str(Path(spikingjelly.__file__).parent / "datasets")]
         sys.modules["spikingjelly.datasets"] = package
-    modules = [importlib.import_module(f"spikingjelly.datasets.{name}")
-               for name in ("cifar10_dvs", "dvs128_gesture", "n_mnist")]
+    return [importlib.import_module(f"spikingjelly.datasets.{name}") for name in names]
+
+
+def _spikingjelly_datasets() -> SimpleNamespace:
+    """SpikingJelly's CIFAR10DVS, CIFAR10DVSTEBNSplit, DVS128Gesture and NMNIST."""
+    modules = spikingjelly_dataset_modules("cifar10_dvs", "dvs128_gesture", "n_mnist")
     return SimpleNamespace(CIFAR10DVS=modules[0].CIFAR10DVS,
                            CIFAR10DVSTEBNSplit=modules[0].CIFAR10DVSTEBNSplit,
                            DVS128Gesture=modules[1].DVS128Gesture, NMNIST=modules[2].NMNIST)

@@ -5,7 +5,9 @@
   AAAI 2026, Fig. 5 and 11; MPD-AGL, IJCAI 2025);
 - mean and std of the pre-spike potential H; the thresholds and surrogate parameters in use;
 - SGV (as A2SG defines it, Var/mean|.|, and scale-free, std/mean|.|), TGC and CV of dL/dH (A2SG,
-  ICML 2026); the norm of dL/dW of the weights feeding the layer;
+  ICML 2026); the RMS of dL/dH per timestep (how the gradient decays backwards in time: the
+  vanishing over T that Zenke and Vogels, Neural Computation 2021, discuss); the norm of dL/dW
+  of the weights feeding the layer;
 - a histogram of H - theta with the surrogate's support per timestep: the data of the papers'
   gradient-available-interval figure (`sgbench plot membrane`);
 - the cosine of the surrogate gradient of the first layer's weights with their finite-difference
@@ -36,6 +38,11 @@ def _none_or(value: float | None) -> float | None:
     return None if value is None or value != value else round(value, 6)
 
 
+def _significant(value: float) -> float | None:
+    """Four significant digits (gradients can be 1e-9 and still say how they decay)."""
+    return None if value != value else float(f"{value:.4g}")
+
+
 def diagnose(model: nn.Module, probe: Probe, epoch: int, fd_weights: int = 64
              ) -> dict[str, Any]:
     """One snapshot of every diagnostic, on the probe batch, without changing the model; the FD
@@ -62,6 +69,7 @@ def diagnose(model: nn.Module, probe: Probe, epoch: int, fd_weights: int = 64
             "sgv": _none_or(capture.sgv()), "sgv_std": _none_or(capture.sgv(scale_free=True)),
             "tgc": _none_or(capture.tgc()),
             "tgc_per_step": [_none_or(v) for v in capture.tgc_per_step()],
+            "grad_rms_per_step": [_significant(v) for v in capture.rms_per_step()],
             "cv": _none_or(capture.cv()),
             "grad_norm": _none_or(result.grad_norms.get(weight[0])) if weight else None,
             "decay": round(node.decay_value(), 6),

@@ -93,6 +93,11 @@ class GradCapture:
             return None
         return (math.sqrt(var) if scale_free else var) / mean_abs
 
+    def rms_per_step(self) -> list[float]:
+        """sqrt(mean(delta[t]^2)) for t = 0..T-1: how far the gradient reaches back in time."""
+        return [math.sqrt(self.steps[t].squares / self.steps[t].n) if self.steps[t].n
+                else math.nan for t in range(self.T)]
+
     def tgc_per_step(self) -> list[float]:
         """cos(delta[t], delta[t+1]) for t = 0..T-2."""
         out = []

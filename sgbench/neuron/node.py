@@ -215,8 +215,8 @@ class SpikingNeuron(base.MemoryModule):
         """Charge, then the rule's theta[t] and p[t] from H[t], then ``fire(h, theta_t, p_t, t)``
         -> (spikes, potential): one step at a time."""
         spikes, hs, thetas, ps = [], [], [], []
-        for t in range(x.shape[0]):
-            h = charge(x[t], v, k, dyn)
+        for t, x_t in enumerate(x.unbind(0)):  # unbind: x[t]'s backward would fill all T
+            h = charge(x_t, v, k, dyn)
             theta_t, p_t = self.rule.at_step(self, t, h)
             s, v = fire(h, theta_t, p_t, t)
             spikes.append(s), hs.append(h), thetas.append(theta_t), ps.append(p_t)
@@ -244,6 +244,13 @@ class SpikingNeuron(base.MemoryModule):
             self._observe(h.detach()[None], s.detach()[None], theta_t.detach()[None],
                           p_t.detach()[None], append=t > 0)
         return self._emit(s, theta_t).to(x_in.dtype)
+
+    def end_single_steps(self, spikes: Tensor) -> None:
+        """After a sequence of single steps (a recurrent layer's loop): tell the rule, as a
+        multi-step forward does (LocalZO draws anew, TrSG updates its running potential)."""
+        if self.training:
+            v = self.v if torch.is_tensor(self.v) else torch.full_like(spikes[-1], self.v)
+            self.rule.end_of_sequence(self, spikes.detach(), v.detach())
 
     def _plif_input(self, x: Tensor) -> Tensor:
         """Under PLIF the learnable 1/tau also scales the input and the reset drive: the engine

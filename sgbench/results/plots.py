@@ -2,7 +2,9 @@
 
 Over many records (one task): ``accuracy-vs-T`` (mean ± std over seeds per method), ``pareto``
 (top-1 against energy per sample, the Pareto front marked) and ``curves`` (train and test top-1
-and loss per epoch, mean over seeds). For one record: ``firing`` (spike rate, layer x timestep),
+and loss per epoch, mean over seeds), ``grad-decay`` (the RMS of dL/dH per timestep in the
+first spiking layer, relative to its largest: how far back in time each method's gradient
+reaches). For one record: ``firing`` (spike rate, layer x timestep),
 ``membrane`` (histogram of H - theta per layer with the surrogate's support, the threshold and the
 vanilla window: the gradient-available-interval figure of DS-ATGO, AAAI 2026, Fig. 5) and
 ``coverage`` (the share of H in the support per layer, the method's against vanilla).
@@ -16,8 +18,8 @@ from ..errors import UsageError, UserError
 from .compare import summarize
 from .show import snapshot
 
-KINDS = ("rank", "accuracy-vs-T", "pareto", "curves", "cd", "bayes", "firing", "membrane",
-         "coverage")
+KINDS = ("rank", "accuracy-vs-T", "pareto", "curves", "grad-decay", "cd", "bayes", "firing",
+         "membrane", "coverage")
 ONE_RECORD = ("firing", "membrane", "coverage")
 ACROSS_TASKS = ("cd", "bayes")
 FORMATS = (".png", ".svg", ".pdf")
@@ -289,6 +291,46 @@ def curves(axes, records: list[dict[str, Any]], task: str) -> None:
                           ncol=min(5, len(labels)), fontsize=TEXT_PT)
 
 
+def grad_decay(ax, records: list[dict[str, Any]], task: str) -> None:
+    """Per configuration, the geometric mean over its runs of rms_t / max_t rms of dL/dH in the
+    first spiking layer, from each run's last diagnostics (log scale: decay is exponential)."""
+    import math
+
+    by_id = {r.get("run_id"): r for r in records}
+    rows = sorted(_measured(records, task), key=lambda r: (r["label"], r["T"]))
+    drawn = 0
+    for row in rows:
+        curves = [relative_rms(by_id[i]) for i in row["run_ids"] if i in by_id]
+        curves = [c for c in curves if c]
+        if not curves:
+            continue
+        steps = min(len(c) for c in curves)
+        mean = [math.exp(sum(math.log(c[t]) for c in curves) / len(curves))
+                for t in range(steps)]
+        ax.plot(range(1, steps + 1), mean, label=f"{row['label']} T={row['T']}",
+                markevery=max(1, steps // 10), markersize=4, **style(row["label"]))
+        drawn += 1
+    if not drawn:
+        raise UserError(f"no record of {task} has gradients per timestep (records written "
+                        "before sgbench kept them, or T=1): rerun them")
+    ax.set_yscale("log")
+    ax.set(xlabel="timestep t", ylabel="RMS of dL/dH[t] / its largest",
+           title=f"{task}, {_epochs(rows)}: the gradient over time, spiking layer 1 "
+                 "(geometric mean over seeds)")
+    ax.legend(**LEGEND)
+
+
+def relative_rms(record: dict[str, Any]) -> list[float] | None:
+    """rms_t / max_t rms of the first spiking layer's dL/dH, or None without them."""
+    layers = (((record.get("diagnostics") or {}).get("snapshots") or [{}])[-1]
+              .get("layers") or [{}])
+    rms = layers[0].get("grad_rms_per_step")
+    if not rms or len(rms) < 2 or any(v is None or v <= 0 for v in rms):
+        return None
+    top = max(rms)
+    return [v / top for v in rms]
+
+
 def _title(record: dict[str, Any]) -> str:
     """Which run exactly: the configuration, the seed and how long it trained."""
     from .compare import label, method_defaults
@@ -384,6 +426,7 @@ def draw(kind: str, records: list[dict[str, Any]], task: str | None, out: Path,
         "accuracy-vs-T": lambda: accuracy_vs_T(fig.add_subplot(), records, task),
         "pareto": lambda: pareto(fig.add_subplot(), records, task),
         "curves": lambda: curves(fig.subplots(1, 2), records, task),
+        "grad-decay": lambda: grad_decay(fig.add_subplot(), records, task),
         "firing": lambda: firing(fig.add_subplot(), records[0], vmax),
         "membrane": lambda: membrane(fig, records[0]),
         "coverage": lambda: coverage(fig.add_subplot(), records[0]),

@@ -1,6 +1,7 @@
 """`sgbench report --out DIR`: one static HTML page (no server, no script) with, per task, the
 ranked leaderboard (Δ to a baseline with its interval, corrected significance, flags), the recipe
-and provenance, the figures that say who wins, and one section per row with the figures of that
+and provenance, the figures that say who wins (and, where records keep gradients per timestep,
+how each method's gradient decays over time), and one section per row with the figures of that
 row's own record; then the ranking across tasks and the published numbers. Figures and a copy of
 every record shown sit beside the page, so it opens from disk."""
 from __future__ import annotations
@@ -16,7 +17,7 @@ from tabulate import tabulate
 from ..errors import UserError
 from ..record import open_new_or_own, own_folder, safe_name, strict
 from .compare import summarize
-from .plots import ONE_RECORD, draw
+from .plots import ONE_RECORD, draw, relative_rms
 from .provenance import provenance
 from .table import caption, render
 
@@ -114,7 +115,8 @@ def _task_section(task: str, records: list[dict[str, Any]], published, folder: P
     table = (f'<p class="caption">{"<br>".join(map(html.escape, caption(rows)))}</p>'
              + render(rows, "html", COLUMNS))
     kinds = ["rank", "pareto", "curves"] + ["accuracy-vs-T"] * (
-        len({r["T"] for r in measured}) > 1)
+        len({r["T"] for r in measured}) > 1) + ["grad-decay"] * any(
+        r["status"] == "ok" and relative_rms(r) for r in mine)
     figures = "".join(_figure(kind, records, task, folder, f"{task}_{kind}", baseline=base)
                       for kind in kinds)
     vmax = max((max(max(layer["spike_rate"]) for layer in r["diagnostics"]["snapshots"][-1]
