@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .record import current_umask
+from .files import current_umask
 
 
 class StopRequested(Exception):
@@ -101,7 +101,7 @@ def run_identity(cfg: dict[str, Any], method: str, params: dict[str, Any], sourc
 def checkpoint_path(out_dir: Path, cfg: dict[str, Any], identity: dict[str, Any]) -> Path:
     """Where the run of this identity keeps its checkpoint; its stem is the run's key
     (``run_key`` in the record), so a method whose source changed is a new run."""
-    from .record import safe_name
+    from .files import safe_name
 
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     name = safe_name(f"{cfg['name']}_{identity['method']}_T{cfg['T']}_s{identity['seed']}_"

@@ -1,129 +1,33 @@
-"""Run records: environment capture, the atomic store, and reading records back.
+"""Run records: the atomic store and reading records back (the environment a record names:
+environment.py; the safe file primitives: files.py).
 
 A record is one JSON file per run. It is written once, atomically (temporary file in the same
 folder, fsync, rename), and never edited.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import stat
 import math
 import os
-import platform
-import re
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .alloc import allocator_tuned
 from .errors import UserError
+from .files import current_umask, safe_name
 
 SCHEMA = "sgbench.run/2"  # 2: diagnostics, paper_overlay, cost.adapt_s / diagnostics_s
 READABLE = ("sgbench.run/1", SCHEMA)
-
-
-def _package_version(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def git_state() -> dict[str, Any]:
-    """Commit and dirty flag of the sgbench source tree, when it is a git checkout."""
-    root = Path(__file__).resolve().parent.parent
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                                 timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    if commit is None:
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
-
-
-def device_name(device) -> str:
-    if device.type == "cuda":
-        import torch
-
-        return torch.cuda.get_device_name(device)
-    return _cpu_name()
-
-
-def capture_env(device, neuron_backend: str) -> dict[str, Any]:
-    """What a record stores about the machine and software (never the hostname)."""
-    import torch
-
-    return {
-        "sgbench": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "spikingjelly": _package_version("spikingjelly"),
-        "numpy": _package_version("numpy"),
-        "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
-        "device": str(device),
-        "device_name": device_name(device),
-        "cuda": torch.version.cuda if device.type == "cuda" else None,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "allocator_tuned": allocator_tuned(),
-        "neuron_backend": neuron_backend,
-        "git": git_state(),
-    }
 
 
 def new_run_id(task: str, method: str, T: int, seed: int, protocol: str) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     return safe_name(f"{task}_{Path(method).stem}_T{T}_s{seed}_{protocol}_{stamp}_"
                      f"{secrets.token_hex(3)}")
-
-
-def ensure_writable(out_dir: Path, what: str = "records") -> Path:
-    """Create ``out_dir`` if needed and prove a file can be written there, before any work."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".sgbench-probe-"):
-            pass
-    except OSError as exc:
-        raise UserError(f"cannot write {what} to '{out_dir}': {exc.strerror or exc}") from exc
-    return out_dir
-
-
-MAX_NAME = 120  # characters of a file name's stem: room for suffixes within 255 bytes
-
-
-def safe_name(text: str) -> str:
-    """``text`` usable as one file name: letters, digits, '.', '_' and '-' only, no leading dot
-    (names from task files and overrides must not reach outside the output folder), and short
-    enough for any file system (a long one keeps its start and a hash of the whole)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).lstrip(".-") or "unnamed"
-    if len(cleaned) <= MAX_NAME:
-        return cleaned
-    digest = hashlib.sha256(str(text).encode()).hexdigest()[:10]
-    return f"{cleaned[:MAX_NAME - 11]}-{digest}"
 
 
 def strict(value: Any, path: str = "", found: list[str] | None = None) -> Any:
@@ -151,46 +55,6 @@ def dumps(record: dict[str, Any]) -> str:
     if found:
         clean["nonfinite"] = found
     return json.dumps(clean, indent=1, allow_nan=False) + "\n"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine (a lock's or a job's holder)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def own_folder(path: Path) -> Path:
-    """A folder sgbench writes into inside the one the user named: made if missing, refused
-    if something planted a link (or a file) there."""
-    if path.is_symlink() or path.exists() and not path.is_dir():
-        raise UserError(f"{path} is a link or a file; sgbench writes only into a folder of its "
-                        f"own there (remove it)")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def open_new_or_own(path: Path, mode: str = "a"):
-    """Open a file sgbench writes beside its records without following a link someone planted
-    there (O_NOFOLLOW): the file stays inside the folder the user named."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if "a" in mode else
-                                                        os.O_TRUNC)
-    try:
-        fd = os.open(path, flags, 0o666)
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc} (a link is never "
-                        f"followed)") from None
-    return os.fdopen(fd, mode, newline="")
 
 
 def write_record(record: dict[str, Any], out_dir: Path) -> Path:

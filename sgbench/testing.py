@@ -15,7 +15,8 @@ Each check runs the method's own rules on a small spiking CNN and reports what i
 - extremes: finite gradients for inputs of size 1e4 and for half-precision input;
 - state: a fresh model loading the state_dict gives the same outputs;
 - recurrent layer: a layer whose spikes are fed back, run one neuron step at a time: one step
-  per timestep, the auxiliary loss, finite gradients through the feedback weights;
+  per timestep, the auxiliary loss, finite gradients through the feedback weights; and run as
+  one fused sequence where the rule allows it, the same outputs and gradients;
 - hooks: ``on_epoch_start``, ``adapt`` (with a probe batch), a training step with ``aux_loss``
   and ``param_groups``, ``on_train_batch_end`` and ``search_bounds``, then the rules and the
   surrogate again at the parameters the hooks left;
@@ -373,9 +374,29 @@ def _check_state(cls) -> str:
 
 
 def _check_recurrent(method: Bound) -> str:
-    """A recurrent spiking layer (one neuron step at a time, its spikes fed back): the neuron
-    runs one step per timestep, any auxiliary loss is taken, and a finite gradient reaches every
-    parameter, the feedback weights across time included."""
+    """A recurrent spiking layer (its spikes fed back), run one neuron step at a time: the
+    neuron runs one step per timestep, any auxiliary loss is taken, and a finite gradient reaches
+    every parameter, the feedback weights across time included. Run again as one fused sequence
+    (where the rule allows it, ``neuron/recurrent.py``), it gives the same outputs and
+    gradients."""
+    out, grads, stats = _recurrent_pass(method, observe=True)  # observing keeps the step loop
+    assert stats is not None and stats["spike_rate"].shape == (RECURRENT_T,), \
+        "the neuron did not run one step per timestep"
+    dead = [name for name, g in grads.items()
+            if g is None or not torch.isfinite(g).all() or not g.abs().sum() > 0]
+    assert not dead, f"parameters without a finite gradient: {', '.join(dead)}"
+    fused_out, fused_grads, _ = _recurrent_pass(method, observe=False)
+    torch.testing.assert_close(fused_out, out, rtol=1e-9, atol=1e-12,
+                               msg="the fused recurrent sequence gives other outputs")
+    for name, g in grads.items():
+        torch.testing.assert_close(fused_grads[name], g, rtol=1e-9, atol=1e-12,
+                                   msg=f"the fused recurrent sequence: other dL/d{name}")
+    return f"{RECURRENT_T} single steps, gradients through the feedback weights; fused the same"
+
+
+def _recurrent_pass(method: Bound, observe: bool):
+    """Output, parameter gradients and the recurrent neuron's statistics of one forward and
+    backward (float64, the same weights and input every time)."""
     from .models.recurrent import rsnn
 
     torch.manual_seed(0)
@@ -384,19 +405,14 @@ def _check_recurrent(method: Bound) -> str:
     rule.attach(model, RECURRENT_T)
     model.to(torch.float64)
     node = neurons(model)[0]
-    node.observe = True
+    node.observe = observe
     x = torch.rand(RECURRENT_T, 4, 6, dtype=torch.float64) * 4
-    loss = model(x).pow(2).sum()
+    out = model(x)
     aux = rule.aux_loss(model)
-    (loss if aux is None else loss + aux).backward()
-    stats = node.stats
-    assert stats is not None and stats["spike_rate"].shape == (RECURRENT_T,), \
-        "the neuron did not run one step per timestep"
-    dead = [name for name, p in model.named_parameters()
-            if p.grad is None or not torch.isfinite(p.grad).all() or not p.grad.abs().sum() > 0]
-    assert not dead, f"parameters without a finite gradient: {', '.join(dead)}"
+    (out.pow(2).sum() if aux is None else out.pow(2).sum() + aux).backward()
+    grads = {name: p.grad for name, p in model.named_parameters()}
     functional.reset_net(model)
-    return f"{RECURRENT_T} single steps, gradients through the feedback weights"
+    return out.detach(), grads, node.stats
 
 
 RECURRENT_T = 6

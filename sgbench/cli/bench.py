@@ -49,7 +49,7 @@ def bench_neuron_cmd(
     import torch
 
     from ..bench.neuron import bench_neuron
-    from ..record import capture_env
+    from ..environment import capture_env
     from ..train import pick_device
 
     if not (1 <= T <= MAX_T and neurons >= 1 and 1 <= repeats <= MAX_REPEATS):
@@ -98,7 +98,7 @@ def bench_train_cmd(
 ) -> None:
     """Training-step time of ResNet-19 on CIFAR-shaped random data, per method."""
     from ..bench.neuron import bench_train
-    from ..record import capture_env
+    from ..environment import capture_env
     from ..registry import load_method
     from ..train import pick_device
 
@@ -141,7 +141,7 @@ def bench_epoch_cmd(
     """Training steps of a task as sgbench runs them (its data path included), interleaved with
     the same network on SpikingJelly's neurons and on a plain PyTorch LIF loop."""
     from ..bench.epoch import bench_epoch
-    from ..record import capture_env
+    from ..environment import capture_env
     from ..train import pick_device
 
     if not 1 <= steps <= MAX_STEPS:

@@ -28,7 +28,7 @@ def reference_run_cmd(
     jobs: int = typer.Option(2, "--jobs", help="Runs at a time (one thread each)."),
 ) -> None:
     """Run every configuration of a reference suite."""
-    from ..record import ensure_writable
+    from ..files import ensure_writable
     from ..results.reference import load_suite, run_suite, suite_runs
 
     if jobs < 1:

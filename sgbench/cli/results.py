@@ -142,7 +142,7 @@ def plot_cmd(
         task = name = pick_task(records, task)
     if not 30 <= dpi <= 1200:
         raise UsageError(f"--dpi must lie in [30, 1200], got {dpi}")
-    from ..record import safe_name
+    from ..files import safe_name
 
     default = Path("results/plots") / f"{safe_name(name)}_{kind}.png"  # names from records
     path = draw(kind, records, task, out_file or default, dpi, baseline)
@@ -160,7 +160,7 @@ def report_cmd(
     """A static HTML report: ranked leaderboards with significance and flags, the ranking
     across tasks, published numbers with evidence levels, figures, recipe and provenance."""
     from ..results.published import load as load_published
-    from ..record import ensure_writable
+    from ..files import ensure_writable
     from ..results.report import build
 
     records = load_runs(runs)

@@ -217,7 +217,7 @@ def profile_cmd(
 def env_cmd(device: Device = "auto") -> None:
     """What a record would store about this machine and its software."""
     from ..neuron.node import auto_backend
-    from ..record import capture_env
+    from ..environment import capture_env
     from ..train import pick_device
 
     dev = pick_device(device)

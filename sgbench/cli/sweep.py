@@ -32,7 +32,7 @@ def sweep_cmd(
     """Run a grid of methods x tasks x T x seeds x params x protocols; finished jobs are
     skipped, interrupted ones resume, failures are reported and the rest go on."""
     from ..checkpoint import graceful_stop
-    from ..record import ensure_writable
+    from ..files import ensure_writable
     from ..sweep import (SlurmOptions, check_executor, exit_code, job_label, load_spec, plan,
                          run_sweep, states)
 

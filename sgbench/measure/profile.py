@@ -76,7 +76,8 @@ def _from_record(path: Path, method: str | None = None):
     """A run's resolved config, method, parameters and final checkpoint, from its record. A
     record is data: the method is loaded by its registered name, or from the ``method`` the
     user names, never from a file the record names, and its source must be the record's."""
-    from ..record import read_record, safe_name
+    from ..files import safe_name
+    from ..record import read_record
     from ..registry import method_source_sha256
 
     record = read_record(path)

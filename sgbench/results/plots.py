@@ -60,7 +60,7 @@ def check_out(out: Path) -> None:
                          f"{', '.join(FORMATS)}")
     if out.suffix.lower() not in FORMATS:
         raise UsageError(f"--out must end in {', '.join(FORMATS)}; got '{out.name}'")
-    from ..record import ensure_writable
+    from ..files import ensure_writable
 
     ensure_writable(out.parent, "the figure")  # under a file or /proc: one line, before drawing
 

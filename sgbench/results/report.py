@@ -15,7 +15,8 @@ from typing import Any
 from tabulate import tabulate
 
 from ..errors import UserError
-from ..record import open_new_or_own, own_folder, safe_name, strict
+from ..files import open_new_or_own, own_folder, safe_name
+from ..record import strict
 from .compare import summarize
 from .plots import ONE_RECORD, draw, relative_rms
 from .provenance import provenance

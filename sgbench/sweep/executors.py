@@ -17,7 +17,7 @@ from typing import Any, Callable
 from ..checkpoint import stop_requested
 from ..errors import UserError
 from ..progress import GridStatus
-from ..record import own_folder
+from ..files import own_folder
 from .state import EXIT_MARK, RUNNING_MARK, finished, holder_alive
 
 

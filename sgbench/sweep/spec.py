@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError, UserError
-from ..record import safe_name
+from ..files import safe_name
 
 DEVICES = ("auto", "cpu", "cuda")
 SPEC_KEYS = {"name", "methods", "tasks", "T", "seeds", "protocols", "params", "epochs",

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..record import load_records, pid_alive, read_json
+from ..files import pid_alive
+from ..record import load_records, read_json
 from .spec import Job, Spec
 
 FINISHED = ("ok", "diverged")  # a run that ended with a result

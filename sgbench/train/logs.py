@@ -37,7 +37,7 @@ class CsvLog(Reporter):
             raise UserError(f"cannot write the per-epoch log {path}: {what}")
 
     def epoch(self, entry: dict[str, Any]) -> None:
-        from ..record import open_new_or_own
+        from ..files import open_new_or_own
 
         kept = self._rows_before(entry["epoch"])
         with open_new_or_own(self.path, "a" if kept is None else "w") as fh:

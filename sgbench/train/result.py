@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from .. import record as rec
+from ..environment import capture_env
 from ..checkpoint import SUFFIX
 from ..config import config_sha256
 from ..errors import formatted_traceback
@@ -85,5 +86,5 @@ def make_record(req: RunRequest, setup: Setup, out: Outcome, wall_s: float) -> d
                  if history else None,
                  "peak_memory_mb": peak_memory_mb(setup.device),
                  **headline.get("cost", {})},
-        "env": rec.capture_env(setup.device, used_backend(setup.model) or cfg["neuron"]["backend"]),
+        "env": capture_env(setup.device, used_backend(setup.model) or cfg["neuron"]["backend"]),
     }

@@ -14,6 +14,7 @@ from torch import nn
 
 from .. import checkpoint, distributed
 from .. import record as rec
+from ..files import ensure_writable
 from ..config import resolve_task
 from ..data import build_data, loading, step_shape
 from ..data.location import DataContext
@@ -170,7 +171,7 @@ def prepare(req: RunRequest) -> Setup:
     params = parse_params(method_cls, req.params)
     energy = EnergyModel.parse(req.energy)
     cfg = _resolve(req, method_cls)
-    out_dir = rec.ensure_writable(Path(req.out_dir))
+    out_dir = ensure_writable(Path(req.out_dir))
     identity = checkpoint.run_identity(cfg, method_cls.name, dataclasses.asdict(params),
                                        method_source_sha256(method_cls), req.seed, req.protocol)
     ckpt = checkpoint.checkpoint_path(out_dir, cfg, identity)
