@@ -215,18 +215,30 @@ def forever(loader):
         yield from loader
 
 
+def _training(cfg: dict[str, Any], device: torch.device, data_dir, seed: int):
+    """The task's data, its loss, a device sync and an endless stream of training batches."""
+    from ..train import make_loss
+
+    data = build_data(cfg["data"], DataContext.resolve(data_dir, False, cfg["T"]))
+    train = loading.on_device(data.train, device)
+    batches = forever(loading.train_batches(train, cfg["train"]["batch_size"],
+                                             torch.Generator().manual_seed(seed), 0,
+                                             drop_last=True))
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    return data, make_loss(cfg["train"]), sync, batches
+
+
 def bench_epoch(task: str, method_name: str = "atan", steps: int = 20, warmup: int = 3,
                 device: str = "cpu", seed: int = 0, data_dir=None, overrides=()
                 ) -> dict[str, Any]:
     """Median seconds per training step of each candidate, samples/s, and their ratios."""
     from ..config import resolve_task
     from ..registry import load_method
-    from ..train import make_loss, make_optimizer
+    from ..train import make_optimizer
 
     dev = torch.device(device)
     cfg = resolve_task(task, overrides=list(overrides))
-    data = build_data(cfg["data"], DataContext.resolve(data_dir, False, cfg["T"]))
-    train = loading.on_device(data.train, dev)
+    data, loss_fn, sync, batches = _training(cfg, dev, data_dir, seed)
     batch = cfg["train"]["batch_size"]
     method = load_method(method_name)()
     sg, sg_label = baseline_surrogate(method)
@@ -236,10 +248,6 @@ def bench_epoch(task: str, method_name: str = "atan", steps: int = 20, warmup: i
                    spikingjelly_factory(cfg["neuron"], sg), make_optimizer),
         _candidate("plain pytorch", cfg, data, dev, seed, None,
                    plain_factory(cfg["neuron"], sg), make_optimizer)]
-    loss_fn, sync = make_loss(cfg["train"]), (torch.cuda.synchronize if dev.type == "cuda"
-                                              else (lambda: None))
-    batches = forever(loading.train_batches(train, batch, torch.Generator().manual_seed(seed),
-                                             0, drop_last=True))
     data_times = []
     for step in range(warmup + steps):
         sync()
@@ -252,8 +260,38 @@ def bench_epoch(task: str, method_name: str = "atan", steps: int = 20, warmup: i
             elapsed = _step(c, x, y, cfg, loss_fn, sync)
             if step >= warmup:
                 c.times.append(elapsed)
-    return _summary(cfg, method, sg_label, candidates, data_times, batch, len(train), dev,
+    return _summary(cfg, method, sg_label, candidates, data_times, batch, len(data.train), dev,
                     steps)
+
+
+def step_seconds(method: str, task: str, T: int | None = None, params=(),
+                 protocol: str = "controlled", epochs: int | None = None, overrides=(),
+                 device: str = "cpu", steps: int = 5, warmup: int = 2, data_dir=None
+                 ) -> dict[str, Any]:
+    """One configuration as a run trains it (its recipe under ``protocol``, the method at
+    ``params``): the median seconds of a training step, and the batches of an epoch's training
+    and testing (in training batches) over its epochs."""
+    from ..config import resolve_task
+    from ..params import parse_params
+    from ..registry import load_method
+    from ..train import make_optimizer
+
+    method_cls = load_method(method)
+    cfg = resolve_task(task, T=T, epochs=epochs, overrides=list(overrides), protocol=protocol,
+                       paper_overlay=method_cls.paper_overlay)
+    dev = torch.device(device)
+    data, loss_fn, sync, batches = _training(cfg, dev, data_dir, 0)
+    rule = method_cls(parse_params(method_cls, list(params)))
+    candidate = _candidate("sgbench", cfg, data, dev, 0, rule, None, make_optimizer)
+    for step in range(warmup + steps):
+        x, y = next(batches)
+        elapsed = _step(candidate, x, y, cfg, loss_fn, sync)
+        if step >= warmup:
+            candidate.times.append(elapsed)
+    batch = cfg["train"]["batch_size"]
+    return {"step_s": statistics.median(candidate.times),
+            "train_batches": -(-len(data.train) // batch),
+            "test_batches": -(-len(data.test) // batch), "epochs": cfg["train"]["epochs"]}
 
 
 def _summary(cfg, method, sg_label, candidates, data_times, batch, n_train, dev, steps):

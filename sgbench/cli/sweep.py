@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from ..errors import UsageError
 from .common import Json, err, out, print_json, user_errors
 
 
@@ -15,6 +16,9 @@ def sweep_cmd(
     spec_path: Path = typer.Argument(..., metavar="SPEC.yaml", help="The sweep's grid."),
     status: bool = typer.Option(False, "--status", help="Show each job's state; run nothing."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the jobs that would run."),
+    estimate: bool = typer.Option(False, "--estimate", help="With --dry-run: how long the "
+                                  "pending jobs take, from the sweep's finished runs of each "
+                                  "configuration, else from a few training steps timed now."),
     executor: str = typer.Option("local", "--executor", help="local, slurm or submitit-local "
                                  "(the Slurm path through submitit's LocalExecutor)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Local jobs at a time "
@@ -38,9 +42,12 @@ def sweep_cmd(
 
     spec = load_spec(spec_path, out_dir)
     check_executor(executor, workers, jobs_per_gpu)
+    if estimate and not dry_run:
+        raise UsageError("--estimate goes with --dry-run")
     if status or dry_run:
         shown = plan(spec)[0] if dry_run else states(spec)
-        _sweep_table(spec, shown, json_out, "would run" if dry_run else "status")
+        times = _estimate(spec, workers) if estimate else None
+        _sweep_table(spec, shown, json_out, "would run" if dry_run else "status", times)
         return
     ensure_writable(spec.out)  # a file, a special folder or no room: one line, before any job
     todo, skipped = plan(spec)
@@ -71,13 +78,57 @@ def _cell(column: str, value) -> str:
         else str(value)
 
 
-def _sweep_table(spec, shown, json_out: bool, title: str) -> None:
+def _estimate(spec, workers: Optional[int]) -> dict:
+    """The pending jobs' time (sweep/estimate.py), steps timed on the spec's device, one
+    thread (as each local job runs)."""
+    import torch
+
+    from ..bench.epoch import step_seconds
+    from ..sweep import local_workers, states
+    from ..sweep.estimate import estimate
+
+    device = "cuda" if spec.device == "auto" and torch.cuda.is_available() else \
+        "cpu" if spec.device == "auto" else spec.device
+    torch.set_num_threads(1)
+
+    def time_steps(job):
+        err.print(f"timing {job.method} on {job.task} ...", highlight=False)
+        return step_seconds(job.method, job.task, job.T, job.params, job.protocol, job.epochs,
+                            job.overrides, device)
+    return estimate(states(spec), local_workers(spec.device, workers, 1)[0], time_steps)
+
+
+def _estimate_table(times: dict) -> None:
+    from ..sweep.estimate import duration
+
+    table = Table("method", "task", "T", "params", "jobs", "each", "from",
+                  title="time of the pending jobs")
+    for (method, task, T, params, *_), e in times["configurations"].items():
+        table.add_row(method, task, "task's" if T is None else str(T), " ".join(params),
+                      str(e.jobs), duration(e.seconds),
+                      "finished runs" if e.source == "runs" else "steps timed now")
+    out.print(table)
+    out.print(f"{duration(times['job_seconds'])} of job time: about "
+              f"{duration(times['wall_seconds'])} on {times['workers']} worker(s). Timed steps "
+              "count training and testing only (not diagnostics or latency): a lower bound.",
+              highlight=False)
+
+
+def _estimate_json(times: dict) -> dict:
+    return {"job_seconds": times["job_seconds"], "wall_seconds": times["wall_seconds"],
+            "workers": times["workers"],
+            "configurations": [{"method": k[0], "task": k[1], "T": k[2], "params": list(k[3]),
+                                "jobs": e.jobs, "seconds_each": e.seconds, "from": e.source}
+                               for k, e in times["configurations"].items()]}
+
+
+def _sweep_table(spec, shown, json_out: bool, title: str, times: dict | None = None) -> None:
     from ..sweep import counts, summary_rows
 
     rows = summary_rows(shown)
     if json_out:
         print_json({"sweep": spec.name, "out": str(spec.out), "counts": counts(shown),
-                    "jobs": rows})
+                    "jobs": rows, **({"estimate": _estimate_json(times)} if times else {})})
         return
     columns = ["method", "task", "T", "seed", "protocol", "params", "state", "top1", "wall_s",
                "note"]
@@ -91,6 +142,8 @@ def _sweep_table(spec, shown, json_out: bool, title: str) -> None:
     out.print(table)
     tally = ", ".join(f"{n} {state}" for state, n in sorted(counts(shown).items()))
     out.print(f"{len(shown)} jobs: {tally or 'none'}  ({spec.out})", highlight=False)
+    if times:
+        _estimate_table(times)
 
 
 def register(app: typer.Typer) -> None:
