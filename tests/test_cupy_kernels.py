@@ -15,8 +15,9 @@ import subprocess
 import pytest
 import torch
 
-from sgbench.neuron.cupy_backend import (DTYPES, HEADER, PRECOMPUTED, SHAPE_SOURCE, kernel_source,
-                                         precomputed_surrogate, variant_tag)
+from sgbench.neuron.cupy_backend import precomputed_surrogate
+from sgbench.neuron.cupy_source import (DTYPES, HEADER, PRECOMPUTED, SHAPE_SOURCE, kernel_source,
+                                        variant_tag)
 from sgbench.neuron.engine import SequenceFn
 from sgbench.neuron.node import SpikingNeuron
 from sgbench.neuron.shapes import get_shape

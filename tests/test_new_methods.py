@@ -285,7 +285,7 @@ def test_tet_settings_exist_only_with_the_tet_loss():
 
 
 def test_a_plugin_shape_reusing_a_built_in_name_gets_no_kernel():
-    from sgbench.neuron.cupy_backend import has_kernel
+    from sgbench.neuron.cupy_source import has_kernel
     from sgbench.neuron.shapes import Shape
 
     mine = Shape("triangle", ("h",), lambda x, h: x * 0 + h, lambda x, h: h * x,

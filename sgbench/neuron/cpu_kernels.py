@@ -3,7 +3,7 @@ their BPTT in one pass back; and the 2x2 max-pool of models/pool.py, alone or in
 passes (the spikes pooled while in cache, the pooled gradient spread back the same way). Imported
 only when they first run (importing numba takes time).
 
-The arithmetic is the torch backend's (engine.py) and the CUDA kernels' (cupy_backend.py), per
+The arithmetic is the torch backend's (engine.py) and the CUDA kernels' (cupy_source.py), per
 neuron: H[t] = k V[t-1] + c X[t] + b; S[t] = H[t] >= theta[t]; hard reset V = S ? v_reset : H, soft
 V = H - theta S. Backward, with x = H - theta[t] and g the surrogate:
 
@@ -15,6 +15,11 @@ Each call handles the neurons [lo, hi): the caller splits a layer over threads (
 the GIL). Within a range, neurons go in blocks of BLOCK (whole pairs of rows when pooling) with t
 as the outer loop, so the inner loop runs over consecutive neurons (vectorisable) while V and
 dL/dV stay in cache. Floats are kept in float32 as in the torch backend.
+
+One file on purpose (a little over the house's 400 lines): Numba's disk cache (``cache=True``)
+keys a compiled kernel on its own file only, so a kernel that inlines a function from another
+module would keep running its old compiled copy after that module changed. The pooling helpers
+are inlined into the neuron kernels, so they stay beside them.
 """
 from __future__ import annotations
 

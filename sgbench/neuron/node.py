@@ -14,7 +14,8 @@ from torch import nn
 from ..config import BACKENDS, CHARGES, RESETS
 from ..errors import UserError
 from .capture import GradCapture
-from .cupy_backend import CupySequenceFn, cupy_available, has_kernel
+from .cupy_backend import CupySequenceFn, cupy_available
+from .cupy_source import has_kernel
 from .engine import Dynamics, FireResetFn, SequenceFn, charge
 from .numba_backend import NumbaSequenceFn, kernel_kind, numba_available
 from .rules import FixedRule, LayerRule

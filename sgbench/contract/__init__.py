@@ -1,0 +1,1 @@
+"""The method contract check's parts (sgbench/testing.py runs them)."""
