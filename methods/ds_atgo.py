@@ -22,8 +22,19 @@ from sgbench.api import (LayerContext, LayerRule, Method, UserError, cross_entro
 VARIANTS = ("official", "paper")
 
 
+def std_mean(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.std_mean(h) (unbiased std, mean; the official code's) by the classical two-pass
+    formula over vectorised sums: the same within float rounding, and ~20x faster than
+    torch.std_mean on CPU, where it took a third of DS-ATGO's training step."""
+    flat = h.reshape(-1)
+    mean = flat.sum() / flat.numel()
+    centred = flat - mean
+    return (centred.square_().sum() / (flat.numel() - 1)).sqrt(), mean
+
+
 class AdaptiveThresholdRule(LayerRule):
     mode = "stepwise"
+    detached_steps = True  # theta and kappa are statistics of H, made under no_grad
 
     def __init__(self, T: int, params: "DsAtgo.Params"):
         super().__init__("rect")
@@ -40,7 +51,7 @@ class AdaptiveThresholdRule(LayerRule):
         t = min(t, trained - 1)
         q = self.params
         with torch.no_grad():
-            std, mean = torch.std_mean(h)
+            std, mean = std_mean(h)
             batch_theta = q.f_c * (mean + std)  # Eq. 5
             if self.training:
                 theta = batch_theta

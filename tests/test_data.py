@@ -184,3 +184,16 @@ def test_bench_epoch_prints_three_candidates_and_the_ratios():
     assert all(r["samples_per_s"] > 0 for r in report["results"])
     assert set(report["ratios"]) == {"sgbench/spikingjelly", "sgbench/plain"}
     assert 0 <= report["data_share"] < 1 and report["threads"] == 1
+
+
+def test_bench_methods_times_each_method_against_the_first_in_one_process():
+    result = runner.invoke(app, ["bench", "methods", "--task", "synthetic", "--methods",
+                                 "atan,ds_atgo,localzo", "--steps", "2", "--threads", "1",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["method"]: r for r in json.loads(result.stdout)["results"]}
+    assert list(rows) == ["atan", "ds_atgo", "localzo"] and rows["atan"]["vs_first"] == 1.0
+    assert rows["ds_atgo"]["backend"] == "numba"  # the stepwise rule on the kernels
+    assert rows["localzo"]["backend"] == "torch" and rows["localzo"]["median_s"] > 0
+    bad = runner.invoke(app, ["bench", "methods", "--task", "synthetic", "--methods", "nosuch"])
+    assert bad.exit_code != 0 and "Traceback" not in bad.output

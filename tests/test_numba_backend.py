@@ -276,3 +276,32 @@ def test_h_recomputed_in_backward_gives_the_gradients_of_h_kept_bit_for_bit(name
         assert torch.equal(kept, remade)
     for kept, remade in zip(runs[0][3:], runs[1][3:]):  # sums: another variant's rounding
         torch.testing.assert_close(kept, remade, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("learnable_decay", [False, True])
+def test_a_stepwise_rule_without_gradients_runs_the_kernels_and_trains_as_on_torch(
+        learnable_decay):
+    """DS-ATGO's thresholds are statistics of each H[t]: a pass without a graph finds them, the
+    kernels run the sequence at them. The same spikes, potentials, gradients (decay included)
+    and running thresholds as the torch backend, and the rule steps once per forward."""
+    from sgbench.registry import load_method
+
+    torch.manual_seed(0)
+    x = torch.randn(T, 6, 2, 4, 4) * 1.5 + 0.5
+    runs = []
+    for backend in ("auto", "torch"):
+        node = SpikingNeuron(charge="mul", decay=0.2, learnable_decay=learnable_decay,
+                             backend=backend)
+        model = torch.nn.Sequential(node)
+        load_method("ds_atgo")().attach(model, T)
+        model.train()
+        xs = x.clone().requires_grad_()
+        out = model(xs)
+        (out * torch.linspace(-1, 1, out[0].numel()).reshape(out[0].shape)).sum().backward()
+        runs.append((node.used_backend, out, node.v, xs.grad, node.rule.running_theta.clone(),
+                     *(p.grad for p in node.parameters())))
+    fused, reference = runs
+    assert (fused[0], reference[0]) == ("numba", "torch")
+    for a, b in zip(fused[1:], reference[1:]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(fused[4], torch.ones(T))  # the running thresholds moved, once

@@ -264,6 +264,35 @@ def bench_epoch(task: str, method_name: str = "atan", steps: int = 20, warmup: i
                     steps)
 
 
+def bench_methods(task: str, methods: list[str], steps: int = 10, warmup: int = 2,
+                  device: str = "cpu", data_dir=None, overrides=()) -> dict[str, Any]:
+    """Every method's training step on the task, interleaved in one process (each step, each
+    method in turn, on the same batch) so drift hits them alike: medians and the ratio to the
+    first method's."""
+    from ..config import resolve_task
+    from ..registry import load_method
+    from ..train import make_optimizer
+
+    dev = torch.device(device)
+    cfg = resolve_task(task, overrides=list(overrides))
+    data, loss_fn, sync, batches = _training(cfg, dev, data_dir, 0)
+    candidates = [_candidate(name, cfg, data, dev, 0, load_method(name)(), None, make_optimizer)
+                  for name in methods]
+    for step in range(warmup + steps):
+        x, y = next(batches)
+        for c in candidates:
+            elapsed = _step(c, x, y, cfg, loss_fn, sync)
+            if step >= warmup:
+                c.times.append(elapsed)
+    first = statistics.median(candidates[0].times)
+    return {"task": cfg["name"], "version": cfg["version"], "T": cfg["T"],
+            "batch": cfg["train"]["batch_size"], "steps": steps, "device": str(dev),
+            "threads": torch.get_num_threads(),
+            "results": [{"method": c.name, "backend": used_backend(c.model),
+                         "median_s": statistics.median(c.times),
+                         "vs_first": statistics.median(c.times) / first} for c in candidates]}
+
+
 def step_seconds(method: str, task: str, T: int | None = None, params=(),
                  protocol: str = "controlled", epochs: int | None = None, overrides=(),
                  device: str = "cpu", steps: int = 5, warmup: int = 2, data_dir=None

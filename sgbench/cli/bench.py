@@ -1,4 +1,4 @@
-"""`sgbench bench neuron|train|epoch`: speed benchmarks that print numbers."""
+"""`sgbench bench neuron|train|epoch|methods|profile`: speed benchmarks that print numbers."""
 from __future__ import annotations
 
 import typer
@@ -169,6 +169,48 @@ def bench_epoch_cmd(
               f"({result['data_s_per_batch'] * 1e3:.2f} ms a batch); an epoch ~"
               f"{result['epoch_s_estimate']:.0f} s. Baselines' surrogate: "
               f"{result['baseline_surrogate']}.", highlight=False)
+
+
+@bench_app.command("methods")
+@user_errors
+def bench_methods_cmd(
+    task: str = typer.Option(..., "--task", "-t", help="Task name or path to a .yaml file."),
+    methods: str = typer.Option("all", "--methods", help="Comma-separated, the first the "
+                                "reference (default: atan, then every other built-in)."),
+    steps: int = typer.Option(10, "--steps", help="Timed training steps per method."),
+    device: str = typer.Option("cpu", "--device"),
+    threads: Threads = None,
+    override: Overrides = [],
+    data_dir: DataDir = None,
+    json_out: Json = False,
+) -> None:
+    """Every method's training step on a task, interleaved in one process, against the first's
+    (atan's): which methods leave the fast path, and what each costs."""
+    from ..bench.epoch import bench_methods
+    from ..environment import capture_env
+    from ..registry import builtin_names
+    from ..train import pick_device
+
+    if not 1 <= steps <= MAX_STEPS:
+        raise UsageError(f"--steps must lie in [1, {MAX_STEPS}], got {steps}")
+    names = (["atan"] + sorted(set(builtin_names()) - {"atan"}) if methods == "all"
+             else [m.strip() for m in methods.split(",") if m.strip()])
+    set_threads(threads)
+    dev = pick_device(device)
+    result = bench_methods(task, names, steps=steps, device=str(dev), data_dir=data_dir,
+                           overrides=override)
+    result["env"] = capture_env(dev, result["results"][0]["backend"])
+    if json_out:
+        print_json(result)
+        return
+    table = Table("method", "backend", "median step (ms)", f"time / {names[0]}",
+                  title=f"training step, {result['task']} v{result['version']}, batch "
+                        f"{result['batch']}, T={result['T']}, {result['threads']} thread(s), "
+                        f"{result['env']['device_name']}, interleaved")
+    for row in sorted(result["results"], key=lambda r: r["vs_first"]):
+        table.add_row(row["method"], row["backend"] or "—", f"{row['median_s'] * 1e3:.1f}",
+                      f"{row['vs_first']:.2f}x")
+    out.print(table)
 
 
 @bench_app.command("profile")

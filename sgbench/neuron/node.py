@@ -16,7 +16,7 @@ from ..errors import UserError
 from .capture import GradCapture
 from .cupy_backend import CupySequenceFn, cupy_available
 from .cupy_source import has_kernel
-from .engine import Dynamics, FireResetFn, SequenceFn, charge
+from .engine import Dynamics, FireResetFn, SequenceFn, charge, fire_reset
 from .numba_backend import NumbaSequenceFn, kernel_kind, numba_available
 from .rules import FixedRule, LayerRule
 from .shapes import coverage
@@ -160,6 +160,8 @@ class SpikingNeuron(base.MemoryModule):
             else:
                 s, v, h = SequenceFn.apply(x, self._initial_v(x[0]), k, theta, p, shape, dyn,
                                            self.capture)
+        elif self.rule.detached_steps and self._cpu_fused(x):
+            s, v, h, theta, p, *pooled = self._stepwise_fused(x, k, dyn, shape)
         else:
             def fire(h, theta_t, p_t, t):
                 return FireResetFn.apply(h, _like(theta_t, x), _like(p_t, x), shape, dyn,
@@ -211,6 +213,32 @@ class SpikingNeuron(base.MemoryModule):
         s, v, _ = CupySequenceFn.apply(h.float()[None], 0.0, 0.0, theta_t.reshape(1), p_t[None],
                                        self.rule.shape, fire)
         return s[0].to(h.dtype), v
+
+    def _stepwise_fused(self, x: Tensor, k, dyn: Dynamics, shape):
+        """A stepwise rule whose outputs take no gradient, on the numba kernels: one pass
+        without a graph steps the rule (it sees each H[t] and updates what it tracks, once),
+        then the kernels run the sequence at the theta[t] and p[t] it gave, and their fused
+        BPTT is the backward. Returns (s, v, h, theta, p, [pooled])."""
+        with torch.no_grad():
+            theta, p = self._steps_without_graph(x.detach(), _detached(k), dyn)
+        frame = one_frame(x)
+        pool = self.max_pool_after and not self.rule.scaled_output
+        s, v, h, *pooled = NumbaSequenceFn.apply(
+            x if frame is None else frame, self._initial_v(x[0], as_number=True), k, theta, p,
+            shape, dyn, frame is not None, pool, self.keep_h or self.observe)
+        return (s, v, h, theta, p, *pooled)
+
+    def _steps_without_graph(self, x: Tensor, k, dyn: Dynamics) -> tuple[Tensor, Tensor]:
+        """theta [T] and p [T, P] a stepwise rule gives, stepping it through the sequence (its
+        tracked statistics updated once), nothing else kept."""
+        v, thetas, ps = self._initial_v(x[0]).detach(), [], []
+        s = torch.empty_like(x[0])
+        for t, x_t in enumerate(x.unbind(0)):
+            h = charge(x_t, v, k, dyn)  # its own tensor: the rule may keep it
+            theta_t, p_t = self.rule.at_step(self, t, h)
+            _, v = fire_reset(h, _like(theta_t, h), dyn, out=s)
+            thetas.append(theta_t), ps.append(p_t)
+        return torch.stack(thetas), torch.stack(ps)
 
     def _stepwise(self, x, v, k, dyn, fire):
         """Charge, then the rule's theta[t] and p[t] from H[t], then ``fire(h, theta_t, p_t, t)``
@@ -322,6 +350,10 @@ def one_frame(x: Tensor) -> Tensor | None:
     if frame is None or x.stride(0) != 0 or frame.shape != x.shape[1:]:
         return None
     return frame
+
+
+def _detached(k: float | Tensor) -> float | Tensor:
+    return k.detach() if torch.is_tensor(k) else k
 
 
 def _like(a: Tensor, x: Tensor) -> Tensor:

@@ -33,11 +33,15 @@ class LayerRule(nn.Module):
 
     Optional: ``initial_potential(neuron)`` (V[0] of a new sequence, a scalar tensor or None),
     ``end_of_sequence(neuron, spikes, v)`` (after each training forward: spikes [T, ...] and the
-    final potential, detached) and ``scaled_output`` (emit theta[t] S[t]). Anything the rule
+    final potential, detached), ``scaled_output`` (emit theta[t] S[t]) and, for a stepwise rule
+    whose outputs take no gradient, ``detached_steps`` (the CPU kernels may then run it). Anything the rule
     learns or tracks must be an ``nn.Parameter`` or a registered buffer, so it is saved and
     restored with the model. The engine checks every output's shape and finiteness."""
 
     mode = "sequence"
+    # A stepwise rule whose theta[t] and p[t] take no gradient (statistics of H, as DS-ATGO's):
+    # the engine may find them in a forward pass of its own and then run the sequence fused.
+    detached_steps = False
     # The neuron emits theta[t] * S[t] instead of S[t] (TrSG, Kook et al. 2026, Eq. 10): the
     # threshold's scale then cancels in dOut/dH when the surrogate's window scales with theta.
     scaled_output = False
