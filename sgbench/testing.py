@@ -15,8 +15,9 @@ Each check runs the method's own rules on a small spiking CNN and reports what i
 - extremes: finite gradients for inputs of size 1e4 and for half-precision input;
 - state: a fresh model loading the state_dict gives the same outputs;
 - recurrent layer: a layer whose spikes are fed back, run one neuron step at a time: one step
-  per timestep, the auxiliary loss, finite gradients through the feedback weights; and run as
-  one fused sequence where the rule allows it, the same outputs and gradients;
+  per timestep, the auxiliary loss, finite gradients through the feedback weights; run as one
+  fused sequence where the rule allows it, the same outputs and gradients; the method's adapt
+  (a search reruns the layer's BPTT) on it;
 - hooks: ``on_epoch_start``, ``adapt`` (with a probe batch), a training step with ``aux_loss``
   and ``param_groups``, ``on_train_batch_end`` and ``search_bounds``, then the rules and the
   surrogate again at the parameters the hooks left;

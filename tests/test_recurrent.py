@@ -12,6 +12,7 @@ import fixtures
 from sgbench.cli import app
 from sgbench.data import encode, step_shape
 from sgbench.errors import UserError
+from sgbench.neuron.capture import GradCapture
 from sgbench.models import build_model
 from sgbench.neuron.node import neurons
 from sgbench.registry import builtin_names, load_method
@@ -181,8 +182,6 @@ def test_the_max_readout_gives_the_readout_potentials_maximum_over_time():
 
 
 def test_the_gradients_rms_per_step_is_the_root_mean_square_of_each_steps_dl_dh():
-    from sgbench.neuron.capture import GradCapture
-
     delta = torch.randn(5, 3, 4, dtype=torch.float64) * torch.tensor([1e-8, 1e-4, 1, 2, 3],
                                                                       dtype=torch.float64
                                                                       ).reshape(5, 1, 1)
@@ -251,3 +250,28 @@ def test_the_spikingjelly_candidate_of_bench_epoch_is_the_same_recurrent_network
     model.double()
     assert isinstance(model.body[0][1], layer.LinearRecurrentContainer)
     torch.testing.assert_close(model(x), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["a2sg", "st_asg"])
+def test_a_search_remakes_a_recurrent_layers_gradients_for_other_widths(method):
+    """A2SG's search reruns a layer's BPTT at candidate widths (GradCapture.deltas): in a
+    recurrent layer through its feedback, from the probe pass's spikes and upstream gradients.
+    At the widths in use it gives the probe's own dL/dH; it runs in training (adapt)."""
+    from sgbench.measure.probe import Probe
+
+    torch.manual_seed(0)
+    model = build_model({"arch": "rsnn", "hidden": [8], "readout": "membrane"}, SECTION,
+                        (5,), 3)
+    rule = load_method(method)()
+    rule.attach(model, 7)
+    x, y = torch.rand(7, 6, 5) * 3, torch.randint(0, 3, (6,))
+    probe = Probe(x, y, torch.nn.CrossEntropyLoss(), rule.aux_loss, "test")
+    node = neurons(model)[0]
+    capture = probe.run(model, keep=[node], observe=False).captures[node]
+    _, p = node.rule.thresholds(node, 7)
+    again = GradCapture.of(capture.deltas(p))
+    assert again.rms_per_step() == pytest.approx(capture.rms_per_step(), rel=1e-5)
+    wider = capture.deltas(p * 1.5)
+    assert wider.shape == (7, 6, 8) and not torch.allclose(wider, capture.deltas(p))
+    capture.release()
+    rule.adapt(model, 0, probe)  # the search itself, on every layer

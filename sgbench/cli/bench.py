@@ -7,7 +7,7 @@ from rich.table import Table
 from ..errors import UsageError
 from pathlib import Path
 
-from .common import (DataDir, Json, Overrides, Threads, out, print_json, print_tables,
+from .common import (DataDir, Json, Overrides, TaskName, Threads, out, print_json, print_tables,
                      set_threads, user_errors)
 
 bench_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
@@ -128,7 +128,7 @@ def bench_train_cmd(
 @bench_app.command("epoch")
 @user_errors
 def bench_epoch_cmd(
-    task: str = typer.Option(..., "--task", "-t", help="Task name or path to a .yaml file."),
+    task: TaskName,
     method: str = typer.Option("atan", "--method", "-m", help="sgbench's method; the baselines "
                                "use its surrogate (ATan for methods that adapt theirs)."),
     steps: int = typer.Option(20, "--steps", help="Timed training steps per candidate."),
@@ -174,7 +174,7 @@ def bench_epoch_cmd(
 @bench_app.command("methods")
 @user_errors
 def bench_methods_cmd(
-    task: str = typer.Option(..., "--task", "-t", help="Task name or path to a .yaml file."),
+    task: TaskName,
     methods: str = typer.Option("all", "--methods", help="Comma-separated, the first the "
                                 "reference (default: atan, then every other built-in)."),
     steps: int = typer.Option(10, "--steps", help="Timed training steps per method."),
@@ -216,7 +216,7 @@ def bench_methods_cmd(
 @bench_app.command("profile")
 @user_errors
 def bench_profile_cmd(
-    task: str = typer.Option(..., "--task", "-t", help="Task name or path to a .yaml file."),
+    task: TaskName,
     method: str = typer.Option("atan", "--method", "-m"),
     steps: int = typer.Option(10, "--steps", help="Profiled training steps."),
     threads: Threads = None,

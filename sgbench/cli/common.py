@@ -114,6 +114,7 @@ def read_record(path: Path) -> dict:
 # Options that several commands declare alike.
 Runs = Annotated[Path, typer.Option("--runs", help="Folder of run records.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+TaskName = Annotated[str, typer.Option("--task", "-t", help="Task name or path to a .yaml file.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 Threads = Annotated[Optional[int], typer.Option("--threads", help="torch's intra-op CPU "
                                                 "threads (default: torch's own).")]

@@ -147,23 +147,43 @@ def check_recurrent(method: Bound) -> str:
     neuron runs one step per timestep, any auxiliary loss is taken, and a finite gradient reaches
     every parameter, the feedback weights across time included. Run again as one fused sequence
     (where the rule allows it, ``neuron/recurrent.py``), it gives the same outputs and
-    gradients."""
-    out, grads, stats = recurrent_pass(method, observe=True)  # observing keeps the step loop
+    gradients; and the method's adapt runs on it."""
+    out, grads, stats = recurrent_pass(method, backend="torch")  # the step loop
     assert stats is not None and stats["spike_rate"].shape == (RECURRENT_T,), \
         "the neuron did not run one step per timestep"
     dead = [name for name, g in grads.items()
             if g is None or not torch.isfinite(g).all() or not g.abs().sum() > 0]
     assert not dead, f"parameters without a finite gradient: {', '.join(dead)}"
-    fused_out, fused_grads, _ = recurrent_pass(method, observe=False)
+    fused_out, fused_grads, _ = recurrent_pass(method, backend="auto")
     torch.testing.assert_close(fused_out, out, rtol=1e-9, atol=1e-12,
                                msg="the fused recurrent sequence gives other outputs")
     for name, g in grads.items():
         torch.testing.assert_close(fused_grads[name], g, rtol=1e-9, atol=1e-12,
                                    msg=f"the fused recurrent sequence: other dL/d{name}")
-    return f"{RECURRENT_T} single steps, gradients through the feedback weights; fused the same"
+    recurrent_adapt(method)
+    return (f"{RECURRENT_T} single steps, gradients through the feedback weights; fused the "
+            "same; the method's adapt on it")
 
 
-def recurrent_pass(method: Bound, observe: bool):
+def recurrent_adapt(method: Bound) -> None:
+    """The method's between-epoch hooks on the recurrent model (a search reruns the layer's
+    BPTT through its feedback)."""
+    from ..measure.probe import Probe
+    from ..models.recurrent import rsnn
+
+    torch.manual_seed(0)
+    model = rsnn((6,), 3, lambda: SpikingNeuron(), hidden=[8], readout="membrane")
+    rule = method()
+    rule.attach(model, RECURRENT_T)
+    x = torch.rand(RECURRENT_T, 8, 6) * 4
+    probe = Probe(x, torch.randint(0, 3, (8,)), torch.nn.CrossEntropyLoss(), rule.aux_loss,
+                  "check-method")
+    for epoch in range(2):
+        rule.on_epoch_start(model, epoch, 2)
+        rule.adapt(model, epoch, probe)
+
+
+def recurrent_pass(method: Bound, backend: str):
     """Output, parameter gradients and the recurrent neuron's statistics of one forward and
     backward (float64, the same weights and input every time)."""
     from ..models.recurrent import rsnn
@@ -174,7 +194,7 @@ def recurrent_pass(method: Bound, observe: bool):
     rule.attach(model, RECURRENT_T)
     model.to(torch.float64)
     node = neurons(model)[0]
-    node.observe = observe
+    node.observe, node.backend = True, backend
     x = torch.rand(RECURRENT_T, 4, 6, dtype=torch.float64) * 4
     out = model(x)
     aux = rule.aux_loss(model)

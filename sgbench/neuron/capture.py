@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -37,6 +38,7 @@ class GradCapture:
         self.steps: dict[int, StepSums] = {}
         self.keep = keep
         self.inputs: tuple | None = None
+        self.recompute: Callable[[Tensor], Tensor] | None = None  # p -> dL/dH (recurrent layers)
         self._held: dict[int, Tensor] = {}
 
     def add(self, t: int, delta: Tensor) -> None:
@@ -57,12 +59,22 @@ class GradCapture:
         if self.keep:
             self.inputs = (h_seq, v0, k, theta, grad_s, grad_v, grad_h, shape, dyn)
 
+    def keep_recompute(self, recompute: Callable[[Tensor], Tensor]) -> None:
+        """A layer whose BPTT is not the engine's sequence (a recurrent layer's): how to remake
+        its dL/dH for other shape parameters p [T, P]."""
+        if self.keep:
+            self.recompute = recompute
+
     def deltas(self, p: Tensor) -> Tensor:
         """dL/dH [T, ...] of this layer had its shape parameters been ``p`` [T, P]."""
         from .engine import bptt
 
+        if self.recompute is not None:
+            with torch.no_grad():
+                return self.recompute(p)
         if self.inputs is None:
-            raise RuntimeError("deltas() needs a sequence-mode capture made with keep=True")
+            raise RuntimeError("deltas() needs a capture made with keep=True of a layer run as "
+                               "one sequence")
         h_seq, v0, k, theta, grad_s, grad_v, grad_h, shape, dyn = self.inputs
         with torch.no_grad():
             return bptt(h_seq, v0, k, theta, p.to(h_seq.dtype), grad_s, grad_v, grad_h, shape,
@@ -74,7 +86,7 @@ class GradCapture:
 
     def release(self) -> None:
         self.flush()
-        self.inputs = None
+        self.inputs = self.recompute = None
 
     # -- the diagnostics ----------------------------------------------------------------------
     @property
