@@ -3,8 +3,8 @@
 Over many records (one task): ``accuracy-vs-T`` (mean ± std over seeds per method), ``pareto``
 (top-1 against energy per sample, the Pareto front marked) and ``curves`` (train and test top-1
 and loss per epoch, mean over seeds), ``grad-decay`` (the RMS of dL/dH per timestep in the
-first spiking layer, relative to its largest: how far back in time each method's gradient
-reaches). For one record: ``firing`` (spike rate, layer x timestep),
+first spiking layer, relative to the last step's: whether each method's gradient grows or fades
+going back in time). For one record: ``firing`` (spike rate, layer x timestep),
 ``membrane`` (histogram of H - theta per layer with the surrogate's support, the threshold and the
 vanilla window: the gradient-available-interval figure of DS-ATGO, AAAI 2026, Fig. 5) and
 ``coverage`` (the share of H in the support per layer, the method's against vanilla).
@@ -292,9 +292,12 @@ def curves(axes, records: list[dict[str, Any]], task: str) -> None:
 
 
 def grad_decay(ax, records: list[dict[str, Any]], task: str) -> None:
-    """Per configuration, the geometric mean over its runs of rms_t / max_t rms of dL/dH in the
-    first spiking layer, from each run's last diagnostics (log scale: decay is exponential)."""
+    """Per configuration, the geometric mean over its runs of rms_t / rms_T of dL/dH in the
+    first spiking layer, from each run's last diagnostics (log scale): above 1 the gradient
+    grows going back in time (explodes), below 1 it fades (vanishes)."""
     import math
+
+    from matplotlib.ticker import FuncFormatter
 
     by_id = {r.get("run_id"): r for r in records}
     rows = sorted(_measured(records, task), key=lambda r: (r["label"], r["T"]))
@@ -314,21 +317,22 @@ def grad_decay(ax, records: list[dict[str, Any]], task: str) -> None:
         raise UserError(f"no record of {task} has gradients per timestep (records written "
                         "before sgbench kept them, or T=1): rerun them")
     ax.set_yscale("log")
-    ax.set(xlabel="timestep t", ylabel="RMS of dL/dH[t] / its largest",
-           title=f"{task}, {_epochs(rows)}: the gradient over time, spiking layer 1 "
-                 "(geometric mean over seeds)")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # no mathtext
+    ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    ax.set(xlabel="timestep t", ylabel="RMS of dL/dH[t] / at the last step",
+           title=f"{task}, {_epochs(rows)}: the gradient back in time, spiking layer 1\n"
+                 "(above 1 it grows going back, below 1 it fades; geometric mean over seeds)")
     ax.legend(**LEGEND)
 
 
 def relative_rms(record: dict[str, Any]) -> list[float] | None:
-    """rms_t / max_t rms of the first spiking layer's dL/dH, or None without them."""
+    """rms_t / rms_T of the first spiking layer's dL/dH, or None without them."""
     layers = (((record.get("diagnostics") or {}).get("snapshots") or [{}])[-1]
               .get("layers") or [{}])
     rms = layers[0].get("grad_rms_per_step")
     if not rms or len(rms) < 2 or any(v is None or v <= 0 for v in rms):
         return None
-    top = max(rms)
-    return [v / top for v in rms]
+    return [v / rms[-1] for v in rms]
 
 
 def _title(record: dict[str, Any]) -> str:
