@@ -19,6 +19,11 @@ bench_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
 MAX_T, MAX_REPEATS, MAX_STEPS = 1024, 1000, 10_000
 
 
+def check_steps(steps: int) -> None:
+    if not 1 <= steps <= MAX_STEPS:
+        raise UsageError(f"--steps must lie in [1, {MAX_STEPS}], got {steps}")
+
+
 def check_memory(needed: int, what: str) -> None:
     """A benchmark's tensors must fit in this machine's memory (a usage error otherwise)."""
     import os
@@ -144,8 +149,7 @@ def bench_epoch_cmd(
     from ..environment import capture_env
     from ..train import pick_device
 
-    if not 1 <= steps <= MAX_STEPS:
-        raise UsageError(f"--steps must lie in [1, {MAX_STEPS}], got {steps}")
+    check_steps(steps)
     set_threads(threads)
     dev = pick_device(device)
     result = bench_epoch(task, method, steps=steps, device=str(dev), data_dir=data_dir,
@@ -191,8 +195,7 @@ def bench_methods_cmd(
     from ..registry import builtin_names
     from ..train import pick_device
 
-    if not 1 <= steps <= MAX_STEPS:
-        raise UsageError(f"--steps must lie in [1, {MAX_STEPS}], got {steps}")
+    check_steps(steps)
     names = (["atan"] + sorted(set(builtin_names()) - {"atan"}) if methods == "all"
              else [m.strip() for m in methods.split(",") if m.strip()])
     set_threads(threads)
