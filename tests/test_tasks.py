@@ -46,6 +46,10 @@ FIXTURES = {
 }
 SMALLER = {"fashion_mnist_sj": ["-o", "model.channels=4"],  # its FC layer alone has 12.8M weights
            "psfmnist": ["-o", "model.hidden=[8]"],  # 784 steps, one at a time
+           # the real loaders and frame integration at 4 frames of 32x32 (the tasks' own
+           # 16 of 128x128 and 10 of 48x48 took ~75 s and ~45 s)
+           "dvs128_gesture": ["--T", "4", "-o", "data.size=32"],
+           "cifar10_dvs": ["--T", "4", "-o", "data.size=32"],
            # the GPU-sized transformers at a few channels: the loaders, recipe and model code
            "cifar10_spikformer": ["-o", "model.embed_dims=16", "-o", "model.num_heads=2",
                                   "-o", "model.depths=1"],
