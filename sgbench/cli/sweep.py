@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ..errors import UsageError
-from .common import Json, err, out, print_json, user_errors
+from .common import Json, err, out, print_json, set_threads, user_errors
 
 
 @user_errors
@@ -81,15 +81,13 @@ def _cell(column: str, value) -> str:
 def _estimate(spec, workers: Optional[int]) -> dict:
     """The pending jobs' time (sweep/estimate.py), steps timed on the spec's device, one
     thread (as each local job runs)."""
-    import torch
-
     from ..bench.epoch import step_seconds
     from ..sweep import local_workers, states
     from ..sweep.estimate import estimate
+    from ..train import pick_device
 
-    device = "cuda" if spec.device == "auto" and torch.cuda.is_available() else \
-        "cpu" if spec.device == "auto" else spec.device
-    torch.set_num_threads(1)
+    device = str(pick_device(spec.device))
+    set_threads(1)
 
     def time_steps(job):
         err.print(f"timing {job.method} on {job.task} ...", highlight=False)

@@ -327,9 +327,11 @@ def grad_decay(ax, records: list[dict[str, Any]], task: str) -> None:
 
 def relative_rms(record: dict[str, Any]) -> list[float] | None:
     """rms_t / rms_T of the first spiking layer's dL/dH, or None without them."""
-    layers = (((record.get("diagnostics") or {}).get("snapshots") or [{}])[-1]
-              .get("layers") or [{}])
-    rms = layers[0].get("grad_rms_per_step")
+    try:
+        layers = snapshot(record, None)["layers"]
+    except UserError:  # no diagnostics
+        return None
+    rms = layers[0].get("grad_rms_per_step") if layers else None
     if not rms or len(rms) < 2 or any(v is None or v <= 0 for v in rms):
         return None
     return [v / rms[-1] for v in rms]
