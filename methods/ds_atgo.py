@@ -17,19 +17,9 @@ from dataclasses import dataclass
 import torch
 
 from sgbench.api import (LayerContext, LayerRule, Method, UserError, cross_entropy,
-                         iterative_lif, neurons, param, sgd_cosine, tdbn)
+                         iterative_lif, neurons, param, sgd_cosine, std_mean, tdbn)
 
 VARIANTS = ("official", "paper")
-
-
-def std_mean(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """torch.std_mean(h) (unbiased std, mean; the official code's) by the classical two-pass
-    formula over vectorised sums: the same within float rounding, and ~20x faster than
-    torch.std_mean on CPU, where it took a third of DS-ATGO's training step."""
-    flat = h.reshape(-1)
-    mean = flat.sum() / flat.numel()
-    centred = flat - mean
-    return (centred.square_().sum() / (flat.numel() - 1)).sqrt(), mean
 
 
 class AdaptiveThresholdRule(LayerRule):

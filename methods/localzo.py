@@ -7,9 +7,11 @@ Zeroth Order Method", NeurIPS 2023. Follows the official code (github.com/Bhaska
     dS/du ~ (1 / m) sum_i |z_i| 1[|u| < delta |z_i|] / (2 delta),   z_i ~ N(0, 1), m = 5, delta = 0.5
 
 an unbiased sample of the Gaussian surrogate N(u; 0, delta^2) (paper Sec. 4). The code draws
-from the global CUDA generator; sgbench draws from a generator per layer and forward, seeded
-from the run's seed, the layer and a counter kept in the state_dict: runs are reproducible and a
-resumed run continues the same draws. The torch backend only (no fused kernel draws).
+from the global CUDA generator; sgbench draws per layer and forward from a seed made of the
+run's seed, the layer and a counter kept in the state_dict: runs are reproducible and a resumed
+run continues the same draws. The torch backend feeds the seed to torch's generator; the fused
+kernels (numba, CUDA) to their own counter-based one (docs/methods.md, section 10): the same
+distribution, another stream, so a run's numbers depend on the backend it ran.
 """
 from dataclasses import dataclass
 

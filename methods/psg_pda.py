@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sgbench.api import LayerContext, LayerRule, Method, iterative_lif, neurons, param
+from sgbench.api import LayerContext, LayerRule, Method, iterative_lif, neurons, param, var_mean
 
 
 class LearnableWidthRule(LayerRule):
@@ -87,7 +87,7 @@ class PsgPda(Method):
             h, node.h_seq = node.h_seq, None
             if h is None:
                 continue
-            var, mean = torch.var_mean(h, correction=0)
+            var, mean = var_mean(h)
             mu, sigma = q.target_mean * node.v_threshold, q.target_std * node.v_threshold
             terms.append(symmetric_kl(mean, var.clamp_min(1e-12), mu, sigma**2))
         return q.pda * torch.stack(terms).sum() if terms and q.pda > 0 else None

@@ -71,8 +71,9 @@ class TrsgRule(LayerRule):
     def end_of_sequence(self, neuron, spikes, v):
         if not self.mp_init:
             return
-        active = (spikes > 0).any(0).to(v.dtype)  # fired at least once in the sequence
-        mean = ((v * active).sum() / active.sum().clamp_min(1.0)).to(self.running_v)
+        # fired at least once in the sequence (amax: ``any`` over dim 0 is ~20x slower on CPU)
+        active = (spikes.amax(0) > 0).to(v.dtype).reshape(-1)
+        mean = (torch.dot(v.reshape(-1), active) / active.sum().clamp_min(1.0)).to(self.running_v)
         if self.deferred:
             self.pending_v.copy_(mean)
             self.pending.fill_(True)

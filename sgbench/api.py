@@ -16,6 +16,7 @@ from .measure.fdg import (coordinates, cosine, finite_difference, first_weight_l
 from .measure.probe import Probe, ProbePass
 from .method import FIDELITIES, KINDS, FixedSurrogate, LayerContext, Method
 from .neuron.capture import GradCapture
+from .neuron.moments import std_mean, var_mean
 from .neuron.node import SpikingNeuron, neurons
 from .neuron.rules import FixedRule, LayerRule, LearnableRule
 from .neuron.shapes import SHAPES, Shape, get_shape
@@ -29,5 +30,5 @@ __all__ = [
     "SearchResult", "Shape",
     "SpikingNeuron", "UsageError", "UserError", "bayes_minimize", "coordinates", "cosine",
     "cross_entropy", "finite_difference", "first_weight_layer", "get_shape", "iterative_lif",
-    "neurons", "param", "sgd_cosine", "surrogate_gradient", "tdbn",
+    "neurons", "param", "sgd_cosine", "std_mean", "surrogate_gradient", "tdbn", "var_mean",
 ]

@@ -8,16 +8,18 @@ What this cannot check is the launch itself (grid, warp sums, atomics, streams):
 do that on CUDA.
 """
 import ctypes
+import dataclasses
 import itertools
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 import torch
 
 from sgbench.neuron.cupy_backend import precomputed_surrogate
-from sgbench.neuron.cupy_source import (DTYPES, HEADER, PRECOMPUTED, SHAPE_SOURCE, kernel_source,
-                                        variant_tag)
+from sgbench.neuron.cupy_source import (DTYPES, HEADER, PARAM_SOURCE, PRECOMPUTED, SHAPE_SOURCE,
+                                        kernel_source, variant_tag)
 from sgbench.neuron.engine import SequenceFn
 from sgbench.neuron.node import SpikingNeuron
 from sgbench.neuron.shapes import get_shape
@@ -26,11 +28,32 @@ from fixtures import GAUSS
 
 PARAMS = {"rect": [0.4, 0.7, 0.3, 0.7], "triangle": [0.6, 0.9, 1.2], "ramp": [0.6, 0.8, 0.8, 0.5],
           "sigmoid": [4.0], "atan": [2.0], "superspike": [3.0],
-          "dspike": [3.0, 1.2], "exponential": [1.5, 2.0], PRECOMPUTED: [0.6]}
+          "dspike": [3.0, 1.2], "exponential": [1.5, 2.0], "localzo": [0.5, 5.0, 77.0],
+          PRECOMPUTED: [0.6]}
 VARIANTS = list(itertools.product([*SHAPE_SOURCE, PRECOMPUTED], DTYPES, [True, False],
                                   [True, False]))
 CHARGES = {"tau": dict(charge="tau", tau=1.7), "mul": dict(charge="mul", decay=0.3),
            "if": dict(charge="if")}
+
+
+def _numba_draws(x, delta, samples, seed):
+    """LocalZO's surrogate as the numba kernels draw it for the neurons of x in order: the CUDA
+    kernels use the same counter-based generator, so this is their reference (the torch
+    backend's draws come from another stream)."""
+    from sgbench.neuron.cpu_kernels import localzo_sample
+
+    g = np.empty(x.numel(), np.float32)
+    localzo_sample(x.detach().float().reshape(-1).numpy(), np.float32(delta),
+                   np.float32(samples), np.float32(seed), 0, g)
+    return torch.from_numpy(g).view(x.shape).to(x.dtype)
+
+
+def _reference(shape):
+    if shape == PRECOMPUTED:
+        return GAUSS
+    if shape == "localzo":
+        return dataclasses.replace(get_shape(shape), grad=_numba_draws)
+    return get_shape(shape)
 
 
 @pytest.fixture(scope="module")
@@ -67,15 +90,15 @@ def _host_run(lib, tag, x, v0, theta, p, k, dyn, grad_s, grad_v, grad_h, shape=N
         _ptr(h), _ptr(v), ctypes.c_int(T), ctypes.c_longlong(N))
     g_pre = precomputed_surrogate(shape, h, theta, p) if shape is not None else None
     grad_x, grad_v0, gs = torch.full_like(x, 7.0), torch.full((N,), 7.0), torch.empty_like(h)
-    acc_theta, acc_k = torch.zeros(T), torch.zeros(1)
+    acc_theta, acc_k, acc_p = torch.zeros(T), torch.zeros(1), torch.zeros(T, p.shape[1])
     getattr(lib, f"host_backward_{tag}")(
         _ptr(h), v0_ptr, ctypes.c_float(v0_value), _ptr(theta), _ptr(p),
         ctypes.c_int(p.shape[1]), None if g_pre is None else _ptr(g_pre), _ptr(grad_s),
         _ptr(grad_v), _ptr(grad_h), ctypes.c_float(k), ctypes.c_float(dyn.c),
         ctypes.c_float(dyn.v_reset), _ptr(grad_x) if want else None,
-        _ptr(grad_v0) if want else None, _ptr(gs), _ptr(acc_theta), _ptr(acc_k),
+        _ptr(grad_v0) if want else None, _ptr(gs), _ptr(acc_theta), _ptr(acc_k), _ptr(acc_p),
         ctypes.c_int(T), ctypes.c_longlong(N))
-    return s, h, v, grad_x, grad_v0, acc_theta, acc_k, gs
+    return s, h, v, grad_x, grad_v0, acc_theta, acc_k, gs, acc_p
 
 
 def test_every_variant_compiles(library):
@@ -98,8 +121,8 @@ def test_kernel_arithmetic_matches_the_torch_backend(library, shape, dtype, hard
     p = torch.tensor(PARAMS[shape]).repeat(T, 1)
     grad_s = torch.randn(T, N).to(dtype)
     grad_v, grad_h = torch.randn(N), torch.randn(T, N)
-    surrogate = GAUSS if shape == PRECOMPUTED else get_shape(shape)
-    s, h, v, grad_x, grad_v0, g_theta, g_k, gs = _host_run(
+    surrogate = _reference(shape)
+    s, h, v, grad_x, grad_v0, g_theta, g_k, gs, acc_p = _host_run(
         library, variant_tag(shape, dtype, hard, detach), x, v0, theta, p, k, dyn, grad_s,
         grad_v, grad_h, shape=surrogate if shape == PRECOMPUTED else None)
 
@@ -120,6 +143,8 @@ def test_kernel_arithmetic_matches_the_torch_backend(library, shape, dtype, hard
     g_p = torch.stack([torch.stack(surrogate.param_grads(h[t] - theta[t], tuple(p[t]), gs[t]))
                        for t in range(T)])
     assert torch.allclose(g_p, ref[4], rtol=1e-3, atol=1e-3)
+    if shape in PARAM_SOURCE:  # summed by the kernel itself
+        assert torch.allclose(acc_p, ref[4], rtol=1e-3, atol=1e-3) and acc_p.abs().sum() > 0
     assert s_ref.sum() > 0 and ref[0].abs().sum() > 0
 
 

@@ -3,7 +3,9 @@ each built-in shape with kernel code, both resets, detached resets, constant, de
 learnable decay, a tensor or a number as initial potential, learnable thresholds and shape
 parameters; and the cases in which a neuron must run the torch reference instead."""
 import dataclasses
+import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -95,7 +97,7 @@ def test_a_cpu_neuron_runs_the_numba_kernels_unless_told_or_needed_otherwise():
     random_shape.rule = FixedRule("localzo", [0.5, 2.0, 3.0])
     plugin = _neuron()
     plugin.rule = FixedRule(PLUGIN, [4.0])
-    cases = [("numba", _neuron()), ("torch", _neuron(backend="torch")), ("torch", random_shape),
+    cases = [("numba", _neuron()), ("torch", _neuron(backend="torch")), ("numba", random_shape),
              ("torch", plugin)]
     for expected, node in cases:
         node(x)
@@ -188,14 +190,16 @@ def test_the_kernels_exp_and_tanh_are_within_float_rounding():
 
 
 @pytest.mark.parametrize("case", ["pooled only", "spikes used too", "odd size", "two threads",
-                                  "one frame"])
+                                  "one frame", "scaled output"])
 def test_a_neuron_followed_by_a_2x2_max_pool_pools_in_its_own_pass_exactly(case):
     """models/pool.py's fusion: the same pooled spikes and the same gradients as the neuron and
-    the pool run one after the other; the neuron's own output stays all its spikes."""
+    the pool run one after the other; the neuron's own output stays all its spikes. A scaled
+    output (TrSG's theta S, theta learned) pools as theta times the pooled spikes."""
     from torch import nn
 
     from sgbench.models.pool import MaxPool2d, pool_in_neurons
     from sgbench.models.static import Conv2d
+    from sgbench.registry import load_method
 
     side = {"odd size": 7, "two threads": 128}.get(case, 8)  # 128: enough neurons to split
     torch.manual_seed(0)
@@ -208,6 +212,9 @@ def test_a_neuron_followed_by_a_2x2_max_pool_pools_in_its_own_pass_exactly(case)
         conv = Conv2d(2, 2, 1, step_mode="m")
         nn.init.eye_(conv.weight.view(2, 2)), nn.init.zeros_(conv.bias)
         net = nn.Sequential(conv, _neuron(), MaxPool2d(2, 2, step_mode="m"))
+        if case == "scaled output":
+            trsg = load_method("trsg")
+            trsg(trsg.Params(theta0=0.7)).attach(net, T)
         if fused:
             pool_in_neurons(net)
         seen = []
@@ -226,9 +233,11 @@ def test_a_neuron_followed_by_a_2x2_max_pool_pools_in_its_own_pass_exactly(case)
         made_by_neuron = getattr(seen[0], "max_pool_2x2", None) is not None
         assert made_by_neuron == (fused and case != "odd size")
         assert seen[0].shape == (T, 3, 2, side, side)  # the neuron's output: all its spikes
-        runs.append((out, leaf.grad))
-    for ours, reference in zip(runs[1], runs[0]):
+        runs.append((out, leaf.grad, *(q.grad for q in net[1].rule.parameters())))
+    for ours, reference in zip(runs[1][:2], runs[0][:2]):
         assert torch.equal(ours, reference)
+    for ours, reference in zip(runs[1][2:], runs[0][2:]):  # dL/dtheta: sums in another order
+        torch.testing.assert_close(ours, reference, rtol=1e-6, atol=1e-6)
 
 
 @torch.no_grad()
@@ -249,11 +258,12 @@ def test_spikes_changed_in_place_after_the_neuron_are_pooled_again():
 
 
 @pytest.mark.parametrize("name,variant", [("sigmoid", "hard, decay input"),
-                                          ("dspike", "soft, learnable k"), ("atan", "one frame")])
+                                          ("dspike", "soft, learnable k"), ("atan", "one frame"),
+                                          ("rect", "learnable parameters")])
 def test_h_recomputed_in_backward_gives_the_gradients_of_h_kept_bit_for_bit(name, variant):
     """Without keep_h the forward writes no H and backward remakes it from the input: the same
-    arithmetic, so the same H, spikes and input gradient, exactly (the dL/dtheta and dL/dk sums
-    are another compiled variant's, equal up to rounding)."""
+    arithmetic, so the same H, spikes and input gradient, exactly (the dL/dtheta, dL/dk and, for
+    the rectangle, dL/dp sums are another compiled variant's, equal up to rounding)."""
     hard = variant != "soft, learnable k"
     dyn = Dynamics(c=0.5 if hard else 1.0, b=0.1 if hard else 0.0, hard_reset=hard,
                    v_reset=0.2 if hard else 0.0)
@@ -266,12 +276,14 @@ def test_h_recomputed_in_backward_gives_the_gradients_of_h_kept_bit_for_bit(name
         leaf = x.clone().requires_grad_()
         k = torch.tensor(0.6, requires_grad=True) if not hard else 0.5
         theta = torch.tensor([1.0, 0.9, 1.1, 1.0], requires_grad=True)
-        p = torch.tensor([PARAMS[name]] * T)  # shape parameters with a gradient keep H
+        # learnable parameters of a shape outside the kernels' PARAM_KINDS would keep H
+        p = torch.tensor([PARAMS[name]] * T, requires_grad=name == "rect")
         s, v, h = NumbaSequenceFn.apply(leaf, 0.0, k, theta, p, get_shape(name), dyn, one,
                                         False, keep_h)
         assert (h is None) == (not keep_h)
         (s * upstream).sum().backward()
-        runs.append([s, v, leaf.grad, theta.grad] + ([k.grad] if not hard else []))
+        runs.append([s, v, leaf.grad, theta.grad] + ([k.grad] if not hard else [])
+                    + ([p.grad] if p.requires_grad else []))
     for kept, remade in zip(runs[0][:3], runs[1][:3]):  # spikes, V, dL/dX: the same H
         assert torch.equal(kept, remade)
     for kept, remade in zip(runs[0][3:], runs[1][3:]):  # sums: another variant's rounding
@@ -305,3 +317,40 @@ def test_a_stepwise_rule_without_gradients_runs_the_kernels_and_trains_as_on_tor
     for a, b in zip(fused[1:], reference[1:]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert not torch.equal(fused[4], torch.ones(T))  # the running thresholds moved, once
+
+
+def _kernel_draws(x, delta, samples, seed):
+    """LocalZO's surrogate as the kernels draw it for the neurons of x, in order."""
+    from sgbench.neuron.cpu_kernels import localzo_sample
+
+    g = np.empty(x.numel(), np.float32)
+    localzo_sample(x.detach().reshape(-1).numpy(), *(np.float32(q) for q in (delta, samples, seed)),
+                   0, g)
+    return torch.from_numpy(g).view(x.shape)
+
+
+def test_localzo_on_the_kernels_is_the_torch_arithmetic_with_the_kernels_draws():
+    """The kernels draw LocalZO's z from their own counter-based generator (not torch's): with
+    those draws put into the torch backend, every output and gradient is the same."""
+    shape = get_shape("localzo")
+    runs = _both(shape, [0.5, 5.0, 41.0], Dynamics(c=0.5), 0.5, 0.2, learn_theta=True,
+                 learn_p=False)
+    kernel_stream = dataclasses.replace(shape, grad=_kernel_draws)
+    reference = _both(kernel_stream, [0.5, 5.0, 41.0], Dynamics(c=0.5), 0.5, 0.2,
+                      learn_theta=True, learn_p=False)[0]
+    _assert_equal_up_to_rounding([reference, runs[1]])
+    assert not torch.allclose(runs[0][3], runs[1][3])  # torch's own stream: other draws
+
+
+@pytest.mark.parametrize("samples", [1, 5])
+def test_the_kernels_localzo_draws_are_seeded_and_average_to_a_gaussian(samples):
+    """Paper Sec. 4: E[g(x)] = N(x; 0, delta^2), whatever the number m of samples (here over
+    neurons; each neuron and seed draws anew); the same seed, the same draws."""
+    x = torch.linspace(-1.5, 1.5, 7).repeat_interleave(100_000)
+    draws = _kernel_draws(x, 0.5, samples, 7)
+    assert torch.equal(draws, _kernel_draws(x, 0.5, samples, 7))
+    assert not torch.equal(draws, _kernel_draws(x, 0.5, samples, 8))
+    mean = draws.view(7, -1).double().mean(1)
+    centres = torch.linspace(-1.5, 1.5, 7, dtype=torch.float64)
+    gauss = torch.exp(-centres**2 / (2 * 0.25)) / (0.5 * math.sqrt(2 * math.pi))
+    assert torch.allclose(mean, gauss, rtol=0.03, atol=2e-3)

@@ -39,9 +39,21 @@ LOW_WORD = np.uint64(0xFFFFFFFF)
 
 # the built-in shapes with a kernel here (shapes.py gives the same formulas in torch)
 KINDS = {"rect": 0, "triangle": 1, "ramp": 2, "sigmoid": 3, "atan": 4, "superspike": 5,
-         "dspike": 6, "exponential": 7}
+         "dspike": 6, "exponential": 7, "localzo": 8}
+LOCALZO = 8  # a random surrogate: drawn per neuron, step and sample (random_draws.py)
+# the kinds whose parameter gradients sum(dL/dS dF/dp) the backward kernel makes itself (the
+# learnable widths and thresholds of PSG+PDA and TrSG); others leave them to Shape.param_grads
+PARAM_KINDS = (0,)
 
 JIT = dict(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+
+
+@intrinsic
+def _bits_from_float(typingctx, value):
+    """The int32 whose bits are the IEEE-754 float32 ``value``."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+    return types.int32(types.float32), codegen
 
 
 @intrinsic
@@ -109,6 +121,93 @@ def surrogate(kind, x, p0, p1, p2, p3):
         t = fast_tanh(p0 * x / p1)
         return p0 * (ONE - t * t) / (TWO * p1 * fast_tanh(HALF * p0))
     return p0 * fast_exp(-p1 * abs(x))  # exponential: alpha exp(-beta |x|)
+
+
+# -- LocalZO's random surrogate (Mukhoty et al., NeurIPS 2023, Sec. 4) -------------------------
+# g(x) = (1 / m) sum_i |z_i| [|x| < delta |z_i|] / (2 delta), z_i ~ N(0, 1) drawn per neuron,
+# step and sample from a counter-based generator, so any neuron's draws are known without a
+# stream, on CPU as in the CUDA kernels (cupy_source.py). Draws come in Box-Muller pairs (z_2q,
+# z_2q+1) = sqrt(-2 log u) (cos phi, sin phi), phi uniform on [0, pi/2) (so both are |z|): u from
+# the 32-bit word a = mix(key ^ (neuron ceil(m / 2) + q)), phi from b = mix(a ^ GOLDEN), key =
+# mix(seed), mix being C. Wellons' "lowbias32" integer hash. All in 32-bit lanes (Numba widens
+# integer arithmetic to 64 bits unless told), so the loop vectorises. The torch backend draws
+# from torch's generator instead: the same distribution, another stream.
+U32 = np.uint32
+MIX1, MIX2, GOLDEN = U32(0x7FEB352D), U32(0x846CA68B), U32(0x9E3779B9)
+U24 = F32(1.0 / (1 << 24))
+# logf, and sinf / cosf on [-pi/4, pi/4], as in Cephes (Moshier 1989): within a few ulp
+LOG_POLY = tuple(F32(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1,
+                                  -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
+                                  2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1))
+SIN_POLY = (F32(-1.9515295891e-4), F32(8.3321608736e-3), F32(-1.6666654611e-1))
+COS_POLY = (F32(2.443315711809948e-5), F32(-1.388731625493765e-3), F32(4.166664568298827e-2))
+SQRT_HALF, QUARTER_PI = F32(0.707106781186547524), F32(math.pi / 4)
+
+
+@njit(inline="always", **JIT)
+def mix32(x):
+    """lowbias32 (C. Wellons, "Hash function prospector", 2018) of a uint32, in uint32."""
+    x = U32(x ^ (x >> U32(16)))
+    x = U32(x * MIX1)
+    x = U32(x ^ (x >> U32(15)))
+    x = U32(x * MIX2)
+    return U32(x ^ (x >> U32(16)))
+
+
+@njit(inline="always", **JIT)
+def fast_log(x):
+    """log(x) for a normal float32 0 < x < 2 (Cephes' logf, branch-free)."""
+    bits = _bits_from_float(x)
+    e = F32(np.int32(np.int32(bits >> np.int32(23)) - np.int32(126)))
+    m = _float_from_bits(np.int32((bits & np.int32(0x007FFFFF)) | np.int32(0x3F000000)))
+    small = m < SQRT_HALF  # m in [0.5, 1): shift to [sqrt(1/2), sqrt 2) - 1
+    e = e - ONE if small else e
+    m = m + m - ONE if small else m - ONE
+    z = m * m
+    poly = LOG_POLY[0]
+    for c in LOG_POLY[1:]:
+        poly = poly * m + c
+    return m + (poly * m * z - HALF * z + LN2_LO * e) + LN2_HI * e
+
+
+@njit(inline="always", **JIT)
+def half_normal_pair(a, b):
+    """Two independent |z|, z ~ N(0, 1), from two random words: sqrt(-2 log u) (cos phi,
+    sin phi) with u = (a's top 24 bits + 1/2) / 2^24 and phi = pi/2 (b's top 24 bits) / 2^24;
+    cos phi = (cos f - sin f) / sqrt 2 and sin phi = (cos f + sin f) / sqrt 2, f = phi - pi/4."""
+    u = (F32(np.int32(a >> U32(8))) + HALF) * U24
+    f = (F32(np.int32(b >> U32(8))) * U24 - HALF) * TWO * QUARTER_PI
+    f2 = f * f
+    sin_f = f + f * f2 * ((SIN_POLY[0] * f2 + SIN_POLY[1]) * f2 + SIN_POLY[2])
+    cos_f = ONE - HALF * f2 + f2 * f2 * ((COS_POLY[0] * f2 + COS_POLY[1]) * f2 + COS_POLY[2])
+    r = math.sqrt(-TWO * fast_log(u)) * SQRT_HALF
+    return r * (cos_f - sin_f), r * (cos_f + sin_f)
+
+
+@njit(inline="always", **JIT)
+def localzo_surrogate(h, th, delta, samples, seed, start, g):
+    """g[:] = LocalZO's sample at x = h - th of the neurons from ``start`` on (the shape's
+    parameters delta, samples m and the step's seed)."""
+    m = np.int32(samples)
+    pairs, key = U32((m + 1) // 2), mix32(U32(np.int32(seed)))
+    scale = ONE / (F32(samples) * TWO * delta)
+    g[:] = ZERO
+    for q in range(np.int32(pairs)):
+        second = scale if 2 * q + 1 < m else ZERO  # an odd m leaves the last pair's second out
+        for j in range(len(g)):
+            a = mix32(U32(key ^ U32(U32(U32(start + j) * pairs) + U32(q))))
+            z1, z2 = half_normal_pair(a, mix32(U32(a ^ GOLDEN)))
+            x = abs(h[j] - th)
+            g[j] += (z1 * scale if x < delta * z1 else ZERO) + (
+                z2 * second if x < delta * z2 else ZERO)
+
+
+@njit(**JIT)
+def localzo_sample(x, delta, samples, seed, start, g):
+    """``localzo_surrogate`` at x (theta 0): the kernels' draws, for tests and benchmarks."""
+    for lo in range(0, len(x), BLOCK):
+        hi = min(lo + BLOCK, len(x))
+        localzo_surrogate(x[lo:hi], ZERO, delta, samples, seed, start + lo, g[lo:hi])
 
 
 @functools.lru_cache(maxsize=None)
@@ -190,33 +289,45 @@ def charge_fire_reset(xt, v, ht, st, th, k, c, b, v_reset, lerp, hard):
             v[j] = hv - th if fired else hv
 
 
+@njit(inline="always", **JIT)
+def rect_param_terms(x, left, right, area_left, area_right, gs, out, j):
+    """out[:, j] = gs dF/dp of the rectangle's primitive (shapes.py, ``_rect_primitive``) with
+    respect to left, right, area_left and area_right at x = H - theta."""
+    on_left, on_right = x >= -left and x < ZERO, x >= ZERO and x <= right
+    out[0, j] = -gs * area_left * x / (left * left) if on_left else ZERO
+    out[1, j] = -gs * area_right * x / (right * right) if on_right else ZERO
+    out[2, j] = gs * ((x + left) / left) if on_left else (gs if x >= ZERO else ZERO)
+    out[3, j] = gs * (x / right) if on_right else (gs if x > right else ZERO)
+
+
 @functools.lru_cache(maxsize=None)
 def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_k: bool,
-                    one_frame: bool, lerp: bool):
+                    one_frame: bool, lerp: bool, need_p: bool = False):
     """The backward kernel of one variant: surrogate ``kind`` (KINDS), hard reset, detached
     reset, dL/dtheta and dL/dk wanted, an input that was one frame for every step (then grad_x
-    [1, N] receives the sum over the steps), and the forward's charge (``lerp``, for H
-    recomputed)."""
+    [1, N] receives the sum over the steps), the forward's charge (``lerp``, for H
+    recomputed), and the shape parameters' gradients wanted (kinds in PARAM_KINDS)."""
     @njit(**JIT)
     def backward(lo, hi, h, x_in, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, b,
                  v_reset, grad_x, grad_v0, gs_out, sums, grad_pooled, where, width):
         """BPTT of the neurons [lo, hi). ``h`` [T, N]: the forward's H, or None: then H is
         recomputed, a block at a time, from the input ``x_in`` (the forward's arithmetic, so the
         same numbers). None stands for "not given" (grad_s, grad_v, grad_h, grad_pooled) and
-        "not needed" (grad_x, grad_v0, gs_out). ``sums`` [T + 1] receives this range's
-        dL/dtheta[t] and, last, its dL/dk = sum_t <dL/dH[t], V[t-1]>. ``grad_pooled``
+        "not needed" (grad_x, grad_v0, gs_out). ``sums`` [T + 1, 1 + P] receives this range's
+        dL/dtheta[t] (column 0) and, in row T, its dL/dk = sum_t <dL/dH[t], V[t-1]>; with
+        ``need_p``, columns 1.. receive sum(dL/dS dF/dp) of each step and parameter. ``grad_pooled``
         [T, N / 4]: the gradient of the forward's pooled spikes, added to dL/dS at each
         window's maximum (``where``)."""
         _backward(lo, hi, h, x_in, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, b,
-                  v_reset, grad_x, grad_v0, gs_out, sums, grad_pooled, where, width, kind, hard,
-                  detach, need_theta, need_k, one_frame, lerp)
+                  v_reset, grad_x, grad_v0, gs_out, sums, grad_pooled, where, width, kind,
+                  hard, detach, need_theta, need_k, one_frame, lerp, need_p)
     return backward
 
 
 @njit(inline="always", **JIT)
 def _backward(lo, hi, h, x_in, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, b, v_reset,
-              grad_x, grad_v0, gs_out, sums, grad_pooled, where, width, kind, hard, detach,
-              need_theta, need_k, one_frame, lerp):
+              grad_x, grad_v0, gs_out, sums, grad_pooled, where, width, kind, hard,
+              detach, need_theta, need_k, one_frame, lerp, need_p):
     T = len(theta)
     step = block_length(width, grad_pooled is not None)
     gv, g = np.empty(step, dtype=np.float32), np.empty(step, dtype=np.float32)
@@ -224,6 +335,7 @@ def _backward(lo, hi, h, x_in, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, 
     # per-neuron terms of the dL/dtheta[t] and dL/dk sums, summed after each loop (a float sum
     # inside it would keep the loop from being vectorised); V[t-1] for dL/dk
     theta_terms, k_terms = np.empty(step, np.float32), np.empty(step, np.float32)
+    p_terms = np.empty((4 if need_p else 0, step), np.float32)
     v_prev = np.empty(step, np.float32)
     # H recomputed (when not given), with the potential and spikes it needs on the way
     h_block = np.empty((T if h is None else 1) * step, np.float32)  # rows of ``step``
@@ -248,8 +360,11 @@ def _backward(lo, hi, h, x_in, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, 
             gxt = _row(grad_x, 0 if one_frame else t, start, end, ht)
             last = p.shape[1] - 1  # a shape with fewer parameters ignores the rest
             p0, p1, p2, p3 = p[t, 0], p[t, min(1, last)], p[t, min(2, last)], p[t, min(3, last)]
-            for j in range(n):  # the surrogate in a loop of its own: it vectorises there
-                g[j] = surrogate(kind, ht[j] - th, p0, p1, p2, p3)
+            if kind == LOCALZO:
+                localzo_surrogate(ht, th, p0, p1, p2, start, g[:n])
+            else:
+                for j in range(n):  # the surrogate in a loop of its own: it vectorises there
+                    g[j] = surrogate(kind, ht[j] - th, p0, p1, p2, p3)
             if need_k:
                 before = max(t - 1, 0)
                 previous_potentials(_row(h, before, start, end,
@@ -280,11 +395,15 @@ def _backward(lo, hi, h, x_in, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, 
                     theta_terms[j] = -gs * g[j] - (g_in if (not hard and x >= ZERO) else ZERO)
                 if need_k:
                     k_terms[j] += d * v_prev[j]
+                if need_p:
+                    rect_param_terms(x, p0, p1, p2, p3, gs, p_terms, j)
                 gv[j] = d * k
             if need_theta:
-                sums[t] += lane_sum(theta_terms, n)
+                sums[t, 0] += lane_sum(theta_terms, n)
+            for i in range(len(p_terms)):
+                sums[t, 1 + i] += lane_sum(p_terms[i], n)
         if need_k:
-            sums[T] += lane_sum(k_terms, n)
+            sums[T, 0] += lane_sum(k_terms, n)
         if grad_v0 is not None:
             grad_v0[start:end] = gv[:n]
 

@@ -14,8 +14,9 @@ backward kernel reads it (one extra elementwise pass, no Python loop over T).
 
 The backward returns dL/dX and dL/dV0 where they are needed, and the per-timestep threshold and
 the decay gradients (warp sums, one atomic per warp). Shape-parameter gradients need dF/dp of
-each shape: the kernel writes the total dL/dS and ``Shape.param_grads`` reduces it in torch, only
-when p is learnable.
+each shape: the rectangle's (the learnable widths and thresholds of PSG+PDA and TrSG) are summed
+in the kernel (``PARAM_SOURCE``); for other shapes the kernel writes the total dL/dS and
+``Shape.param_grads`` reduces it in torch, only when p is learnable.
 
 Stepwise rules use the same kernels with T=1, k=0, c=1, b=0 on H itself: fire and reset alone.
 """
@@ -25,7 +26,7 @@ import functools
 
 import torch
 
-from .cupy_source import PRECOMPUTED, has_kernel, kernel_source, variant_tag
+from .cupy_source import PARAM_SOURCE, PRECOMPUTED, has_kernel, kernel_source, variant_tag
 from .shapes import SHAPES, Shape
 
 Tensor = torch.Tensor
@@ -184,15 +185,17 @@ class CupySequenceFn(torch.autograd.Function):
         gh = _like(grad_h, h, torch.float32) if grad_h is not None else h.new_zeros(1)
         grad_x = torch.empty_like(h, dtype=ctx.x_dtype) if need_x else None
         grad_v0 = torch.empty_like(h[0]) if need_v0 else None
-        gs_total = torch.empty_like(h) if need_p else h.new_zeros(1)
-        acc_theta, acc_k = h.new_zeros(T), h.new_zeros(1)
-        flags = (int(need_p), acc_theta, acc_k, int(need_theta), int(need_k), T, Long(N))
+        p_in_kernel = need_p and ctx.key in PARAM_SOURCE
+        gs_total = torch.empty_like(h) if need_p and not p_in_kernel else h.new_zeros(1)
+        acc_theta, acc_k, acc_p = h.new_zeros(T), h.new_zeros(1), h.new_zeros(T, p.shape[1])
+        flags = (int(need_p and not p_in_kernel), acc_theta, acc_k, acc_p, int(need_theta),
+                 int(need_k), int(p_in_kernel), T, Long(N))
         _launch(backward_kernel, N, (
             h, v0, ctx.v0_scalar, theta, p, p.shape[1], g_pre, gs, gv, int(grad_v is not None),
             gh, int(grad_h is not None), k, float(dyn.c), float(dyn.v_reset), grad_x, grad_v0,
             gs_total) + flags, dev)
-        g_p = None
-        if need_p:
+        g_p = acc_p if p_in_kernel else None
+        if need_p and not p_in_kernel:
             g_p = torch.stack([torch.stack(shape.param_grads(h[t] - theta[t], tuple(p[t]),
                                                              gs_total[t])) for t in range(T)])
         return (grad_x, grad_v0, acc_k[0] if need_k else None,

@@ -36,7 +36,66 @@ SHAPE_SOURCE = {
         return p[0] * (1.f - t * t) / (2.f * p[1] * tanhf(0.5f * p[0]));""",
     "exponential": """
         return p[0] * expf(-p[1] * fabsf(x));""",
+    # LocalZO's sample of neuron i (delta, samples m, the step's seed): the draws of the numba
+    # kernels (cpu_kernels.py, ``localzo_surrogate``), from the same counter-based generator
+    "localzo": """
+        unsigned m = (unsigned)p[1], pairs = (m + 1u) / 2u, key = mix32((unsigned)p[2]);
+        float scale = 1.f / (p[1] * 2.f * p[0]), ax = fabsf(x), g = 0.f;
+        for (unsigned q = 0; q < pairs; ++q) {
+            unsigned a = mix32(key ^ ((unsigned)i * pairs + q));
+            float2 z = half_normal_pair(a, mix32(a ^ 0x9E3779B9u));
+            float second = 2u * q + 1u < m ? scale : 0.f;
+            g += (ax < p[0] * z.x ? z.x * scale : 0.f) + (ax < p[0] * z.y ? z.y * second : 0.f);
+        }
+        return g;""",
 }
+
+# dF/dp of the primitive F (shapes.py) where the kernel sums the parameters' gradients itself
+# (the numba kernels' PARAM_KINDS): the rectangle's left, right, area_left, area_right
+PARAM_SOURCE = {
+    "rect": """
+        float l = p[0], r = p[1];
+        bool on_left = x >= -l && x < 0.f, on_right = x >= 0.f && x <= r;
+        out[0] = on_left ? -p[2] * x / (l * l) : 0.f;
+        out[1] = on_right ? -p[3] * x / (r * r) : 0.f;
+        out[2] = on_left ? (x + l) / l : (x >= 0.f ? 1.f : 0.f);
+        out[3] = on_right ? x / r : (x > r ? 1.f : 0.f);""",
+}
+MAX_P = 4  # shape parameters a kernel sums (the rectangle's four)
+
+# LocalZO's generator (cpu_kernels.py gives the reasons and sources): lowbias32, Cephes' logf
+# and sinf / cosf on [-pi/4, pi/4], Box-Muller pairs of |z|
+RANDOM_DRAWS = r"""
+HD unsigned mix32(unsigned x) {
+    x ^= x >> 16; x *= 0x7FEB352Du; x ^= x >> 15; x *= 0x846CA68Bu; return x ^ (x >> 16);
+}
+HD float cephes_log(float x) {
+    int bits = float_bits(x);
+    float e = (float)((bits >> 23) - 126);
+    float m = bits_float((bits & 0x007FFFFF) | 0x3F000000);
+    bool small = m < 0.707106781186547524f;
+    e = small ? e - 1.f : e;
+    m = small ? m + m - 1.f : m - 1.f;
+    float z = m * m, poly = 7.0376836292e-2f;
+    poly = poly * m - 1.1514610310e-1f; poly = poly * m + 1.1676998740e-1f;
+    poly = poly * m - 1.2420140846e-1f; poly = poly * m + 1.4249322787e-1f;
+    poly = poly * m - 1.6668057665e-1f; poly = poly * m + 2.0000714765e-1f;
+    poly = poly * m - 2.4999993993e-1f; poly = poly * m + 3.3333331174e-1f;
+    return m + (poly * m * z - 0.5f * z + -2.12194440e-4f * e) + 0.693359375f * e;
+}
+HD float2 half_normal_pair(unsigned a, unsigned b) {
+    float u = ((float)(int)(a >> 8) + 0.5f) * 5.9604644775390625e-8f;
+    float f = ((float)(int)(b >> 8) * 5.9604644775390625e-8f - 0.5f) * 2.f * 0.785398163397448f;
+    float f2 = f * f;
+    float sin_f = f + f * f2 * ((-1.9515295891e-4f * f2 + 8.3321608736e-3f) * f2
+                                - 1.6666654611e-1f);
+    float cos_f = 1.f - 0.5f * f2 + f2 * f2 * ((2.443315711809948e-5f * f2
+                                                - 1.388731625493765e-3f) * f2
+                                               + 4.166664568298827e-2f);
+    float r = sqrtf(-2.f * cephes_log(u)) * 0.707106781186547524f;
+    return make_float2(r * (cos_f - sin_f), r * (cos_f + sin_f));
+}
+"""
 
 
 PRECOMPUTED = "precomputed"  # the kernel variant that reads g from a tensor
@@ -62,7 +121,13 @@ typedef {in_t} in_t;
 #define HD __host__ __device__ __forceinline__
 HD float load(in_t v) {{ return {to_float}(v); }}
 HD in_t store(float v) {{ return {from_float}(v); }}
-HD float sg(float x, const float* p) {{ {shape_code}
+HD int float_bits(float x) {{ union {{ float f; int i; }} u; u.f = x; return u.i; }}
+HD float bits_float(int i) {{ union {{ int i; float f; }} u; u.i = i; return u.f; }}
+{random_draws}
+HD float sg(float x, const float* p, long long i) {{ {shape_code}
+}}
+#define PARAM_SUMS {param_sums}  // the kernel sums dL/dp itself (PARAM_SOURCE)
+HD void dF_dp(float x, const float* p, float* out) {{ {param_code}
 }}
 #define PRE {pre}  // the surrogate comes precomputed in g_pre
 HD float reset(float h, float s, float th, float v_reset) {{
@@ -87,21 +152,25 @@ HD void forward_neuron(long long i, const in_t* x, const float* v0, float v0_sca
 
 // One neuron, one step of BPTT: gv is dL/dV[t] in and dL/dV[t-1] out. Writes dL/dX[t] (and the
 // total dL/dS[t] when asked); returns this neuron's share of dL/dtheta[t] and of dL/dk.
-struct Share {{ float theta, k; }};
+struct Share {{ float theta, k, p[{max_p}]; }};
 HD Share backward_step(long long i, int t, float& gv, const float* h, const float* v0,
                        float v0_scalar, const float* theta, const float* p, int P,
                        const float* g_pre, const in_t* grad_s, const float* grad_h,
                        int has_grad_h, float k, float c, float v_reset, in_t* grad_x,
-                       float* gs_out, int has_gs_out, int need_k, long long N) {{
+                       float* gs_out, int has_gs_out, int need_k, int need_p, long long N) {{
     long long j = t * N + i;
-    float th = theta[t], hv = h[j], x = hv - th, g = PRE ? g_pre[j] : sg(x, p + t * P);
+    float th = theta[t], hv = h[j], x = hv - th, g = PRE ? g_pre[j] : sg(x, p + t * P, i);
     float gs = load(grad_s[j]);
     if (!{detach}) gs += {hard} ? gv * (v_reset - hv) : -gv * th;  // through the reset
     float d = ({hard} ? (x < 0.f ? gv : 0.f) : gv) + gs * g;      // dV/dH, then dS/dH
     if (has_grad_h) d += grad_h[j];
     if (grad_x) grad_x[j] = store(c * d);
     if (has_gs_out) gs_out[j] = gs;
-    Share share = {{-gs * g - ((!{hard} && x >= 0.f) ? gv : 0.f), 0.f}};
+    Share share = {{-gs * g - ((!{hard} && x >= 0.f) ? gv : 0.f), 0.f, {{0.f}}}};
+    if (PARAM_SUMS && need_p) {{
+        dF_dp(x, p + t * P, share.p);
+        for (int q = 0; q < P; ++q) share.p[q] *= gs;
+    }}
     if (need_k) {{
         float v_prev = v0 ? v0[i] : v0_scalar;
         if (t > 0) {{
@@ -135,16 +204,23 @@ extern "C" __global__ void backward_{tag}(
         int P, const float* g_pre, const {ns}::in_t* grad_s, const float* grad_v,
         int has_grad_v, const float* grad_h, int has_grad_h, const float* k, float c,
         float v_reset, {ns}::in_t* grad_x, float* grad_v0, float* gs_out, int has_gs_out,
-        float* acc_theta, float* acc_k, int need_theta, int need_k, int T, long long N) {{
+        float* acc_theta, float* acc_k, float* acc_p, int need_theta, int need_k, int need_p,
+        int T, long long N) {{
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     bool live = i < N;  // every lane stays for the warp sums
     float gv = (live && has_grad_v) ? grad_v[i] : 0.f;
     for (int t = T - 1; t >= 0; --t) {{
-        {ns}::Share share = {{0.f, 0.f}};
+        {ns}::Share share = {{0.f, 0.f, {{0.f}}}};
         if (live)
             share = {ns}::backward_step(i, t, gv, h, v0, v0_scalar, theta, p, P, g_pre,
                                          grad_s, grad_h, has_grad_h, k[0], c, v_reset, grad_x,
-                                         gs_out, has_gs_out, need_k, N);
+                                         gs_out, has_gs_out, need_k, need_p, N);
+        if (PARAM_SUMS && need_p) {{
+            for (int q = 0; q < P; ++q) {{
+                float sum = {ns}::warp_sum(share.p[q]);
+                if ((threadIdx.x & 31) == 0) atomicAdd(acc_p + t * P + q, sum);
+            }}
+        }}
         if (need_theta) {{
             float sum = {ns}::warp_sum(share.theta);
             if ((threadIdx.x & 31) == 0) atomicAdd(acc_theta + t, sum);
@@ -173,15 +249,17 @@ extern "C" void host_backward_{tag}(
         const float* h, const float* v0, float v0_scalar, const float* theta, const float* p,
         int P, const float* g_pre, const {ns}::in_t* grad_s, const float* grad_v,
         const float* grad_h, float k, float c, float v_reset, {ns}::in_t* grad_x,
-        float* grad_v0, float* gs_out, float* acc_theta, float* acc_k, int T, long long N) {{
+        float* grad_v0, float* gs_out, float* acc_theta, float* acc_k, float* acc_p, int T,
+        long long N) {{
     for (long long i = 0; i < N; ++i) {{
         float gv = grad_v[i];
         for (int t = T - 1; t >= 0; --t) {{
             {ns}::Share share = {ns}::backward_step(i, t, gv, h, v0, v0_scalar, theta, p, P,
                                                      g_pre, grad_s, grad_h, 1, k, c, v_reset,
-                                                     grad_x, gs_out, 1, 1, N);
+                                                     grad_x, gs_out, 1, 1, 1, N);
             acc_theta[t] += share.theta;
             acc_k[0] += share.k;
+            for (int q = 0; PARAM_SUMS && q < P; ++q) acc_p[t * P + q] += share.p[q];
         }}
         if (grad_v0) grad_v0[i] = gv;
     }}
@@ -205,6 +283,9 @@ def kernel_source(shape: str, dtype: torch.dtype, hard: bool, detach: bool,
     pre = shape == PRECOMPUTED
     fields = dict(ns=f"v_{tag}", tag=tag, in_t=in_t, to_float=to_float, from_float=from_float,
                   shape_code="return 0.f;" if pre else SHAPE_SOURCE[shape],
+                  random_draws=RANDOM_DRAWS, max_p=MAX_P,
+                  param_sums="true" if shape in PARAM_SOURCE else "false",
+                  param_code=PARAM_SOURCE.get(shape, ""),
                   pre="true" if pre else "false", hard="true" if hard else "false",
                   detach="true" if detach else "false")
     body = KERNELS.format(**fields) + (HOST_DRIVER.format(**fields) if host_driver else "")

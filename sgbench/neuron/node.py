@@ -153,10 +153,10 @@ class SpikingNeuron(base.MemoryModule):
             theta, p = (_like(a, x) for a in self.rule.thresholds(self, T))
             if self._cpu_fused(x):
                 frame = one_frame(x)
-                pool = self.max_pool_after and not self.rule.scaled_output
                 s, v, h, *pooled = NumbaSequenceFn.apply(
                     x if frame is None else frame, self._initial_v(x[0], as_number=True), k,
-                    theta, p, shape, dyn, frame is not None, pool, self.keep_h or self.observe)
+                    theta, p, shape, dyn, frame is not None, self._pool_in_kernels(theta),
+                    self.keep_h or self.observe)
             else:
                 s, v, h = SequenceFn.apply(x, self._initial_v(x[0]), k, theta, p, shape, dyn,
                                            self.capture)
@@ -168,9 +168,16 @@ class SpikingNeuron(base.MemoryModule):
                                          self.capture, t)
             s, v, h, theta, p = self._stepwise(x, self._initial_v(x[0]), k, dyn, fire)
         out = self._finish(x_seq, s, v, h, theta, p)
-        if pooled and out is s:  # the next MaxPool2d (models/pool.py) returns this
-            out.max_pool_2x2 = (out._version, pooled[0])
+        if pooled:  # the next MaxPool2d (models/pool.py) returns this
+            out.max_pool_2x2 = (out._version, self._emit(pooled[0], theta).to(out.dtype))
         return out
+
+    def _pool_in_kernels(self, theta: Tensor) -> bool:
+        """Whether the numba kernels pool the spikes for a 2x2 max-pool that follows. A scaled
+        output theta[t] S[t] pools as theta[t] times the pooled spikes where theta > 0 (a
+        positive scale keeps the maximum's place)."""
+        return self.max_pool_after and (not self.rule.scaled_output
+                                        or bool((theta > 0).all()))
 
     def _finish(self, x_seq: Tensor, s: Tensor, v: Tensor, h: Tensor, theta: Tensor,
                 p: Tensor) -> Tensor:
@@ -222,10 +229,10 @@ class SpikingNeuron(base.MemoryModule):
         with torch.no_grad():
             theta, p = self._steps_without_graph(x.detach(), _detached(k), dyn)
         frame = one_frame(x)
-        pool = self.max_pool_after and not self.rule.scaled_output
         s, v, h, *pooled = NumbaSequenceFn.apply(
             x if frame is None else frame, self._initial_v(x[0], as_number=True), k, theta, p,
-            shape, dyn, frame is not None, pool, self.keep_h or self.observe)
+            shape, dyn, frame is not None, self._pool_in_kernels(theta),
+            self.keep_h or self.observe)
         return (s, v, h, theta, p, *pooled)
 
     def _steps_without_graph(self, x: Tensor, k, dyn: Dynamics) -> tuple[Tensor, Tensor]:

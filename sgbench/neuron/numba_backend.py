@@ -3,12 +3,12 @@
 On CPU, in ``auto`` mode, a layer whose rule works on whole sequences runs charge, fire and reset
 over all T in one pass (cpu_kernels.py) instead of the torch backend's handful of elementwise ops
 per timestep, and its BPTT in one pass back: same inputs, outputs and gradients as
-``engine.SequenceFn``, equal up to float rounding. It runs the built-in shapes with kernel code
-(chosen by the shape object's identity, as on CUDA). The torch backend stays the reference:
-``neuron.backend=torch`` selects it, and it runs every other shape (a plugin's own, LocalZO's
-random one: evaluating their torch functions over all T and reading the result back measured
-slower than the torch backend), diagnostic passes that capture dL/dH, stepwise rules and float64
-input.
+``engine.SequenceFn``, equal up to float rounding (LocalZO's random surrogate: the same with
+the kernels' own draws). It runs the built-in shapes (chosen by the shape object's identity, as
+on CUDA). The torch backend stays the reference: ``neuron.backend=torch`` selects it, and it runs
+a plugin's own shape (evaluating its torch function over all T and reading the result back
+measured slower than the torch backend), diagnostic passes that capture dL/dH, stepwise rules
+whose thresholds take gradients and float64 input.
 
 A layer is split over ``torch.get_num_threads()`` Python threads (the kernels release the GIL),
 so ``--threads`` governs both backends alike.
@@ -72,6 +72,12 @@ def kernel_kind(shape: Shape) -> int | None:
     return kernels().KINDS.get(shape.name) if SHAPES.get(shape.name) is shape else None
 
 
+def params_in_kernel(shape: Shape) -> bool:
+    """Whether the backward kernel makes the gradients of ``shape``'s parameters itself (else
+    ``Shape.param_grads`` makes them from the kept H and the total dL/dS)."""
+    return kernel_kind(shape) in kernels().PARAM_KINDS
+
+
 class Layout:
     """The storage order of a layer's per-step tensor (contiguous, channels-last, ...): every
     tensor of the layer is handed to the kernels as rows [R, N] in that order, so one index
@@ -119,7 +125,8 @@ class NumbaSequenceFn(torch.autograd.Function):
     single frame [...] given at every step (a direct-input network's first layer): it is read
     once per step and its gradient, the sum over the steps, is made in the same pass.
 
-    Unless ``keep_h`` (or the shape's parameters want gradients, or T > RECOMPUTE_MAX_T), H is
+    Unless ``keep_h`` (or the parameters of a shape outside ``PARAM_KINDS`` want gradients, or
+    T > RECOMPUTE_MAX_T), H is
     not kept: the third output is None and backward recomputes H from the input, which it keeps
     instead (no [T, N] tensor written forward and read back; one frame for a one-frame input).
 
@@ -133,7 +140,8 @@ class NumbaSequenceFn(torch.autograd.Function):
                 keep_h=True):
         T, layout = theta.shape[0], Layout(x_seq if one_frame else x_seq[0])
         x = layout.rows(x_seq[None] if one_frame else x_seq)
-        keep_h = keep_h or ctx.needs_input_grad[4] or T > RECOMPUTE_MAX_T
+        p_in_torch = ctx.needs_input_grad[4] and not params_in_kernel(shape)
+        keep_h = keep_h or p_in_torch or T > RECOMPUTE_MAX_T
         h = np.empty((T, layout.n), np.float32) if keep_h else None
         s, v = np.empty((T, layout.n), np.float32), np.empty(layout.n, np.float32)
         v0_t = v0.detach().to(torch.float32) if torch.is_tensor(v0) else None
@@ -176,8 +184,9 @@ class NumbaSequenceFn(torch.autograd.Function):
         need_v0 = need_v0 and v0_t is not None
         grad_x = np.empty((1 if ctx.one_frame else T, N), np.float32) if need_x else None
         grad_v0 = np.empty(N, np.float32) if need_v0 else None
-        gs_total = np.empty((T, N), np.float32) if need_p else None
-        sums = np.zeros((torch.get_num_threads(), T + 1), np.float64)
+        p_in_kernel = need_p and params_in_kernel(shape)
+        gs_total = np.empty((T, N), np.float32) if need_p and not p_in_kernel else None
+        sums = np.zeros((torch.get_num_threads(), T + 1, 1 + p.shape[1]), np.float64)
         pooled = grad_pooled is not None
         width = ctx.width if pooled else 0
         f32 = np.float32
@@ -187,18 +196,21 @@ class NumbaSequenceFn(torch.autograd.Function):
         pool_args = (grad_pooled.detach().to(torch.float32).reshape(T, -1).contiguous().numpy()
                      if pooled else None, ctx.where if pooled else None, width)
         backward = kernels().backward_kernel(kernel_kind(shape), dyn.hard_reset, dyn.detach_reset,
-                                             need_theta, need_k, ctx.one_frame, ctx.lerp)
+                                             need_theta, need_k, ctx.one_frame, ctx.lerp,
+                                             p_in_kernel)
         unit = 2 * width or 1
         split(N // unit, lambda lo, hi, part: backward(lo * unit, hi * unit, *args, sums[part],
                                                        *pool_args), per_item=unit)
         total = torch.from_numpy(sums.sum(0).astype(np.float32))
         g_p = None
-        if need_p:  # H was kept (forward)
+        if p_in_kernel:
+            g_p = total[:T, 1:]
+        elif need_p:  # H was kept (forward)
             gs = layout.tensor(gs_total)
             g_p = torch.stack([torch.stack(shape.param_grads(kept[t] - theta[t], tuple(p[t]),
                                                              gs[t])) for t in range(T)])
         if need_x:
             grad_x = layout.tensor(grad_x[0] if ctx.one_frame else grad_x)
         return (grad_x if need_x else None, layout.tensor(grad_v0) if need_v0 else None,
-                total[T] if need_k else None, total[:T] if need_theta else None, g_p, None, None,
+                total[T, 0] if need_k else None, total[:T, 0] if need_theta else None, g_p, None, None,
                 None, None, None)

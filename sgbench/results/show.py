@@ -48,7 +48,15 @@ def headline(record: dict[str, Any]) -> str:
     return (f"{method['name']} [{method['fidelity']}] on {record['task']['name']} "
             f"v{record['task']['version']}, T={record['T']}, seed {record['seed']}, "
             f"{record['protocol']} protocol: {record['status']}, top-1 {top1}; "
-            f"wall {cost['wall_s']:.1f}s, search {cost.get('adapt_s') or 0:.1f}s")
+            f"wall {cost['wall_s']:.1f}s, search {_search_cost(cost)}")
+
+
+def _search_cost(cost: dict[str, Any]) -> str:
+    """The between-epoch work of adaptive methods (searches, finite differences), in seconds
+    and as a share of the training steps' time."""
+    adapt, train = cost.get("adapt_s") or 0.0, cost.get("train_compute_s") or 0.0
+    share = f" ({100 * adapt / train:.1f} % of training)" if train > 0 else ""
+    return f"{adapt:.1f}s{share}"
 
 
 def identity_table(record: dict[str, Any]) -> Table:
