@@ -203,3 +203,17 @@ def test_recomputed_deltas_follow_the_shape_parameters():
     assert torch.allclose(node.capture.deltas(p) * node.dynamics.c, x.grad)
     wider = torch.tensor([1.0, 1.0, 0.5, 0.5], dtype=torch.float64).expand(3, -1)
     assert not torch.allclose(node.capture.deltas(wider), node.capture.deltas(p))
+
+
+@pytest.mark.parametrize("correction", [0, 1])
+def test_the_fast_var_mean_is_torch_s_with_its_gradient(correction):
+    """sgbench/neuron/moments.py (PSG's PDA loss, DS-ATGO's thresholds) against torch.var_mean."""
+    from sgbench.neuron.moments import var_mean
+
+    h = (torch.randn(3, 40, dtype=torch.float64) * 2 + 1.5).requires_grad_(True)
+    upstream = torch.tensor([0.7, -1.3], dtype=torch.float64)
+    ours = torch.stack(var_mean(h, correction=correction))
+    theirs = torch.stack(torch.var_mean(h, correction=correction))
+    torch.testing.assert_close(ours, theirs)
+    grads = [torch.autograd.grad((out * upstream).sum(), h)[0] for out in (ours, theirs)]
+    torch.testing.assert_close(*grads)
