@@ -16,6 +16,7 @@ import math
 import os
 import random
 import signal
+import stat
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .files import current_umask
+from .files import check_target, current_umask
 
 
 class StopRequested(Exception):
@@ -131,17 +132,33 @@ class RunLock:
                 raise UserError(f"{who} is running this configuration and seed into "
                                 f"{self.path.parent}; wait for it, or use another --out") from None
             if self._still_named(fd):  # not unlinked by a holder that finished meanwhile
-                os.ftruncate(fd, 0)
-                os.write(fd, str(os.getpid()).encode())
                 self.fd = fd
+                self._write_pid()
                 return
             os.close(fd)
 
     def _open(self) -> int:
+        """The lock file, never through a link (O_NOFOLLOW), never a FIFO or device (opened
+        without blocking, then checked) or a file with other hard links (check_target)."""
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
         except OSError as exc:
             raise UserError(f"cannot take the run lock {self.path}: {exc.strerror}") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+            os.close(fd)
+            check_target(self.path)
+            raise UserError(f"cannot take the run lock {self.path}: not a file of sgbench's own")
+        return fd
+
+    def _write_pid(self) -> None:
+        try:
+            os.ftruncate(self.fd, 0)
+            os.write(self.fd, str(os.getpid()).encode())
+        except OSError as exc:  # a full disk: the lock is held all the same, but say it
+            self.release()
+            raise UserError(f"cannot write the run lock {self.path}: {exc.strerror or exc}"
+                            ) from None
 
     def _still_named(self, fd: int) -> bool:
         try:
@@ -167,6 +184,7 @@ def _pid_in(fd: int) -> int | None:
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
+    check_target(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".ckpt.pt")
     os.fchmod(fd, 0o666 & ~current_umask())  # as the records (mkstemp: 0600)
     os.close(fd)

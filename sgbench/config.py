@@ -124,7 +124,8 @@ def load_yaml(path: Traversable | Path, what: str) -> Any:
     if isinstance(path, Path) and path.exists() and not path.is_file():
         raise UserError(f"{what} file {path} is not a regular file")
     try:
-        data = path.read_bytes()
+        with path.open("rb") as fh:  # never more than the limit read (a huge or sparse file)
+            data = fh.read(YAML_MAX_CHARS + 1)
         if len(data) > YAML_MAX_CHARS:
             raise UserError(f"{what} file {path} is larger than {YAML_MAX_CHARS:,} bytes")
         return load_yaml_text(data.decode("utf-8"))
@@ -146,10 +147,25 @@ def _read_yaml(path: Traversable | Path) -> dict[str, Any]:
     return data
 
 
-def _load_with_includes(path: Traversable | Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+MAX_INCLUDE_DEPTH, MAX_INCLUDED_FILES = 16, 128  # far beyond any real task's few levels
+
+
+def _load_with_includes(path: Traversable | Path, seen: tuple[str, ...] = (),
+                        loaded: list[int] | None = None) -> dict[str, Any]:
+    """The task file merged over its includes; a cycle, a chain deeper than
+    MAX_INCLUDE_DEPTH or more than MAX_INCLUDED_FILES reads in all (a fan-out that includes
+    files many times over) is one line."""
     path = path.resolve() if isinstance(path, Path) else path  # a cycle spelt through '..' too
     if str(path) in seen:
         raise UsageError(f"include cycle: {' -> '.join(seen + (str(path),))}")
+    if len(seen) >= MAX_INCLUDE_DEPTH:
+        raise UsageError(f"{seen[0]}: includes nest more than {MAX_INCLUDE_DEPTH} files deep "
+                         f"(at {path})")
+    loaded = [0] if loaded is None else loaded
+    loaded[0] += 1
+    if loaded[0] > MAX_INCLUDED_FILES:
+        raise UsageError(f"{seen[0] if seen else path}: more than {MAX_INCLUDED_FILES} task "
+                         f"files read through its includes (a file included many times over?)")
     data = _read_yaml(path)
     includes = data.pop("include", [])
     names = [includes] if isinstance(includes, str) else includes
@@ -161,7 +177,7 @@ def _load_with_includes(path: Traversable | Path, seen: tuple[str, ...] = ()) ->
         included = path.parent / name
         if not included.is_file():
             raise UsageError(f"{path}: included file {name} not found (looked in {path.parent})")
-        merged = deep_merge(merged, _load_with_includes(included, seen + (str(path),)))
+        merged = deep_merge(merged, _load_with_includes(included, seen + (str(path),), loaded))
     return deep_merge(merged, data)
 
 

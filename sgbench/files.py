@@ -1,12 +1,16 @@
 """Writing files where the user said: a folder proved writable before any work, names that stay
-inside it, folders and files of sgbench's own that never follow a link planted there."""
+inside it, folders and files of sgbench's own that never follow a link planted there, and one
+writer (``write_atomic``) for every file sgbench makes: never through a symbolic link, onto a
+special file or a file with other hard links, and never over a file sgbench did not make."""
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from .errors import UserError
 
@@ -63,14 +67,101 @@ def own_folder(path: Path) -> Path:
     return path
 
 
+def check_target(path: Path, ours: Callable[[Path], bool] | None = None) -> None:
+    """Refuse to write ``path`` where it is a symbolic link, not a regular file (a folder, FIFO,
+    device), a file with other hard links (writing it would change a file elsewhere), or, when
+    ``ours`` is given, an existing file for which ``ours(path)`` says sgbench did not make it."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise UserError(f"{path} is a symbolic link; sgbench never writes through one (remove "
+                        f"it, or choose another folder)")
+    if not stat.S_ISREG(st.st_mode):
+        raise UserError(f"{path} exists and is not a regular file; sgbench writes only files of "
+                        f"its own there (remove it, or choose another folder)")
+    if st.st_nlink > 1:
+        raise UserError(f"{path} has {st.st_nlink - 1} other hard link(s); writing it would change "
+                        f"a file elsewhere (remove it, or choose another folder)")
+    if ours is not None and not ours(path):
+        raise UserError(f"{path} exists and was not written by sgbench; it is left as it is "
+                        f"(move it away, or choose another folder)")
+
+
+def never_replace(path: Path) -> bool:
+    """An ``ours`` for files that are never replaced (records)."""
+    return False
+
+
+def same_text(text: str) -> Callable[[Path], bool]:
+    """An ``ours`` that allows replacing a file holding exactly ``text`` (nothing is lost)."""
+    def ours(path: Path) -> bool:
+        try:
+            return path.read_text(errors="replace") == text
+        except OSError:
+            return False
+    return ours
+
+
+def starts_with(marker: str) -> Callable[[Path], bool]:
+    """An ``ours`` for generated files that begin with ``marker``."""
+    def ours(path: Path) -> bool:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                return fh.read(len(marker)) == marker
+        except OSError:
+            return False
+    return ours
+
+
+def write_atomic(path: Path, data: str | bytes, ours: Callable[[Path], bool] | None = None,
+                 durable: bool = False) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename, so a
+    reader never sees half a file and an interrupted write leaves the old one; the target is
+    checked first (``check_target``). ``durable``: fsync before the rename (records)."""
+    check_target(path, ours)
+    payload = data.encode() if isinstance(data, str) else data
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # as any file the user writes (mkstemp: 0600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def open_new_or_own(path: Path, mode: str = "a"):
-    """Open a file sgbench writes beside its records without following a link someone planted
-    there (O_NOFOLLOW): the file stays inside the folder the user named."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if "a" in mode else
-                                                        os.O_TRUNC)
+    """Open a file sgbench appends to beside its records (a log) without following a link
+    someone planted there (O_NOFOLLOW), nor opening a special file (O_NONBLOCK, then checked)
+    or a file with other hard links: the file stays inside the folder the user named."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | (
+        os.O_APPEND if "a" in mode else 0)
     try:
         fd = os.open(path, flags, 0o666)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc} (a link is never "
                         f"followed)") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        os.close(fd)
+        check_target(path)  # says which
+        raise UserError(f"cannot write {path}: not a file of sgbench's own")
+    if "a" not in mode:
+        os.ftruncate(fd, 0)
+    os.set_blocking(fd, True)
     return os.fdopen(fd, mode, newline="")

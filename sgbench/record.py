@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .files import current_umask, safe_name
+from .files import never_replace, safe_name, write_atomic
 
 SCHEMA = "sgbench.run/2"  # 2: diagnostics, paper_overlay, cost.adapt_s / diagnostics_s
 READABLE = ("sgbench.run/1", SCHEMA)
@@ -62,19 +62,7 @@ def write_record(record: dict[str, Any], out_dir: Path) -> Path:
     path = out_dir / f"{safe_name(record['run_id'])}.json"
     if path.exists():
         raise UserError(f"record {path} already exists; records are never overwritten")
-    text = dumps(record)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".tmp-", suffix=".json")
-    try:
-        os.fchmod(fd, 0o666 & ~current_umask())  # as any file the user writes (mkstemp: 0600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, dumps(record), never_replace, durable=True)
 
 
 class RecordNotWritten(UserError):
@@ -95,23 +83,27 @@ def save_record(record: dict[str, Any], out_dir: Path) -> Path:
     the fallback folder (else the temporary folder) and raise ``RecordNotWritten`` naming both."""
     try:
         return write_record(record, out_dir)
-    except OSError as exc:
-        reason = f"{exc.strerror or exc}"
+    except (OSError, UserError) as exc:  # UserError: write_atomic's refusals and OS errors
+        reason = f"{exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
     saved = None
     for folder in (fallback_folder(), Path(tempfile.gettempdir()) / "sgbench-unsaved-records"):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             saved = write_record(record, folder)
             break
-        except OSError:
+        except (OSError, UserError):
             continue
     where = f"it was saved to {saved}" if saved else "no fallback folder was writable either"
     raise RecordNotWritten(f"could not write the record to {out_dir} ({reason}); {where}",
                            record, saved)
 
 
-class NotARecord(Exception):
-    """A JSON file that is not an sgbench record."""
+class NotARecord(UserError):
+    """A JSON file that is not an sgbench record (folder readers skip it; a command given it
+    as a record says so in one line)."""
+
+    def __init__(self, path: str):
+        super().__init__(f"{path}: not an sgbench run record (no 'schema: sgbench.run/...')")
 
 
 STATUSES = ("ok", "diverged", "failed", "interrupted")
@@ -124,6 +116,9 @@ FIELDS: list[tuple[str, tuple, bool]] = [
     ("task.config", (dict,), True), ("T", (int,), True), ("seed", (int,), True),
     ("protocol", (str,), True), ("metrics", (dict,), True), ("history", (list,), True),
     ("cost", (dict,), True), ("env", (dict,), True), ("diagnostics", (dict,), False),
+    # read by compare, show and the report where present
+    ("method.source_sha256", (str, type(None)), False), ("method.fidelity", (str,), False),
+    ("method.origin", (dict, type(None)), False), ("task.config.train", (dict,), False),
 ]
 
 

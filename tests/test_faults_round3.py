@@ -1,5 +1,6 @@
-"""Faults, round three (the classes fixed so far): text from records drawn literally, the
-contract check's limits, and bounds on the benchmark commands' numbers."""
+"""Faults, round three, one section per class of the issue: the one safe writer, paths checked
+before work, data checked before training, readers that survive any record, text drawn
+literally, the self-healing kernel cache, the contract check's limits and bounded numbers."""
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,209 @@ def test_labels_outside_the_class_range_are_named(monkeypatch):
     data.train.x = data.train.x[:0]
     with pytest.raises(UserError, match="training set is empty"):
         check_data(data)
+
+
+# -- class 1: one safe writer ------------------------------------------------------------------
+def _outside(tmp_path):
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("the user's")
+    return target
+
+
+@pytest.mark.parametrize("planted", ["symlink", "hardlink", "fifo", "user's file"])
+def test_the_writer_refuses_links_special_files_and_files_not_its_own(tmp_path, planted):
+    import os
+
+    from sgbench.errors import UserError
+    from sgbench.files import same_text, write_atomic
+
+    outside, path = _outside(tmp_path), tmp_path / "out" / "grid.yaml"
+    path.parent.mkdir()
+    {"symlink": lambda: path.symlink_to(outside), "hardlink": lambda: os.link(outside, path),
+     "fifo": lambda: os.mkfifo(path), "user's file": lambda: path.write_text("mine")}[planted]()
+    with pytest.raises(UserError, match="symbolic link|hard link|not a regular file|not written"):
+        write_atomic(path, "new", same_text("new"))
+    assert outside.read_text() == "the user's"
+    if planted == "user's file":
+        assert path.read_text() == "mine"
+
+
+@pytest.mark.parametrize("planted", ["user's grid", "symlink"])
+def test_selftest_dry_run_leaves_a_users_grid_alone(tmp_path, planted):
+    outside, out = _outside(tmp_path), tmp_path / "st"
+    out.mkdir()
+    if planted == "symlink":
+        (out / "grid.yaml").symlink_to(outside)
+    else:
+        (out / "grid.yaml").write_text("mine")
+    result = runner.invoke(app, ["selftest", "--gpu", "--dry-run", "--out", str(out)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert outside.read_text() == "the user's"
+    assert planted == "symlink" or (out / "grid.yaml").read_text() == "mine"
+
+
+def test_the_leaderboard_is_not_written_through_a_link(tmp_path, monkeypatch):
+    from sgbench.errors import UserError
+    from sgbench.results import leaderboard
+
+    outside, link = _outside(tmp_path), tmp_path / "LEADERBOARD.md"
+    link.symlink_to(outside)
+    monkeypatch.setattr(leaderboard, "LEADERBOARD", link)
+    monkeypatch.setattr(leaderboard, "leaderboard", lambda: leaderboard.TITLE + " new\n")
+    with pytest.raises(UserError, match="symbolic link"):
+        leaderboard.write_leaderboard()
+    assert outside.read_text() == "the user's"
+
+
+@pytest.mark.parametrize("planted", ["hardlink", "fifo"])
+def test_a_run_lock_that_is_not_sgbench_s_own_file_is_refused(tmp_path, planted):
+    import os
+
+    from sgbench.checkpoint import RunLock
+    from sgbench.errors import UserError
+
+    outside, path = _outside(tmp_path), tmp_path / "run.lock"
+    os.link(outside, path) if planted == "hardlink" else os.mkfifo(path)
+    with pytest.raises(UserError, match="hard link|not a regular file"):
+        RunLock(path).acquire()
+    assert outside.read_text() == "the user's"
+
+
+def test_a_figure_replaces_its_own_earlier_file_but_not_a_users(tmp_path):
+    board = Path(__file__).resolve().parents[1] / "results" / "leaderboards" / "fashion_mnist"
+    out = tmp_path / "rank.png"
+    args = ["plot", "rank", "--runs", str(board), "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    assert runner.invoke(app, args).exit_code == 0  # sgbench's own figure: replaced
+    out.write_bytes(b"\x89PNG the user's picture")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "not written by sgbench" in result.output
+    assert out.read_bytes() == b"\x89PNG the user's picture"
+
+
+# -- class 4: readers survive any record, published file or task file -------------------------
+def _written_record(tmp_path, change):
+    """A committed real record, changed, in tmp_path/runs."""
+    import json
+
+    board = Path(__file__).resolve().parents[1] / "results" / "leaderboards" / "fashion_mnist"
+    record = json.loads(next(board.glob("*atan*/*.json")).read_text())
+    change(record)
+    folder = tmp_path / "runs"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{record['run_id']}.json"
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_a_record_with_a_mistyped_hash_is_skipped_with_a_line(tmp_path):
+    def numeric_hash(r):
+        r["method"]["source_sha256"], r["run_id"] = 12345, r["run_id"] + "-bad"
+    _written_record(tmp_path, lambda r: None)
+    _written_record(tmp_path, numeric_hash)
+    result = runner.invoke(app, ["compare", "--runs", str(tmp_path / "runs")])
+    assert result.exit_code == 0 and "Traceback" not in result.output
+    assert "source_sha256" in result.output
+
+
+def test_show_of_a_failed_record_without_metrics(tmp_path):
+    def failed(r):
+        r["status"], r["metrics"] = "failed", {}
+    result = runner.invoke(app, ["show", str(_written_record(tmp_path, failed))])
+    assert result.exit_code == 0 and "Traceback" not in result.output and "failed" in result.output
+
+
+def test_a_json_file_that_is_not_a_record_is_one_line(tmp_path):
+    (tmp_path / "x.json").write_text('{"hello": 1}')
+    result = runner.invoke(app, ["show", str(tmp_path / "x.json")])
+    assert result.exit_code == 1 and "not an sgbench run record" in result.output
+
+
+@pytest.mark.parametrize("results", ["[1, 2]", "[{name: x}]"])
+def test_published_numbers_of_the_wrong_shape_are_one_line(tmp_path, results):
+    _written_record(tmp_path, lambda r: None)
+    (tmp_path / "pub.yaml").write_text(f"results: {results}\n")
+    result = runner.invoke(app, ["compare", "--runs", str(tmp_path / "runs"), "--published",
+                                 str(tmp_path / "pub.yaml")])
+    assert result.exit_code == 1 and "published entry 1" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("case", ["deep chain", "fan-out", "sparse 8 GiB"])
+def test_task_files_that_never_end_are_refused(tmp_path, case):
+    if case == "deep chain":
+        for i in range(40):
+            (tmp_path / f"t{i}.yaml").write_text(f"include: t{i + 1}.yaml\n")
+        (tmp_path / "t40.yaml").write_text("name: x\n")
+    elif case == "fan-out":  # each file includes the next twice: 2^12 reads
+        for i in range(12):
+            (tmp_path / f"t{i}.yaml").write_text(f"include: [t{i + 1}.yaml, t{i + 1}.yaml]\n")
+        (tmp_path / "t12.yaml").write_text("name: x\n")
+    else:
+        with open(tmp_path / "t0.yaml", "wb") as fh:
+            fh.truncate(8 * 2**30)
+    result = runner.invoke(app, ["run", "-m", "atan", "-t", str(tmp_path / "t0.yaml"),
+                                 "--out", str(tmp_path / "runs")])
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+    assert any(word in result.output for word in ("deep", "more than", "larger than"))
+
+
+def test_a_damaged_record_in_a_board_stops_the_leaderboard(tmp_path, monkeypatch):
+    from sgbench.errors import UserError
+    from sgbench.results import leaderboard
+
+    path = _written_record(tmp_path, lambda r: None)
+    path.write_text(path.read_text()[:100])  # truncated
+    (tmp_path / "board.yaml").write_text(f"name: b\nout: {path.parent}\nmethods: [atan]\n"
+                                         "tasks: [digits]\nseeds: [0]\n")
+    with pytest.raises(UserError, match="a record cannot be read"):
+        leaderboard.board_records(tmp_path / "board.yaml")
+
+
+# -- class 6: the numba kernel cache heals itself ---------------------------------------------
+KERNEL = "from numba import njit\n\n@njit(cache=True)\ndef f(x):\n    return x + 1\n"
+
+
+def _run_cached_kernel(folder):
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import sgbench.neuron.kernel_cache as "
+            "k; k.harden(); import cached_kernel; print(cached_kernel.f(1))")
+    return subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True,
+                          text=True, timeout=120,
+                          env={**os.environ, "NUMBA_CACHE_DIR": str(folder / "cache")})
+
+
+@pytest.mark.parametrize("damage", ["random index", "data cut in half", "fifo index"])
+def test_a_damaged_kernel_cache_is_compiled_again_and_said_once(tmp_path, damage):
+    import os
+
+    (tmp_path / "cached_kernel.py").write_text(KERNEL)
+    assert _run_cached_kernel(tmp_path).stdout.strip() == "2"
+    files = {p.suffix: p for p in (tmp_path / "cache").rglob("cached_kernel*")}
+    if damage == "random index":
+        files[".nbi"].write_bytes(os.urandom(300))
+    elif damage == "data cut in half":
+        data = files[".nbc"].read_bytes()
+        files[".nbc"].write_bytes(data[:len(data) // 2])
+    else:
+        files[".nbi"].unlink()
+        os.mkfifo(files[".nbi"])
+    healed = _run_cached_kernel(tmp_path)
+    assert healed.returncode == 0 and healed.stdout.strip() == "2"
+    assert healed.stderr.count("could not be read") == 1
+    again = _run_cached_kernel(tmp_path)  # the entry was written anew
+    assert again.stdout.strip() == "2" and "could not be read" not in again.stderr
+
+
+def test_no_writable_kernel_cache_is_said(monkeypatch, capsys):
+    from numba.core import caching
+
+    from sgbench.neuron import kernel_cache
+
+    monkeypatch.setattr(caching.FunctionCache._impl_class, "_locator_classes", [])
+    monkeypatch.setattr(kernel_cache, "_said", set())
+    assert kernel_cache.usable(kernel_cache.__file__) is False
+    assert "no writable folder for the numba kernel cache" in capsys.readouterr().err

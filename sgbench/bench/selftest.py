@@ -13,13 +13,15 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from ..errors import UsageError
+from ..files import same_text, starts_with, write_atomic
+
+MD_TITLE = "# sgbench selftest --gpu"
 
 TOTAL_BUDGET_S = 600
 
@@ -45,10 +47,10 @@ class Outcome:
 def grid_spec(folder: Path) -> Path:
     """The small grid whose wall time is compared at 1 and 4 jobs per GPU."""
     spec = folder / "grid.yaml"
-    spec.write_text(json.dumps({"name": "grid", "methods": ["atan", "rect", "ds_atgo", "a2sg"],
-                                "tasks": ["digits"], "T": [4], "seeds": [0, 1], "epochs": 3,
-                                "device": "cuda"}))
-    return spec
+    text = json.dumps({"name": "grid", "methods": ["atan", "rect", "ds_atgo", "a2sg"],
+                       "tasks": ["digits"], "T": [4], "seeds": [0, 1], "epochs": 3,
+                       "device": "cuda"})
+    return write_atomic(spec, text, same_text(text))  # a grid.yaml of the user's stays
 
 
 def plan(out: Path, data_dir: Path | None) -> list[Step]:
@@ -143,10 +145,11 @@ def write(out: Path, results: list[Outcome]) -> tuple[Path, Path]:
             "budget_s": TOTAL_BUDGET_S, "steps": [asdict(r) for r in results],
             "device": _device_name()}
     json_path, md_path = out / "selftest.json", out / "selftest.md"
-    _atomic(json_path, json.dumps(data, indent=1) + "\n")
+    write_atomic(json_path, json.dumps(data, indent=1) + "\n", starts_with('{\n "created"'))
     rows = "\n".join(f"| {r.name} | {r.status} | {r.seconds:.0f} | {r.note} |" for r in results)
-    _atomic(md_path, f"# sgbench selftest --gpu\n\n{data['created']}, {data['device']}\n\n"
-                     f"| step | result | seconds | note |\n|---|---|---|---|\n{rows}\n")
+    write_atomic(md_path, f"{MD_TITLE}\n\n{data['created']}, {data['device']}\n\n"
+                          f"| step | result | seconds | note |\n|---|---|---|---|\n{rows}\n",
+                 starts_with(MD_TITLE))
     return json_path, md_path
 
 
@@ -157,10 +160,3 @@ def _device_name() -> str:
         return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA"
     except Exception:  # noqa: BLE001 - a summary field, never fatal
         return "unknown"
-
-
-def _atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)

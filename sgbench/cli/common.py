@@ -102,15 +102,6 @@ def load_runs(runs: Path) -> list[dict]:
     return records
 
 
-def read_record(path: Path) -> dict:
-    from ..record import NotARecord, read_record as read
-
-    try:
-        return read(path)
-    except NotARecord:
-        raise UserError(f"'{path}' is not an sgbench run record") from None
-
-
 # Options that several commands declare alike.
 Runs = Annotated[Path, typer.Option("--runs", help="Folder of run records.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]

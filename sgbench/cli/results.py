@@ -9,9 +9,9 @@ import typer
 from rich.markup import escape
 
 from ..errors import UsageError, UserError
-
+from ..record import read_record
 from .common import (Json, Published, Runs, err, load_runs, out, print_json, print_tables,
-                     read_record, terminal_width, user_errors)
+                     terminal_width, user_errors)
 
 RUNS = Path("results/runs")
 

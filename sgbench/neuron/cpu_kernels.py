@@ -31,6 +31,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from . import kernel_cache
+
 BLOCK = 2048
 F32 = np.float32
 ZERO, ONE, TWO = F32(0.0), F32(1.0), F32(2.0)
@@ -45,7 +47,9 @@ LOCALZO = 8  # a random surrogate: drawn per neuron, step and sample (random_dra
 # learnable widths and thresholds of PSG+PDA and TrSG); others leave them to Shape.param_grads
 PARAM_KINDS = (0,)
 
-JIT = dict(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+kernel_cache.harden()  # a damaged cache entry is compiled again, never an error
+JIT = dict(nogil=True, cache=kernel_cache.usable(__file__), error_model="numpy",
+           fastmath={"contract"})
 
 
 @intrinsic

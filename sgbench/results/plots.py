@@ -11,10 +11,12 @@ vanilla window: the gradient-available-interval figure of DS-ATGO, AAAI 2026, Fi
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import UsageError, UserError
+from ..files import write_atomic
 from .compare import summarize
 from .show import snapshot
 
@@ -60,9 +62,10 @@ def check_out(out: Path) -> None:
                          f"{', '.join(FORMATS)}")
     if out.suffix.lower() not in FORMATS:
         raise UsageError(f"--out must end in {', '.join(FORMATS)}; got '{out.name}'")
-    from ..files import ensure_writable
+    from ..files import check_target, ensure_writable
 
     ensure_writable(out.parent, "the figure")  # under a file or /proc: one line, before drawing
+    check_target(out, made_by_sgbench)  # a link, a special file or a user's own: before drawing
 
 
 def style(name: str) -> dict[str, Any]:
@@ -440,10 +443,23 @@ def draw(kind: str, records: list[dict[str, Any]], task: str | None, out: Path,
     try:
         painters[kind]()
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=dpi, bbox_inches="tight", pad_inches=0.15)
+        image = io.BytesIO()  # rendered first, then written by the one safe writer
+        fig.savefig(image, format=out.suffix.lstrip(".").lower() or "png", dpi=dpi,
+                    bbox_inches="tight", pad_inches=0.15, metadata={"Creator": MADE_BY})
     finally:
         plt.close(fig)
-    return out
+    return write_atomic(out, image.getvalue(), made_by_sgbench)
+
+
+MADE_BY = "sgbench"  # in each figure's metadata: an existing file with it is sgbench's to replace
+
+
+def made_by_sgbench(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return MADE_BY.encode() in fh.read(1 << 16)
+    except OSError:
+        return False
 
 
 def pick_task(records: list[dict[str, Any]], task: str | None) -> str:

@@ -32,23 +32,42 @@ def load(path: Path | None = None) -> list[dict[str, Any]]:
     data = load_yaml(target, "published-numbers")
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
         raise UserError(f"{target} must hold a mapping with a 'results' list")
+    found = [p for i, entry in enumerate(data["results"]) for p in _type_problems(i, entry)]
+    if found:  # readers look entries up by these fields: their types must hold
+        raise UserError(f"{target}: {'; '.join(found[:3])}"
+                        + (f" (and {len(found) - 3} more)" if len(found) > 3 else ""))
     return data["results"]
+
+
+def _where(i: int, entry: Any) -> str:
+    if not isinstance(entry, dict):
+        return f"published entry {i + 1}"
+    return f"published entry {i + 1} ({entry.get('name', '?')}, {entry.get('dataset', '?')})"
+
+
+def _type_problems(i: int, entry: Any) -> list[str]:
+    """A missing field or a value of the wrong type, per field."""
+    where = _where(i, entry)
+    if not isinstance(entry, dict):
+        return [f"{where}: not a mapping"]
+    found = []
+    for key, kinds in FIELDS.items():
+        if key not in entry:
+            found.append(f"{where}: missing '{key}'")
+        elif not isinstance(entry[key], kinds) or (
+                isinstance(entry[key], bool) and kinds is not bool):  # bool is an int too
+            found.append(f"{where}: '{key}' has the wrong type ({str(entry[key])[:40]!r})")
+    return found
 
 
 def problems(entries: list[dict[str, Any]], methods: set[str], tasks: set[str]) -> list[str]:
     """Every way the entries break the schema, name unknown methods or tasks, or repeat."""
     found, seen = [], set()
     for i, entry in enumerate(entries):
-        where = f"published entry {i + 1} ({entry.get('name', '?')}, {entry.get('dataset', '?')})"
+        where = _where(i, entry)
+        found += _type_problems(i, entry)
         if not isinstance(entry, dict):
-            found.append(f"{where}: not a mapping")
             continue
-        for key, kinds in FIELDS.items():
-            if key not in entry:
-                found.append(f"{where}: missing '{key}'")
-            elif not isinstance(entry[key], kinds) or (
-                    isinstance(entry[key], bool) and kinds is not bool):  # bool is an int too
-                found.append(f"{where}: '{key}' has the wrong type ({entry[key]!r})")
         found += [f"{where}: unknown key '{key}'" for key in entry if key not in FIELDS]
         found += _value_problems(where, entry, methods, tasks)
         key = tuple(entry.get(k) for k in ("name", "dataset", "arch", "T", "source"))

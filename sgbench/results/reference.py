@@ -17,6 +17,7 @@ from typing import Any
 
 from ..config import load_yaml
 from ..errors import UsageError, UserError
+from ..files import write_atomic
 from ..progress import GridStatus
 from ..record import load_records
 from ..registry import builtin_names
@@ -186,7 +187,7 @@ def pin_suite(name: str, runs: Path) -> tuple[Path, int]:
     if problems:
         raise UserError("; ".join(problems))
     pinned = pin(records, suite)
-    pinned_path(name).write_text(json.dumps(pinned, indent=1) + "\n")
+    write_atomic(pinned_path(name), json.dumps(pinned, indent=1) + "\n")
     return pinned_path(name), len(pinned["groups"])
 
 

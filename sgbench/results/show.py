@@ -43,12 +43,13 @@ def snapshot(record: dict[str, Any], epoch: int | None) -> dict[str, Any]:
 
 def headline(record: dict[str, Any]) -> str:
     m, method, cost = record["metrics"], record["method"], record["cost"]
-    top1 = "—" if m["top1"] is None else f"{m['top1']:.2f}% (best {m['top1_best']:.2f}% " \
-                                          f"at epoch {m['top1_best_epoch']})"
+    top1 = "—" if m.get("top1") is None else f"{m['top1']:.2f}%" + (
+        "" if m.get("top1_best") is None else
+        f" (best {m['top1_best']:.2f}% at epoch {m.get('top1_best_epoch')})")
     return (f"{method['name']} [{method['fidelity']}] on {record['task']['name']} "
             f"v{record['task']['version']}, T={record['T']}, seed {record['seed']}, "
             f"{record['protocol']} protocol: {record['status']}, top-1 {top1}; "
-            f"wall {cost['wall_s']:.1f}s, search {_search_cost(cost)}")
+            f"wall {cost.get('wall_s') or 0:.1f}s, search {_search_cost(cost)}")
 
 
 def _search_cost(cost: dict[str, Any]) -> str:

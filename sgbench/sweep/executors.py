@@ -17,7 +17,7 @@ from typing import Any, Callable
 from ..checkpoint import stop_requested
 from ..errors import UserError
 from ..progress import GridStatus
-from ..files import own_folder
+from ..files import open_new_or_own, own_folder, write_atomic
 from .state import EXIT_MARK, RUNNING_MARK, finished, holder_alive
 
 
@@ -50,7 +50,7 @@ def claim(folder: Path) -> bool:
 
 
 def _finish(folder: Path, returncode: int) -> None:
-    (folder / EXIT_MARK).write_text(json.dumps({"returncode": returncode}))
+    write_atomic(folder / EXIT_MARK, json.dumps({"returncode": returncode}))
     (folder / RUNNING_MARK).unlink(missing_ok=True)
 
 
@@ -88,13 +88,13 @@ class LocalExecutor:
                     (folder / RUNNING_MARK).unlink(missing_ok=True)
                     return False
                 _start(folder)
-                log = open(folder / "log.txt", "a")
+                log = open_new_or_own(folder / "log.txt", "a")
                 # its own session: a terminal's Ctrl-C reaches the sweep, which stops the jobs
                 child = subprocess.Popen(_sgbench_cmd(argv), stdout=log, stderr=subprocess.STDOUT,
                                          env=self._env(slot), start_new_session=True)
                 self.children.add(child)
-            (folder / RUNNING_MARK).write_text(json.dumps({"holder": os.getpid(),
-                                                           "pid": child.pid}))
+            write_atomic(folder / RUNNING_MARK, json.dumps({"holder": os.getpid(),
+                                                            "pid": child.pid}))
             returncode = child.wait()
             log.close()
             with self.lock:
@@ -169,7 +169,7 @@ def submit_slurm(tasks: list[tuple[list[str], Path]], out: Path, name: str,
     handles = executor.map_array(run_in_job, [argv for argv, _ in tasks],
                                  [str(folder) for _, folder in tasks])
     for handle, (_, folder) in zip(handles, tasks):
-        (folder / RUNNING_MARK).write_text(json.dumps({"slurm_job": handle.job_id}))
+        write_atomic(folder / RUNNING_MARK, json.dumps({"slurm_job": handle.job_id}))
     return handles
 
 
