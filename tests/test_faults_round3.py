@@ -361,3 +361,84 @@ def test_no_writable_kernel_cache_is_said(monkeypatch, capsys):
     monkeypatch.setattr(kernel_cache, "_said", set())
     assert kernel_cache.usable(kernel_cache.__file__) is False
     assert "no writable folder for the numba kernel cache" in capsys.readouterr().err
+
+
+# -- class 7: sweeps follow the identity that runs follow -------------------------------------
+METHOD = ('"""A plugin for the sweep tests."""\nfrom sgbench.api import FixedSurrogate\n\n\n'
+          'class Mine(FixedSurrogate):\n    shape = "atan"\n    defaults = [2.0]\n')
+
+
+def _sweep(tmp_path, methods, tasks):
+    import json
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(json.dumps({"name": "s", "methods": methods, "tasks": tasks, "T": [2],
+                                "seeds": [0], "epochs": 1, "out": str(tmp_path / "o")}))
+    return spec
+
+
+def _task(folder):
+    """A task file of its own: the synthetic task's content, without includes."""
+    (folder / "t.yaml").write_text(
+        "name: t\nversion: 1\nT: 2\ndata: {dataset: synthetic, n_train: 64, n_test: 32, "
+        "n_classes: 4, noise: 0.5, seed: 0}\nmodel: {arch: convnet, channels: [8]}\n"
+        "train: {epochs: 1, batch_size: 32}\n")
+
+
+def _finished_record_of(tmp_path, spec_path):
+    """A finished record in the job's folder with the run key `sgbench run` would give it."""
+    import json
+
+    from sgbench.sweep.spec import load_spec
+    from sgbench.sweep.state import run_key
+
+    job = load_spec(spec_path).jobs[0]
+    path = _written_record(tmp_path, lambda r: r.update(run_key=run_key(job)))
+    folder = tmp_path / "o" / job.id
+    folder.mkdir(parents=True)
+    path.rename(folder / path.name)
+    return job
+
+
+@pytest.mark.parametrize("edited", ["method", "task"])
+def test_a_sweep_reruns_a_job_whose_method_or_task_file_changed(tmp_path, edited, monkeypatch):
+    from sgbench.sweep.spec import load_spec
+    from sgbench.sweep.state import job_state
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.py").write_text(METHOD)
+    _task(tmp_path)
+    spec = _sweep(tmp_path, ["./mine.py"], ["./t.yaml"])
+    job = _finished_record_of(tmp_path, spec)
+    assert job_state(tmp_path / "o", job).state == "done"
+    changed = tmp_path / ("mine.py" if edited == "method" else "t.yaml")
+    text = changed.read_text()
+    changed.write_text(text + "# edited\n" if edited == "method" else
+                       text.replace("batch_size: 32", "batch_size: 16"))
+    state = job_state(tmp_path / "o", load_spec(spec).jobs[0])
+    assert state.state == "pending" and "older version" in state.note
+
+
+def test_one_task_file_spelt_two_ways_is_one_job(tmp_path, monkeypatch):
+    from sgbench.sweep.spec import load_spec
+
+    monkeypatch.chdir(tmp_path)
+    _task(tmp_path)
+    assert len(load_spec(_sweep(tmp_path, ["atan"], ["t.yaml", "./t.yaml"])).jobs) == 1
+
+
+@pytest.mark.parametrize("age_s, state", [(3600, "pending"), (0, "running")])
+def test_an_empty_claim_is_held_only_while_it_may_still_be_written(tmp_path, age_s, state):
+    import os
+    import time
+
+    from sgbench.sweep.spec import load_spec
+    from sgbench.sweep.state import job_state
+
+    spec = load_spec(_sweep(tmp_path, ["atan"], ["digits"]))
+    folder = spec.out / spec.jobs[0].id
+    folder.mkdir(parents=True)
+    mark = folder / "running.json"
+    mark.write_bytes(b"")  # the claim was interrupted before its holder was written
+    os.utime(mark, (time.time() - age_s, time.time() - age_s))
+    assert job_state(spec.out, spec.jobs[0]).state == state

@@ -18,7 +18,7 @@ from ..checkpoint import stop_requested
 from ..errors import UserError
 from ..progress import GridStatus
 from ..files import open_new_or_own, own_folder, write_atomic
-from .state import EXIT_MARK, RUNNING_MARK, finished, holder_alive
+from .state import EXIT_MARK, RUNNING_MARK, holder_alive
 
 
 def _sgbench_cmd(argv: list[str]) -> list[str]:
@@ -82,10 +82,9 @@ class LocalExecutor:
         slot = self.slots.get()
         try:
             with self.lock:
+                # (a job another sweep finished since this one made its plan: `sgbench run` finds
+                # its record of the same run key and says "already finished" at once)
                 if self.stopping.is_set() or not claim(folder):
-                    return False
-                if finished(folder):  # another sweep ran it since this one made its plan
-                    (folder / RUNNING_MARK).unlink(missing_ok=True)
                     return False
                 _start(folder)
                 log = open_new_or_own(folder / "log.txt", "a")

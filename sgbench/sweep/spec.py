@@ -132,10 +132,12 @@ def load_spec(path: Path, out: Path | None = None) -> Spec:
             parse_params(cls, list(combo))
     for task in tasks:  # unknown tasks and override keys fail here, not in every job
         resolve_task(task, epochs=epochs, overrides=list(overrides))
-    jobs = list(dict.fromkeys(  # the same job twice in a grid runs once
-        Job(m, task, T, seed, protocol, combo, epochs, overrides)
-        for task in tasks for T in Ts for m in methods for combo in grids[m]
-        for protocol in protocols for seed in seeds))
+    unique: dict[str, Job] = {}  # the same job twice (a file spelt two ways too) runs once
+    for job in (Job(m, task, T, seed, protocol, combo, epochs, overrides)
+                for task in tasks for T in Ts for m in methods for combo in grids[m]
+                for protocol in protocols for seed in seeds):
+        unique.setdefault(job.id, job)
+    jobs = list(unique.values())
     if not jobs:
         raise UsageError(f"sweep spec {path}: its grid has no jobs (an empty parameter list?)")
     name = safe_name(spec.get("name") or path.stem)  # a folder name: nothing may escape

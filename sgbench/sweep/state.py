@@ -2,6 +2,7 @@
 last attempt's exit code, a checkpoint, or nothing yet."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ class JobState:
     note: str = ""
 
 
+STALE_CLAIM_S = 30  # an empty or half-written running mark older than this was interrupted
+
+
 def _read_mark(mark: Path) -> dict[str, Any]:
     """A state file's content; garbage, an empty or truncated file (or one being written this
     moment) reads as partial, never as an error."""
@@ -35,27 +39,46 @@ def _read_mark(mark: Path) -> dict[str, Any]:
 
 def holder_alive(mark: Path) -> bool:
     """Whether the sweep that took the job, or the job's own process, still runs (a mark being
-    written counts as held)."""
+    written counts as held; an empty or half-written one older than STALE_CLAIM_S does not: its
+    claim was interrupted)."""
     info = _read_mark(mark)
     if info.get("partial"):
-        return True
+        try:
+            return time.time() - mark.stat().st_mtime < STALE_CLAIM_S
+        except OSError:
+            return False
     return any(isinstance(info.get(k), int) and pid_alive(info[k]) for k in ("holder", "pid"))
 
 
-def finished(folder: Path) -> bool:
-    """Whether the job's folder holds a finished record."""
-    return folder.is_dir() and any(r["status"] in FINISHED for r in load_records(folder)[0])
+def run_key(job: Job) -> str:
+    """The run key `sgbench run` would give the job now: records of another key are another
+    version of it (its method or task file edited since), which the sweep runs again."""
+    from ..train.setup import RunRequest, run_key as key_of
+
+    return key_of(RunRequest(method=job.method, task=job.task, T=job.T, seed=job.seed,
+                             epochs=job.epochs, params=list(job.params),
+                             overrides=list(job.overrides), protocol=job.protocol))
+
+
+def _this_version(job: Job, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from ..train.setup import is_run
+
+    key = run_key(job)
+    return [r for r in records if is_run(r, key)]
 
 
 def job_state(out: Path, job: Job) -> JobState:
-    """What the job's folder says: a finished record, a live process or Slurm job, the last
-    attempt's exit code and record, a checkpoint, or nothing yet."""
+    """What the job's folder says of the job as it is now: a finished record, a live process or
+    Slurm job, the last attempt's exit code and record, a checkpoint, or nothing yet. Records
+    of an older version (a method or task file edited since) are not its results."""
     folder = out / job.id
-    records = sorted(load_records(folder)[0], key=lambda r: r["created"]) \
-        if folder.is_dir() else []
+    every = load_records(folder)[0] if folder.is_dir() else []
+    records = sorted(_this_version(job, every), key=lambda r: r["created"])
     finished = [r for r in records if r["status"] in FINISHED]
     if finished:
         return JobState(job, "done", finished[-1])
+    older = "; a record of an older version (method or task edited since) is kept" if any(
+        r["status"] in FINISHED for r in every) else ""
     mark, exit_mark = folder / RUNNING_MARK, folder / EXIT_MARK
     if mark.is_file():
         info = _read_mark(mark)
@@ -75,8 +98,8 @@ def job_state(out: Path, job: Job) -> JobState:
     if last:
         return JobState(job, last["status"], last, last.get("error") or "")
     if any(folder.glob("*.ckpt.pt")):
-        return JobState(job, "partial", note="checkpoint, no record")
-    return JobState(job, "pending")
+        return JobState(job, "partial", note="checkpoint, no record" + older)
+    return JobState(job, "pending", note=older.lstrip("; "))
 
 
 def states(spec: Spec) -> list[JobState]:

@@ -158,10 +158,30 @@ def finished_record(out_dir: Path, key: str) -> tuple[Path, dict[str, Any]] | No
             record = rec.read_record(path)
         except (UserError, rec.NotARecord):
             continue
-        same = record.get("run_key") == key or record.get("checkpoint") == f"{key}.ckpt.pt"
-        if same and record["status"] in ("ok", "diverged"):
+        if is_run(record, key) and record["status"] in ("ok", "diverged"):
             return path, record
     return None
+
+
+def is_run(record: dict[str, Any], key: str) -> bool:
+    """Whether ``record`` is of run ``key`` (older records name only their checkpoint)."""
+    return record.get("run_key") == key or record.get("checkpoint") == f"{key}{checkpoint.SUFFIX}"
+
+
+def _identity(req: RunRequest, method_cls: type[Method], params, cfg: dict[str, Any]
+              ) -> dict[str, Any]:
+    return checkpoint.run_identity(cfg, method_cls.name, dataclasses.asdict(params),
+                                   method_source_sha256(method_cls), req.seed, req.protocol)
+
+
+def run_key(req: RunRequest) -> str:
+    """The key ``sgbench run`` gives this request's run (its checkpoint's stem): a record of
+    another key is another version of the configuration (a method or task file edited since)."""
+    method_cls = load_method(req.method)
+    params = parse_params(method_cls, req.params)
+    cfg = _resolve(req, method_cls)
+    path = checkpoint.checkpoint_path(Path("."), cfg, _identity(req, method_cls, params, cfg))
+    return path.name[:-len(checkpoint.SUFFIX)]
 
 
 def prepare(req: RunRequest) -> Setup:
@@ -172,8 +192,7 @@ def prepare(req: RunRequest) -> Setup:
     energy = EnergyModel.parse(req.energy)
     cfg = _resolve(req, method_cls)
     out_dir = ensure_writable(Path(req.out_dir))
-    identity = checkpoint.run_identity(cfg, method_cls.name, dataclasses.asdict(params),
-                                       method_source_sha256(method_cls), req.seed, req.protocol)
+    identity = _identity(req, method_cls, params, cfg)
     ckpt = checkpoint.checkpoint_path(out_dir, cfg, identity)
     key = ckpt.name[:-len(checkpoint.SUFFIX)]
     lock = checkpoint.RunLock(out_dir / f"{key}.lock")
