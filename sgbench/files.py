@@ -117,13 +117,15 @@ def starts_with(marker: str) -> Callable[[Path], bool]:
     return ours
 
 
+CHUNK = 1 << 20
+
+
 def write_atomic(path: Path, data: str | bytes, ours: Callable[[Path], bool] | None = None,
                  durable: bool = False) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename, so a
     reader never sees half a file and an interrupted write leaves the old one; the target is
     checked first (``check_target``). ``durable``: fsync before the rename (records)."""
     check_target(path, ours)
-    payload = data.encode() if isinstance(data, str) else data
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     except OSError as exc:
@@ -131,7 +133,9 @@ def write_atomic(path: Path, data: str | bytes, ours: Callable[[Path], bool] | N
     try:
         os.fchmod(fd, 0o666 & ~current_umask())  # as any file the user writes (mkstemp: 0600)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
+            for start in range(0, len(data), CHUNK):  # text encoded a chunk at a time
+                piece = data[start:start + CHUNK]
+                fh.write(piece.encode() if isinstance(piece, str) else piece)
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -48,13 +48,48 @@ def strict(value: Any, path: str = "", found: list[str] | None = None) -> Any:
     return value
 
 
+MAX_RECORD_BYTES = 16 * 2**20  # what a record may take on disk (readers accept up to 4x that)
+
+
 def dumps(record: dict[str, Any]) -> str:
-    """Strict JSON of a record; non-finite numbers become null, listed in ``nonfinite``."""
+    """Strict JSON of a record; non-finite numbers become null, listed in ``nonfinite``. A record
+    whose diagnostics would make it larger than MAX_RECORD_BYTES keeps fewer snapshots (the
+    first and the last, then the last's summary only), said in ``diagnostics.thinned``; metrics,
+    cost and history are always kept whole."""
     found: list[str] = []
     clean = strict(record, found=found)
     if found:
         clean["nonfinite"] = found
+    _thin_diagnostics(clean)
     return json.dumps(clean, indent=1, allow_nan=False) + "\n"
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, indent=1))
+
+
+def _thin_diagnostics(clean: dict[str, Any]) -> None:
+    """Drop diagnostics snapshots (sized one at a time, never the whole record at once) until
+    the record fits MAX_RECORD_BYTES."""
+    diagnostics = clean.get("diagnostics")
+    snapshots = diagnostics.get("snapshots") if isinstance(diagnostics, dict) else None
+    if not isinstance(snapshots, list) or not snapshots:
+        return
+    rest = _size({k: v for k, v in clean.items() if k != "diagnostics"})
+    budget = MAX_RECORD_BYTES - rest - 4096
+    sizes = [_size(s) for s in snapshots]
+    if sum(sizes) <= budget:
+        return
+    kept = [snapshots[0], snapshots[-1]] if len(snapshots) > 1 and \
+        sizes[0] + sizes[-1] <= budget else [snapshots[-1]]
+    if _size(kept) > budget:  # one snapshot alone is too large: its summary only
+        last = kept[-1]
+        kept = [{k: v for k, v in last.items() if k != "layers"} | {"layers": []}]
+    diagnostics["snapshots"] = kept
+    diagnostics["thinned"] = {
+        "snapshots_dropped": len(snapshots) - len(kept), "layers_dropped": not kept[-1]["layers"],
+        "why": f"the record would have been {(rest + sum(sizes)) / 2**20:.0f} MiB; records are "
+               f"kept under {MAX_RECORD_BYTES / 2**20:.0f} MiB"}
 
 
 def write_record(record: dict[str, Any], out_dir: Path) -> Path:

@@ -442,3 +442,36 @@ def test_an_empty_claim_is_held_only_while_it_may_still_be_written(tmp_path, age
     mark.write_bytes(b"")  # the claim was interrupted before its holder was written
     os.utime(mark, (time.time() - age_s, time.time() - age_s))
     assert job_state(spec.out, spec.jobs[0]).state == state
+
+
+# -- class 10: a record's size is bounded ------------------------------------------------------
+@pytest.mark.parametrize("case", ["many snapshots", "one huge snapshot"])
+def test_a_record_keeps_under_its_size_bound_and_says_what_it_dropped(tmp_path, case,
+                                                                      monkeypatch):
+    import copy
+    import json
+
+    from sgbench import record as record_module
+    from sgbench.record import read_record, write_record
+
+    monkeypatch.setattr(record_module, "MAX_RECORD_BYTES", 2**20)  # 1 MiB here: quick
+
+    path = _written_record(tmp_path, lambda r: None)
+    record = json.loads(path.read_text())
+    snapshot = record["diagnostics"]["snapshots"][-1]
+    layer = copy.deepcopy(snapshot["layers"][0])
+    layer["spike_rate"] = [0.1] * 2000  # a long sequence's per-step rates
+    if case == "many snapshots":
+        big = {**snapshot, "layers": [layer] * 4}
+        record["diagnostics"]["snapshots"] = [dict(big, epoch=e) for e in range(1, 61)]
+    else:
+        record["diagnostics"]["snapshots"] = [{**snapshot, "layers": [layer] * 400}]
+    record["run_id"] += "-big"
+    (tmp_path / "out").mkdir()
+    written = write_record(record, tmp_path / "out")
+    assert written.stat().st_size < 2**20
+    back = read_record(written)
+    assert back["metrics"] == record["metrics"] and back["history"] == record["history"]
+    thinned = back["diagnostics"]["thinned"]
+    assert thinned["snapshots_dropped"] == (58 if case == "many snapshots" else 0)
+    assert thinned["layers_dropped"] == (case == "one huge snapshot")
