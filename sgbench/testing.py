@@ -24,12 +24,16 @@ Each check runs the method's own rules on a small spiking CNN and reports what i
 - bounds: the surrogate at every declared bound of every parameter.
 
 Every check runs at the given parameters (``--param``, default: the method's defaults), and
-each has a time limit: a callback that never returns fails its check instead of hanging.
+each has a time limit: a callback that never returns fails its check instead of hanging. Where
+the platform can fork, each check runs in a child process that is killed at the limit, so a hook
+that catches every exception, or leaves a thread running, cannot outlast it either.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
+import os
 import signal
 import threading
 from contextlib import contextmanager
@@ -84,17 +88,55 @@ def check_method(cls, params=None, time_limit_s: float = TIME_LIMIT_S) -> list[C
     """Every contract check on the method class ``cls`` at ``params`` (default: its defaults);
     a check that raises, or runs past ``time_limit_s``, fails with the error as its detail."""
     method = Bound(cls, params if params is not None else cls.Params())
-    checks = []
-    for name, fn in CHECKS:
-        try:
-            with time_limit(time_limit_s):
-                detail = fn(method)
-            checks.append(Check(name, True, detail or ""))
-        except Exception as exc:  # noqa: BLE001 - a plugin's bug is a failed check, one line
-            checks.append(Check(name, False, f"{type(exc).__name__}: {exc}"))
-        except SystemExit as exc:  # sys.exit() in a hook is no success
-            checks.append(Check(name, False, f"the method's code called sys.exit({exc.code!r})"))
-    return checks
+    run = _in_child if "fork" in multiprocessing.get_all_start_methods() else _in_process
+    return [Check(name, *run(fn, method, time_limit_s)) for name, fn in CHECKS]
+
+
+def _outcome(fn, method: Bound) -> tuple[bool, str]:
+    """(passed, detail) of one check run here."""
+    try:
+        return True, fn(method) or ""
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug is a failed check, one line
+        return False, f"{type(exc).__name__}: {exc}"
+    except SystemExit as exc:  # sys.exit() in a hook is no success
+        return False, f"the method's code called sys.exit({exc.code!r})"
+
+
+def _in_process(fn, method: Bound, seconds: float) -> tuple[bool, str]:
+    """The check in this process, under a SIGALRM limit (code that catches it can outlast it)."""
+    try:
+        with time_limit(seconds):
+            return _outcome(fn, method)
+    except CheckTimeout as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+
+
+def _in_child(fn, method: Bound, seconds: float) -> tuple[bool, str]:
+    """The check in a forked child, killed at the limit whatever its code does."""
+    context = multiprocessing.get_context("fork")
+    reader, writer = context.Pipe(duplex=False)
+    child = context.Process(target=_child, args=(fn, method, writer))
+    child.start()
+    writer.close()
+    try:
+        if not reader.poll(seconds if seconds > 0 else None):
+            return False, f"did not return within {seconds:g} s (its process was stopped)"
+        return reader.recv()
+    except EOFError:  # the child died without a word (a crash in native code)
+        child.join(5)
+        return False, f"the check's process ended without a result (exit code {child.exitcode})"
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join()
+        reader.close()
+
+
+def _child(fn, method: Bound, writer) -> None:
+    torch.set_num_threads(1)
+    writer.send(_outcome(fn, method))
+    writer.close()
+    os._exit(0)  # threads the method left running do not keep the child
 
 
 def check_params(method: Bound) -> str:

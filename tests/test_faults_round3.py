@@ -475,3 +475,33 @@ def test_a_record_keeps_under_its_size_bound_and_says_what_it_dropped(tmp_path, 
     thinned = back["diagnostics"]["thinned"]
     assert thinned["snapshots_dropped"] == (58 if case == "many snapshots" else 0)
     assert thinned["layers_dropped"] == (case == "one huge snapshot")
+
+
+@pytest.mark.parametrize("misbehaviour", ["swallows the limit", "leaves a thread running"])
+def test_a_hook_cannot_outlast_the_time_limit(misbehaviour):
+    import threading
+    import time
+
+    from sgbench.registry import load_method
+
+    base = load_method("atan")
+
+    class Stubborn(base):
+        def on_epoch_start(self, model, epoch, epochs):
+            if misbehaviour == "leaves a thread running":
+                threading.Thread(target=time.sleep, args=(3600,)).start()  # not a daemon
+                return
+            while True:
+                try:
+                    time.sleep(0.01)
+                except BaseException:  # noqa: BLE001 - the point: it catches everything
+                    pass
+
+    start = time.monotonic()
+    checks = {c.name: c for c in check_method(Stubborn, time_limit_s=3)}
+    assert time.monotonic() - start < 120
+    hooks = checks["hooks"]
+    if misbehaviour == "swallows the limit":
+        assert not hooks.ok and "did not return within 3 s" in hooks.detail
+    else:
+        assert hooks.ok, hooks.detail
