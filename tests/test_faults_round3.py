@@ -505,3 +505,24 @@ def test_a_hook_cannot_outlast_the_time_limit(misbehaviour):
         assert not hooks.ok and "did not return within 3 s" in hooks.detail
     else:
         assert hooks.ok, hooks.detail
+
+
+@pytest.mark.parametrize("damage", ["parameters the method lacks", "an empty task config"])
+def test_profile_of_a_record_that_cannot_rebuild_its_model_is_one_line(tmp_path, damage):
+    import json
+
+    out = tmp_path / "runs"
+    ran = runner.invoke(app, ["run", "-m", "atan", "-t", "synthetic", "--T", "2", "--epochs",
+                              "1", "--out", str(out), "--latency-repeats", "2", "--fd-weights",
+                              "0"])
+    assert ran.exit_code == 0, ran.output
+    path = next(out.glob("*.json"))
+    record = json.loads(path.read_text())
+    if damage == "an empty task config":
+        record["task"]["config"] = {}
+    else:
+        record["method"]["params"] = {"nosuch": 3}
+    path.write_text(json.dumps(record))
+    result = runner.invoke(app, ["profile", "--record", str(path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "do not fit" in result.output or "lacks" in result.output

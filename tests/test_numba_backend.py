@@ -354,3 +354,26 @@ def test_the_kernels_localzo_draws_are_seeded_and_average_to_a_gaussian(samples)
     centres = torch.linspace(-1.5, 1.5, 7, dtype=torch.float64)
     gauss = torch.exp(-centres**2 / (2 * 0.25)) / (0.5 * math.sqrt(2 * math.pi))
     assert torch.allclose(mean, gauss, rtol=0.03, atol=2e-3)
+
+
+def test_a_kernels_cache_entry_is_keyed_on_every_kernel_module(tmp_path, monkeypatch):
+    """Kernels inline helpers from the other cpu_*.py modules: editing a helper's file must
+    change every kernel's cache key (numba alone keys on the kernel's own file)."""
+    from numba.core import caching
+
+    from sgbench.neuron import kernel_cache
+
+    kernel_cache.harden()
+
+    class Locator(caching._SourceFileBackedLocatorMixin):
+        def __init__(self, path):
+            self._py_file = str(path)
+
+    kernels, helper, other = (tmp_path / n for n in ("cpu_k.py", "cpu_h.py", "mine.py"))
+    for path in (kernels, helper, other):
+        path.write_text("x = 1\n")
+    monkeypatch.setattr(kernel_cache, "KERNEL_FILES", (str(helper), str(kernels)))
+    before, unrelated = Locator(kernels).get_source_stamp(), Locator(other).get_source_stamp()
+    helper.write_text("x = 2  # edited\n")
+    assert Locator(kernels).get_source_stamp() != before
+    assert Locator(other).get_source_stamp() == unrelated

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..neuron.node import HIST_BINS, HIST_RANGE, preceding
+from ..neuron.node import preceding
+from ..neuron.observe import HIST_BINS, HIST_RANGE
 from .fdg import fd_cosine
 from .probe import Probe
 

@@ -97,5 +97,21 @@ def _from_record(path: Path, method: str | None = None):
     if method_source_sha256(method_cls) != record["method"].get("source_sha256"):
         raise UserError(f"{path}: method '{method_cls.name}' here is not the version that ran "
                         f"(its source hash differs)")
-    params = method_cls.Params(**record["method"]["params"])
-    return record["task"]["config"], method_cls, params, checkpoint
+    try:
+        params = method_cls.Params(**record["method"]["params"])
+    except TypeError as exc:  # a parameter the method here does not have
+        raise UserError(f"{path}: its method parameters do not fit method '{method_cls.name}' "
+                        f"here ({exc})") from None
+    return _resolved_config(path, record["task"]["config"]), method_cls, params, checkpoint
+
+
+def _resolved_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The record's resolved task config, checked as a task file is (every section there)."""
+    from ..config import DEFAULTS, validate
+
+    missing = [key for key in DEFAULTS if key not in cfg]
+    if missing:
+        raise UserError(f"{path}: its task config lacks {', '.join(map(repr, missing[:4]))}; it "
+                        f"cannot rebuild the run's model")
+    validate(cfg, f"{path} (task config)")
+    return cfg

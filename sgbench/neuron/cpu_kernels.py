@@ -1,7 +1,7 @@
 """Numba kernels of the ``numba`` CPU backend: charge, fire and reset over all T in one pass, and
-their BPTT in one pass back; and the 2x2 max-pool of models/pool.py, alone or inside those
-passes (the spikes pooled while in cache, the pooled gradient spread back the same way). Imported
-only when they first run (importing numba takes time).
+their BPTT in one pass back, with the 2x2 max-pool (cpu_pool.py) inside those passes where one
+follows and LocalZO's draws (cpu_draws.py) inside the backward pass. Imported only when they
+first run (importing numba takes time).
 
 The arithmetic is the torch backend's (engine.py) and the CUDA kernels' (cupy_source.py), per
 neuron: H[t] = k V[t-1] + c X[t] + b; S[t] = H[t] >= theta[t]; hard reset V = S ? v_reset : H, soft
@@ -16,82 +16,29 @@ the GIL). Within a range, neurons go in blocks of BLOCK (whole pairs of rows whe
 as the outer loop, so the inner loop runs over consecutive neurons (vectorisable) while V and
 dL/dV stay in cache. Floats are kept in float32 as in the torch backend.
 
-One file on purpose (a little over the house's 400 lines): Numba's disk cache (``cache=True``)
-keys a compiled kernel on its own file only, so a kernel that inlines a function from another
-module would keep running its old compiled copy after that module changed. The pooling helpers
-are inlined into the neuron kernels, so they stay beside them.
+Numba's disk cache keys a compiled kernel on its own file only; kernel_cache.py extends the key
+to every kernel module (cpu_*.py), so a kernel that inlines a helper from another one is
+compiled again when that helper changes.
 """
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
-from . import kernel_cache
-
-BLOCK = 2048
-F32 = np.float32
-ZERO, ONE, TWO = F32(0.0), F32(1.0), F32(2.0)
-HALF, HALF_PI = F32(0.5), F32(math.pi / 2)
-LOW_WORD = np.uint64(0xFFFFFFFF)
+from .cpu_draws import localzo_sample, localzo_surrogate  # noqa: F401 (localzo_sample: tests)
+from .cpu_math import BLOCK, HALF, HALF_PI, JIT, ONE, TWO, ZERO, fast_exp, fast_tanh
+from .cpu_pool import (_pool_rows, _unpool_rows, max_pool_2x2,  # noqa: F401 (models/pool.py)
+                       max_pool_2x2_backward)
 
 # the built-in shapes with a kernel here (shapes.py gives the same formulas in torch)
 KINDS = {"rect": 0, "triangle": 1, "ramp": 2, "sigmoid": 3, "atan": 4, "superspike": 5,
          "dspike": 6, "exponential": 7, "localzo": 8}
-LOCALZO = 8  # a random surrogate: drawn per neuron, step and sample (random_draws.py)
+LOCALZO = 8  # a random surrogate: drawn per neuron, step and sample (cpu_draws.py)
 # the kinds whose parameter gradients sum(dL/dS dF/dp) the backward kernel makes itself (the
 # learnable widths and thresholds of PSG+PDA and TrSG); others leave them to Shape.param_grads
 PARAM_KINDS = (0,)
-
-kernel_cache.harden()  # a damaged cache entry is compiled again, never an error
-JIT = dict(nogil=True, cache=kernel_cache.usable(__file__), error_model="numpy",
-           fastmath={"contract"})
-
-
-@intrinsic
-def _bits_from_float(typingctx, value):
-    """The int32 whose bits are the IEEE-754 float32 ``value``."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-    return types.int32(types.float32), codegen
-
-
-@intrinsic
-def _float_from_bits(typingctx, bits):
-    """The float32 whose IEEE-754 bits are the int32 ``bits``."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-    return types.float32(types.int32), codegen
-
-
-# exp(x) for float32 as in Cephes' expf (S. L. Moshier, Methods and Programs for Mathematical
-# Functions, 1989): x = n ln2 + r, |r| <= ln2 / 2, exp(r) by a degree-7 polynomial, times 2^n
-# made from its bits. Within 2 ulp of exp, and the loops that call it stay vectorised (a call to
-# libm's expf would not be). Arguments are clamped to [-87, 88], where 2^n stays a normal float.
-LOG2E, LN2_HI, LN2_LO = F32(1.44269504088896341), F32(0.693359375), F32(-2.12194440e-4)
-EXP_POLY = tuple(F32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
-                                  4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
-
-
-@njit(inline="always", **JIT)
-def fast_exp(x):
-    x = min(max(x, F32(-87.0)), F32(88.0))
-    n = np.floor(x * LOG2E + HALF)
-    r = x - n * LN2_HI - n * LN2_LO
-    poly = EXP_POLY[0]
-    for c in EXP_POLY[1:]:
-        poly = poly * r + c
-    return (poly * r * r + r + ONE) * _float_from_bits((np.int32(n) + np.int32(127)) << 23)
-
-
-@njit(inline="always", **JIT)
-def fast_tanh(y):
-    """tanh(y) = 1 - 2 / (exp(2y) + 1), through ``fast_exp`` (absolute error ~1e-7)."""
-    return ONE - TWO / (fast_exp(TWO * y) + ONE)
 
 
 @njit(inline="always", **JIT)
@@ -125,93 +72,6 @@ def surrogate(kind, x, p0, p1, p2, p3):
         t = fast_tanh(p0 * x / p1)
         return p0 * (ONE - t * t) / (TWO * p1 * fast_tanh(HALF * p0))
     return p0 * fast_exp(-p1 * abs(x))  # exponential: alpha exp(-beta |x|)
-
-
-# -- LocalZO's random surrogate (Mukhoty et al., NeurIPS 2023, Sec. 4) -------------------------
-# g(x) = (1 / m) sum_i |z_i| [|x| < delta |z_i|] / (2 delta), z_i ~ N(0, 1) drawn per neuron,
-# step and sample from a counter-based generator, so any neuron's draws are known without a
-# stream, on CPU as in the CUDA kernels (cupy_source.py). Draws come in Box-Muller pairs (z_2q,
-# z_2q+1) = sqrt(-2 log u) (cos phi, sin phi), phi uniform on [0, pi/2) (so both are |z|): u from
-# the 32-bit word a = mix(key ^ (neuron ceil(m / 2) + q)), phi from b = mix(a ^ GOLDEN), key =
-# mix(seed), mix being C. Wellons' "lowbias32" integer hash. All in 32-bit lanes (Numba widens
-# integer arithmetic to 64 bits unless told), so the loop vectorises. The torch backend draws
-# from torch's generator instead: the same distribution, another stream.
-U32 = np.uint32
-MIX1, MIX2, GOLDEN = U32(0x7FEB352D), U32(0x846CA68B), U32(0x9E3779B9)
-U24 = F32(1.0 / (1 << 24))
-# logf, and sinf / cosf on [-pi/4, pi/4], as in Cephes (Moshier 1989): within a few ulp
-LOG_POLY = tuple(F32(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1,
-                                  -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
-                                  2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1))
-SIN_POLY = (F32(-1.9515295891e-4), F32(8.3321608736e-3), F32(-1.6666654611e-1))
-COS_POLY = (F32(2.443315711809948e-5), F32(-1.388731625493765e-3), F32(4.166664568298827e-2))
-SQRT_HALF, QUARTER_PI = F32(0.707106781186547524), F32(math.pi / 4)
-
-
-@njit(inline="always", **JIT)
-def mix32(x):
-    """lowbias32 (C. Wellons, "Hash function prospector", 2018) of a uint32, in uint32."""
-    x = U32(x ^ (x >> U32(16)))
-    x = U32(x * MIX1)
-    x = U32(x ^ (x >> U32(15)))
-    x = U32(x * MIX2)
-    return U32(x ^ (x >> U32(16)))
-
-
-@njit(inline="always", **JIT)
-def fast_log(x):
-    """log(x) for a normal float32 0 < x < 2 (Cephes' logf, branch-free)."""
-    bits = _bits_from_float(x)
-    e = F32(np.int32(np.int32(bits >> np.int32(23)) - np.int32(126)))
-    m = _float_from_bits(np.int32((bits & np.int32(0x007FFFFF)) | np.int32(0x3F000000)))
-    small = m < SQRT_HALF  # m in [0.5, 1): shift to [sqrt(1/2), sqrt 2) - 1
-    e = e - ONE if small else e
-    m = m + m - ONE if small else m - ONE
-    z = m * m
-    poly = LOG_POLY[0]
-    for c in LOG_POLY[1:]:
-        poly = poly * m + c
-    return m + (poly * m * z - HALF * z + LN2_LO * e) + LN2_HI * e
-
-
-@njit(inline="always", **JIT)
-def half_normal_pair(a, b):
-    """Two independent |z|, z ~ N(0, 1), from two random words: sqrt(-2 log u) (cos phi,
-    sin phi) with u = (a's top 24 bits + 1/2) / 2^24 and phi = pi/2 (b's top 24 bits) / 2^24;
-    cos phi = (cos f - sin f) / sqrt 2 and sin phi = (cos f + sin f) / sqrt 2, f = phi - pi/4."""
-    u = (F32(np.int32(a >> U32(8))) + HALF) * U24
-    f = (F32(np.int32(b >> U32(8))) * U24 - HALF) * TWO * QUARTER_PI
-    f2 = f * f
-    sin_f = f + f * f2 * ((SIN_POLY[0] * f2 + SIN_POLY[1]) * f2 + SIN_POLY[2])
-    cos_f = ONE - HALF * f2 + f2 * f2 * ((COS_POLY[0] * f2 + COS_POLY[1]) * f2 + COS_POLY[2])
-    r = math.sqrt(-TWO * fast_log(u)) * SQRT_HALF
-    return r * (cos_f - sin_f), r * (cos_f + sin_f)
-
-
-@njit(inline="always", **JIT)
-def localzo_surrogate(h, th, delta, samples, seed, start, g):
-    """g[:] = LocalZO's sample at x = h - th of the neurons from ``start`` on (the shape's
-    parameters delta, samples m and the step's seed)."""
-    m = np.int32(samples)
-    pairs, key = U32((m + 1) // 2), mix32(U32(np.int32(seed)))
-    scale = ONE / (F32(samples) * TWO * delta)
-    g[:] = ZERO
-    for q in range(np.int32(pairs)):
-        second = scale if 2 * q + 1 < m else ZERO  # an odd m leaves the last pair's second out
-        for j in range(len(g)):
-            a = mix32(U32(key ^ U32(U32(U32(start + j) * pairs) + U32(q))))
-            z1, z2 = half_normal_pair(a, mix32(U32(a ^ GOLDEN)))
-            x = abs(h[j] - th)
-            g[j] += (z1 * scale if x < delta * z1 else ZERO) + (
-                z2 * second if x < delta * z2 else ZERO)
-
-
-@njit(**JIT)
-def localzo_sample(x, delta, samples, seed, start, g):
-    """``localzo_surrogate`` at x (theta 0): the kernels' draws, for tests and benchmarks."""
-    for lo in range(0, len(x), BLOCK):
-        hi = min(lo + BLOCK, len(x))
-        localzo_surrogate(x[lo:hi], ZERO, delta, samples, seed, start + lo, g[lo:hi])
 
 
 @functools.lru_cache(maxsize=None)
@@ -458,82 +318,3 @@ def previous_potentials(h_before, first, v0, v0_scalar, start, th_before, v_rese
             out[j] = v_reset if fired else h_before[j]
         else:
             out[j] = h_before[j] - th_before if fired else h_before[j]
-
-
-@njit(**JIT)
-def max_pool_2x2(lo, hi, pairs, out, where):
-    """2x2, stride-2 max-pooling of planes [lo, hi) of x [P, H, W] (H and W even), given as
-    ``pairs`` [P, H, W / 2] (uint64: two neighbouring floats of a row in one word, so the loop
-    reads consecutive words and vectorises), into out [P, H/2, W/2]; ``where`` (uint8) keeps the
-    window offset of the maximum: 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right. As
-    PyTorch's kernel: the first maximum in row-major order wins, and a NaN wins over any number
-    (the last NaN, over another)."""
-    for q in range(lo, hi):
-        for r in range(out.shape[1]):
-            _pool_pair(pairs[q, 2 * r], pairs[q, 2 * r + 1], out[q, r], where[q, r])
-
-
-@njit(inline="always", **JIT)
-def _pool_pair(top, bottom, out, where):
-    """One output row of ``max_pool_2x2`` from its two input rows (as pairs). The window's
-    first maximum in row-major order, found as the later of each row's pair wins only if
-    greater (or NaN), then the lower row's only if greater (or NaN): the same as scanning."""
-    for col in range(out.shape[0]):
-        a, b = _halves(top[col])
-        c, d = _halves(bottom[col])
-        right, lower = b > a or np.isnan(b), d > c or np.isnan(d)
-        upper_max, lower_max = b if right else a, d if lower else c
-        down = lower_max > upper_max or np.isnan(lower_max)
-        out[col] = lower_max if down else upper_max
-        where[col] = (2 + lower) if down else right
-
-
-@njit(inline="always", **JIT)
-def _halves(word):
-    """The two float32 of a uint64 word, first the one stored first (little-endian)."""
-    return (_float_from_bits(np.int32(np.uint32(word & LOW_WORD))),
-            _float_from_bits(np.int32(np.uint32(word >> np.uint64(32)))))
-
-
-@njit(inline="always", **JIT)
-def _pool_rows(pairs, out, where, start, width):
-    """``max_pool_2x2`` of the rows ``width`` long in ``pairs`` (as pairs), the neurons from
-    ``start`` (a multiple of 2 width) of planes of an even height; out and where: all pooled
-    rows, in which these begin at start / 4."""
-    half = width // 2
-    for r in range(len(pairs) // width):
-        at = start // 4 + r * half
-        _pool_pair(pairs[2 * r * half:(2 * r + 1) * half],
-                   pairs[(2 * r + 1) * half:(2 * r + 2) * half], out[at:at + half],
-                   where[at:at + half])
-
-
-@njit(**JIT)
-def max_pool_2x2_backward(lo, hi, grad_out, where, grad_in):
-    """The gradient of ``max_pool_2x2``: grad_in [P, H, W] (every element written) receives each
-    output's gradient at its maximum's place, zero elsewhere."""
-    for q in range(lo, hi):
-        for r in range(grad_out.shape[1]):
-            _unpool_pair(grad_out[q, r], where[q, r], grad_in[q, 2 * r], grad_in[q, 2 * r + 1])
-
-
-@njit(inline="always", **JIT)
-def _unpool_pair(grad, where, top, bottom):
-    """Two rows of ``max_pool_2x2_backward`` (every element written) from one output row, in a
-    loop over the input columns (consecutive stores vectorise)."""
-    for j in range(top.shape[0]):
-        value, off = grad[j >> 1], where[j >> 1]
-        top[j] = value if off == (j & 1) else ZERO
-        bottom[j] = value if off == 2 + (j & 1) else ZERO
-
-
-@njit(inline="always", **JIT)
-def _unpool_rows(grad, where, rows, start, end, width):
-    """``_pool_rows`` backward: rows[:end - start] (every element written) receive the gradient
-    of the pooled rows of the neurons [start, end)."""
-    half = width // 2
-    for r in range((end - start) // (2 * width)):
-        at = start // 4 + r * half
-        _unpool_pair(grad[at:at + half], where[at:at + half],
-                     rows[2 * r * width:(2 * r + 1) * width],
-                     rows[(2 * r + 1) * width:(2 * r + 2) * width])

@@ -6,7 +6,10 @@ content: an index holding random bytes or a data file cut in half raises Unpickl
 every run until someone deletes the cache, and a FIFO in their place blocks the run for ever.
 ``harden`` makes every cache entry that cannot be read (a special file, an unreadable or damaged
 one) a miss: numba compiles the kernel again and writes the entry anew (through a temporary file
-and a rename, so the damaged file is replaced), and the run says so in one line. ``usable``
+and a rename, so the damaged file is replaced), and the run says so in one line. It also keys
+the entries of sgbench's kernel modules (``cpu_*.py``) on all of those files, not only the one
+that defines the kernel: kernels inline helpers from the others, and numba alone would keep
+running a stale compiled copy after such a helper changed. ``usable``
 tells whether any cache folder is writable for a source file; where none is, the kernels are
 compiled in every process without a cache, and the run says that too.
 """
@@ -74,6 +77,28 @@ def harden() -> None:
             raise OSError(str(exc)) from None
 
     index_file._load_index, index_file._load_data = safe_load_index, safe_load_data
+    source = caching._SourceFileBackedLocatorMixin
+    own_stamp = source.get_source_stamp
+
+    def stamp_of_all_kernel_files(self):
+        stamp = own_stamp(self)
+        if os.path.realpath(self._py_file) not in KERNEL_FILES:
+            return stamp
+        return stamp, tuple(own_stamp(_File(path)) for path in KERNEL_FILES)
+
+    source.get_source_stamp = stamp_of_all_kernel_files
+
+
+class _File:
+    """What numba's get_source_stamp reads of a locator: its source file."""
+
+    def __init__(self, path: str):
+        self._py_file = path
+
+
+HERE = os.path.dirname(os.path.realpath(__file__))
+KERNEL_FILES = tuple(sorted(os.path.join(HERE, name) for name in os.listdir(HERE)
+                            if name.startswith("cpu_") and name.endswith(".py")))
 
 
 def usable(source_file: str) -> bool:

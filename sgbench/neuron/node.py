@@ -18,8 +18,8 @@ from .cupy_backend import CupySequenceFn, cupy_available
 from .cupy_source import has_kernel
 from .engine import Dynamics, FireResetFn, SequenceFn, charge, fire_reset
 from .numba_backend import NumbaSequenceFn, kernel_kind, numba_available
+from .observe import step_stats
 from .rules import FixedRule, LayerRule
-from .shapes import coverage
 
 Tensor = torch.Tensor
 
@@ -315,21 +315,9 @@ class SpikingNeuron(base.MemoryModule):
     # -- observability -----------------------------------------------------------------------
     @torch.no_grad()
     def _observe(self, h, s, theta, p, append: bool):
-        """Per timestep: spike rate, mean/std of H, theta, p, and the coverage of the
-        gradient-available interval under this layer's rule (``in_support``) and under the
-        vanilla reference, a unit rectangle at the neuron's own threshold (``in_support_vanilla``).
-        """
-        T = h.shape[0]
-        flat_h, flat_s = h.reshape(T, -1), s.reshape(T, -1)
-        shape = self.rule.shape
-        own = [coverage(flat_h[t], theta[t], *shape.support(*p[t].unbind(0))) for t in range(T)]
-        vanilla = [coverage(flat_h[t], self.v_threshold, -0.5, 0.5) for t in range(T)]
-        stats = {"spike_rate": flat_s.float().mean(1), "h_mean": flat_h.mean(1),
-                 "h_std": flat_h.std(1) if flat_h.shape[1] > 1 else torch.zeros(T),
-                 "theta": theta.reshape(T), "p": p.reshape(T, -1),
-                 "in_support": torch.stack(own), "in_support_vanilla": torch.stack(vanilla),
-                 "h_hist": potential_histogram(flat_h - theta.reshape(T, 1).to(flat_h))}
-        stats = {name: value.float().cpu() for name, value in stats.items()}
+        """The last forward's per-timestep statistics (observe.py) into ``stats``; single steps
+        append theirs."""
+        stats = step_stats(h, s, theta, p, self.rule.shape, self.v_threshold)
         if append and self.stats is not None:
             stats = {name: torch.cat([self.stats[name], value]) for name, value in stats.items()}
         self.stats = stats
@@ -338,17 +326,6 @@ class SpikingNeuron(base.MemoryModule):
         return (f"charge={self.charge}, v_threshold={self.v_threshold}, reset={self.reset_mode}, "
                 f"detach_reset={self.detach_reset}, backend={self.backend}, "
                 f"step_mode={self.step_mode}")
-
-
-HIST_RANGE, HIST_BINS = 3.0, 60  # H - theta in [-3, 3], bins of 0.1: compact enough for a record
-
-
-def potential_histogram(x: Tensor) -> Tensor:
-    """Counts of H - theta over all timesteps: [below range, HIST_BINS bins, above range]."""
-    x = x.detach().float().reshape(-1)
-    inside = torch.histc(x, bins=HIST_BINS, min=-HIST_RANGE, max=HIST_RANGE)
-    below, above = (x < -HIST_RANGE).sum().reshape(1), (x > HIST_RANGE).sum().reshape(1)
-    return torch.cat([below.float(), inside, above.float()]).reshape(1, -1)
 
 
 def one_frame(x: Tensor) -> Tensor | None:

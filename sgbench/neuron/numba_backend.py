@@ -126,9 +126,9 @@ class NumbaSequenceFn(torch.autograd.Function):
     once per step and its gradient, the sum over the steps, is made in the same pass.
 
     Unless ``keep_h`` (or the parameters of a shape outside ``PARAM_KINDS`` want gradients, or
-    T > RECOMPUTE_MAX_T), H is
-    not kept: the third output is None and backward recomputes H from the input, which it keeps
-    instead (no [T, N] tensor written forward and read back; one frame for a one-frame input).
+    T > RECOMPUTE_MAX_T), H is not kept: the third output is None and backward recomputes H from
+    the input, which it keeps instead (no [T, N] tensor written forward and read back; one frame
+    for a one-frame input). The rectangle's parameter gradients are summed in the kernel.
 
     With ``pool``, where the spikes are [..., H, W] with H and W even and stored in that order, a
     fourth output is their 2x2, stride-2 max-pool (models/pool.py's, exact) made in the same

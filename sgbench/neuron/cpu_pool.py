@@ -1,0 +1,90 @@
+"""The 2x2, stride-2 max-pool of models/pool.py as Numba kernels, alone or inside the neuron
+kernels' passes (cpu_kernels.py): the spikes pooled while in cache, the pooled gradient spread
+back the same way."""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .cpu_math import JIT, ZERO, _float_from_bits
+
+LOW_WORD = np.uint64(0xFFFFFFFF)
+
+
+@njit(**JIT)
+def max_pool_2x2(lo, hi, pairs, out, where):
+    """2x2, stride-2 max-pooling of planes [lo, hi) of x [P, H, W] (H and W even), given as
+    ``pairs`` [P, H, W / 2] (uint64: two neighbouring floats of a row in one word, so the loop
+    reads consecutive words and vectorises), into out [P, H/2, W/2]; ``where`` (uint8) keeps the
+    window offset of the maximum: 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right. As
+    PyTorch's kernel: the first maximum in row-major order wins, and a NaN wins over any number
+    (the last NaN, over another)."""
+    for q in range(lo, hi):
+        for r in range(out.shape[1]):
+            _pool_pair(pairs[q, 2 * r], pairs[q, 2 * r + 1], out[q, r], where[q, r])
+
+
+@njit(inline="always", **JIT)
+def _pool_pair(top, bottom, out, where):
+    """One output row of ``max_pool_2x2`` from its two input rows (as pairs). The window's
+    first maximum in row-major order, found as the later of each row's pair wins only if
+    greater (or NaN), then the lower row's only if greater (or NaN): the same as scanning."""
+    for col in range(out.shape[0]):
+        a, b = _halves(top[col])
+        c, d = _halves(bottom[col])
+        right, lower = b > a or np.isnan(b), d > c or np.isnan(d)
+        upper_max, lower_max = b if right else a, d if lower else c
+        down = lower_max > upper_max or np.isnan(lower_max)
+        out[col] = lower_max if down else upper_max
+        where[col] = (2 + lower) if down else right
+
+
+@njit(inline="always", **JIT)
+def _halves(word):
+    """The two float32 of a uint64 word, first the one stored first (little-endian)."""
+    return (_float_from_bits(np.int32(np.uint32(word & LOW_WORD))),
+            _float_from_bits(np.int32(np.uint32(word >> np.uint64(32)))))
+
+
+@njit(inline="always", **JIT)
+def _pool_rows(pairs, out, where, start, width):
+    """``max_pool_2x2`` of the rows ``width`` long in ``pairs`` (as pairs), the neurons from
+    ``start`` (a multiple of 2 width) of planes of an even height; out and where: all pooled
+    rows, in which these begin at start / 4."""
+    half = width // 2
+    for r in range(len(pairs) // width):
+        at = start // 4 + r * half
+        _pool_pair(pairs[2 * r * half:(2 * r + 1) * half],
+                   pairs[(2 * r + 1) * half:(2 * r + 2) * half], out[at:at + half],
+                   where[at:at + half])
+
+
+@njit(**JIT)
+def max_pool_2x2_backward(lo, hi, grad_out, where, grad_in):
+    """The gradient of ``max_pool_2x2``: grad_in [P, H, W] (every element written) receives each
+    output's gradient at its maximum's place, zero elsewhere."""
+    for q in range(lo, hi):
+        for r in range(grad_out.shape[1]):
+            _unpool_pair(grad_out[q, r], where[q, r], grad_in[q, 2 * r], grad_in[q, 2 * r + 1])
+
+
+@njit(inline="always", **JIT)
+def _unpool_pair(grad, where, top, bottom):
+    """Two rows of ``max_pool_2x2_backward`` (every element written) from one output row, in a
+    loop over the input columns (consecutive stores vectorise)."""
+    for j in range(top.shape[0]):
+        value, off = grad[j >> 1], where[j >> 1]
+        top[j] = value if off == (j & 1) else ZERO
+        bottom[j] = value if off == 2 + (j & 1) else ZERO
+
+
+@njit(inline="always", **JIT)
+def _unpool_rows(grad, where, rows, start, end, width):
+    """``_pool_rows`` backward: rows[:end - start] (every element written) receive the gradient
+    of the pooled rows of the neurons [start, end)."""
+    half = width // 2
+    for r in range((end - start) // (2 * width)):
+        at = start // 4 + r * half
+        _unpool_pair(grad[at:at + half], where[at:at + half],
+                     rows[2 * r * width:(2 * r + 1) * width],
+                     rows[(2 * r + 1) * width:(2 * r + 2) * width])
