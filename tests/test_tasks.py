@@ -44,7 +44,11 @@ FIXTURES = {
     "dvs128_gesture": lambda root: fixtures.events(root / "dvs128_gesture", 128, ["0", "1"], 1),
     "nmnist": lambda root: fixtures.events(root / "nmnist", 34, ["0", "1"], 2),
 }
+# ResNet-18/34's own code is tested by the model tests: here the ImageNet loaders, in the real
+# on-disk format, feed a small network
+SMALL_NET = ["-o", "model.arch=convnet", "-o", "model.channels=[8]"]
 SMALLER = {"fashion_mnist_sj": ["-o", "model.channels=4"],  # its FC layer alone has 12.8M weights
+           "tiny_imagenet": SMALL_NET, "imagenet": SMALL_NET,
            "psfmnist": ["-o", "model.hidden=[8]"],  # 784 steps, one at a time
            # the real loaders and frame integration at 4 frames of 32x32 (the tasks' own
            # 16 of 128x128 and 10 of 48x48 took ~75 s and ~45 s)
@@ -178,3 +182,15 @@ def test_threshold_scaled_batch_norm_scales_the_normalised_value_only():
         dims = [d for d in range(y.dim()) if d != 2]  # per channel over T, B (and H, W)
         assert torch.allclose(y.mean(dims), torch.full((3,), 0.3), atol=1e-5)
         assert torch.allclose(y.std(dims, unbiased=False), torch.full((3,), 1.0), atol=1e-3)
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet34"])
+def test_the_imagenet_resnets_build_and_run_a_step(arch):
+    """The ImageNet tasks' models (their loaders are tested above on a small network)."""
+    import torch
+    from spikingjelly.activation_based import functional
+
+    model = build_model({"arch": arch}, _neuron(False), (3, 64, 64), 7)
+    out = model(torch.randn(1, 2, 3, 64, 64))
+    functional.reset_net(model)
+    assert out.shape[-1] == 7 and torch.isfinite(out).all()
