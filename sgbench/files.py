@@ -108,10 +108,19 @@ def same_text(text: str) -> Callable[[Path], bool]:
 
 def starts_with(marker: str) -> Callable[[Path], bool]:
     """An ``ours`` for generated files that begin with ``marker``."""
+    return _head_says(lambda head: head.startswith(marker.encode()), len(marker.encode()))
+
+
+def contains(marker: str, within: int = 1 << 16) -> Callable[[Path], bool]:
+    """An ``ours`` for files whose first ``within`` bytes hold ``marker`` (a figure's metadata)."""
+    return _head_says(lambda head: marker.encode() in head, within)
+
+
+def _head_says(test: Callable[[bytes], bool], size: int) -> Callable[[Path], bool]:
     def ours(path: Path) -> bool:
         try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                return fh.read(len(marker)) == marker
+            with open(path, "rb") as fh:
+                return test(fh.read(size))
         except OSError:
             return False
     return ours

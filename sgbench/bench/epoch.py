@@ -265,10 +265,10 @@ def bench_epoch(task: str, method_name: str = "atan", steps: int = 20, warmup: i
 
 
 def _interleaved(candidates: list[Candidate], batches, cfg: dict[str, Any], loss_fn, sync,
-                 total: int, warmup: int) -> None:
-    """``total`` steps, each candidate in turn on the same batch; the times after ``warmup``
-    go to each candidate's ``times``."""
-    for step in range(total):
+                 steps: int, warmup: int) -> None:
+    """``warmup`` then ``steps`` steps, each candidate in turn on the same batch; the timed
+    steps' times go to each candidate's ``times``."""
+    for step in range(warmup + steps):
         x, y = next(batches)
         for c in candidates:
             elapsed = _step(c, x, y, cfg, loss_fn, sync)
@@ -290,7 +290,7 @@ def bench_methods(task: str, methods: list[str], steps: int = 10, warmup: int = 
     data, loss_fn, sync, batches = _training(cfg, dev, data_dir, 0)
     candidates = [_candidate(name, cfg, data, dev, 0, load_method(name)(), None, make_optimizer)
                   for name in methods]
-    _interleaved(candidates, batches, cfg, loss_fn, sync, warmup + steps, warmup)
+    _interleaved(candidates, batches, cfg, loss_fn, sync, steps, warmup)
     first = statistics.median(candidates[0].times)
     return {"task": cfg["name"], "version": cfg["version"], "T": cfg["T"],
             "batch": cfg["train"]["batch_size"], "steps": steps, "device": str(dev),
@@ -319,7 +319,7 @@ def step_seconds(method: str, task: str, T: int | None = None, params=(),
     data, loss_fn, sync, batches = _training(cfg, dev, data_dir, 0)
     rule = method_cls(parse_params(method_cls, list(params)))
     candidate = _candidate("sgbench", cfg, data, dev, 0, rule, None, make_optimizer)
-    _interleaved([candidate], batches, cfg, loss_fn, sync, warmup + steps, warmup)
+    _interleaved([candidate], batches, cfg, loss_fn, sync, steps, warmup)
     batch = cfg["train"]["batch_size"]
     return {"step_s": statistics.median(candidate.times),
             "train_batches": -(-len(data.train) // batch),

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import UsageError, UserError
-from ..files import write_atomic
+from ..files import contains, write_atomic
 from .compare import summarize
 from .show import snapshot
 
@@ -65,7 +65,7 @@ def check_out(out: Path) -> None:
     from ..files import check_target, ensure_writable
 
     ensure_writable(out.parent, "the figure")  # under a file or /proc: one line, before drawing
-    check_target(out, made_by_sgbench)  # a link, a special file or a user's own: before drawing
+    check_target(out, contains(MADE_BY))  # a link, a special file or a user's own: before drawing
 
 
 def style(name: str) -> dict[str, Any]:
@@ -448,18 +448,10 @@ def draw(kind: str, records: list[dict[str, Any]], task: str | None, out: Path,
                     bbox_inches="tight", pad_inches=0.15, metadata={"Creator": MADE_BY})
     finally:
         plt.close(fig)
-    return write_atomic(out, image.getvalue(), made_by_sgbench)
+    return write_atomic(out, image.getvalue(), contains(MADE_BY))
 
 
 MADE_BY = "sgbench"  # in each figure's metadata: an existing file with it is sgbench's to replace
-
-
-def made_by_sgbench(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return MADE_BY.encode() in fh.read(1 << 16)
-    except OSError:
-        return False
 
 
 def pick_task(records: list[dict[str, Any]], task: str | None) -> str:
