@@ -27,7 +27,7 @@ COS_POLY = (F32(2.443315711809948e-5), F32(-1.388731625493765e-3), F32(4.1666645
 QUARTER_PI = F32(math.pi / 4)
 
 
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def mix32(x):
     """lowbias32 (C. Wellons, "Hash function prospector", 2018) of a uint32, in uint32."""
     x = U32(x ^ (x >> U32(16)))
@@ -37,7 +37,7 @@ def mix32(x):
     return U32(x ^ (x >> U32(16)))
 
 
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def half_normal_pair(a, b):
     """Two independent |z|, z ~ N(0, 1), from two random words: sqrt(-2 log u) (cos phi,
     sin phi) with u = (a's top 24 bits + 1/2) / 2^24 and phi = pi/2 (b's top 24 bits) / 2^24;
@@ -51,7 +51,7 @@ def half_normal_pair(a, b):
     return r * (cos_f - sin_f), r * (cos_f + sin_f)
 
 
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def localzo_surrogate(h, th, delta, samples, seed, start, g):
     """g[:] = LocalZO's sample at x = h - th of the neurons from ``start`` on (the shape's
     parameters delta, samples m and the step's seed)."""

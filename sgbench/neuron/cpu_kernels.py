@@ -16,6 +16,13 @@ the GIL). Within a range, neurons go in blocks of BLOCK (whole pairs of rows whe
 as the outer loop, so the inner loop runs over consecutive neurons (vectorisable) while V and
 dL/dV stay in cache. Floats are kept in float32 as in the torch backend.
 
+Each kernel variant is a closure of its factory (``forward_kernel``, ``backward_kernel``): its
+flags and surrogate are constants there, so numba drops the branches not taken. Helpers are plain
+jitted functions that LLVM inlines; numba's own inlining (``inline="always"``) is kept for the
+few where LLVM's was measured slower (the forward step, pooling) and the surrogates (so a
+kernel's loop sees its formula), as numba's inliner costs compile time: ~5 s a backward variant
+when it inlined every helper, ~1 s now (a clean test run compiles about a hundred variants).
+
 Numba's disk cache keys a compiled kernel on its own file only; kernel_cache.py extends the key
 to every kernel module (cpu_*.py), so a kernel that inlines a helper from another one is
 compiled again when that helper changes.
@@ -32,7 +39,8 @@ from .cpu_math import BLOCK, HALF, HALF_PI, JIT, ONE, TWO, ZERO, fast_exp, fast_
 from .cpu_pool import (_pool_rows, _unpool_rows, max_pool_2x2,  # noqa: F401 (models/pool.py)
                        max_pool_2x2_backward)
 
-# the built-in shapes with a kernel here (shapes.py gives the same formulas in torch)
+# the built-in shapes with a kernel here (shapes.py gives the same formulas in torch); the index
+# of each in SURROGATES
 KINDS = {"rect": 0, "triangle": 1, "ramp": 2, "sigmoid": 3, "atan": 4, "superspike": 5,
          "dspike": 6, "exponential": 7, "localzo": 8}
 LOCALZO = 8  # a random surrogate: drawn per neuron, step and sample (cpu_draws.py)
@@ -41,43 +49,76 @@ LOCALZO = 8  # a random surrogate: drawn per neuron, step and sample (cpu_draws.
 PARAM_KINDS = (0,)
 
 
+# g(x; p) of each built-in shape with a kernel here, given the step's parameters p0..p3 (as many
+# as it has); one small function each, inlined where the kernel of that kind is compiled
 @njit(inline="always", **JIT)
-def surrogate(kind, x, p0, p1, p2, p3):
-    """g(x; p) of built-in shape ``kind`` with the step's parameters p0..p3 (as many as it has)."""
-    if kind == 0:  # rect: area_left/left on [-left, 0), area_right/right on [0, right]
-        if x >= -p0 and x < ZERO:
-            return p2 / p0
-        if x >= ZERO and x <= p1:
-            return p3 / p1
+def rect(x, p0, p1, p2, p3):
+    """area_left/left on [-left, 0), area_right/right on [0, right]."""
+    if x >= -p0 and x < ZERO:
+        return p2 / p0
+    if x >= ZERO and x <= p1:
+        return p3 / p1
+    return ZERO
+
+
+@njit(inline="always", **JIT)
+def triangle(x, p0, p1, p2, p3):
+    """height * max(0, 1 - |x| / width), width by side."""
+    w = p0 if x < ZERO else p1
+    return p2 * max(ZERO, ONE - abs(x) / w)
+
+
+@njit(inline="always", **JIT)
+def ramp(x, p0, p1, p2, p3):
+    """max(0, slope x + bias) on [-left, right]."""
+    if x < -p0 or x > p1:
         return ZERO
-    if kind == 1:  # triangle: height * max(0, 1 - |x| / width), width by side
-        w = p0 if x < ZERO else p1
-        return p2 * max(ZERO, ONE - abs(x) / w)
-    if kind == 2:  # ramp: max(0, slope x + bias) on [-left, right]
-        if x < -p0 or x > p1:
-            return ZERO
-        return max(ZERO, p2 * x + p3)
-    if kind == 3:  # sigmoid: alpha s (1 - s), s = sigmoid(alpha x)
-        s = ONE / (ONE + fast_exp(-p0 * x))
-        return p0 * s * (ONE - s)
-    if kind == 4:  # atan: alpha / (2 (1 + (pi/2 alpha x)^2))
-        u = HALF_PI * p0 * x
-        return p0 / (TWO * (ONE + u * u))
-    if kind == 5:  # superspike: 1 / (1 + beta |x|)^2
-        d = ONE + p0 * abs(x)
-        return ONE / (d * d)
-    if kind == 6:  # dspike: b (1 - tanh^2(b x / w)) / (2 w tanh(b / 2)) on |x| <= w / 2
-        if abs(x) > HALF * p1:
-            return ZERO
-        t = fast_tanh(p0 * x / p1)
-        return p0 * (ONE - t * t) / (TWO * p1 * fast_tanh(HALF * p0))
-    return p0 * fast_exp(-p1 * abs(x))  # exponential: alpha exp(-beta |x|)
+    return max(ZERO, p2 * x + p3)
+
+
+@njit(inline="always", **JIT)
+def sigmoid(x, p0, p1, p2, p3):
+    """alpha s (1 - s), s = sigmoid(alpha x)."""
+    s = ONE / (ONE + fast_exp(-p0 * x))
+    return p0 * s * (ONE - s)
+
+
+@njit(inline="always", **JIT)
+def atan(x, p0, p1, p2, p3):
+    """alpha / (2 (1 + (pi/2 alpha x)^2))."""
+    u = HALF_PI * p0 * x
+    return p0 / (TWO * (ONE + u * u))
+
+
+@njit(inline="always", **JIT)
+def superspike(x, p0, p1, p2, p3):
+    """1 / (1 + beta |x|)^2."""
+    d = ONE + p0 * abs(x)
+    return ONE / (d * d)
+
+
+@njit(inline="always", **JIT)
+def dspike(x, p0, p1, p2, p3):
+    """b (1 - tanh^2(b x / w)) / (2 w tanh(b / 2)) on |x| <= w / 2."""
+    if abs(x) > HALF * p1:
+        return ZERO
+    t = fast_tanh(p0 * x / p1)
+    return p0 * (ONE - t * t) / (TWO * p1 * fast_tanh(HALF * p0))
+
+
+@njit(inline="always", **JIT)
+def exponential(x, p0, p1, p2, p3):
+    """alpha exp(-beta |x|)."""
+    return p0 * fast_exp(-p1 * abs(x))
+
+
+SURROGATES = (rect, triangle, ramp, sigmoid, atan, superspike, dspike, exponential)
 
 
 @functools.lru_cache(maxsize=None)
 def forward_kernel(lerp: bool, hard: bool):
-    """The forward kernel of one variant (its flags are compile-time constants, so no branch on
-    them is left in the loop). ``lerp``: charge as torch.lerp(V, X, c) (decay-input LIF,
+    """The forward kernel of one variant (its flags are constants of the closure, so no branch
+    on them is left in the loop). ``lerp``: charge as torch.lerp(V, X, c) (decay-input LIF,
     k = 1 - c), as the torch backend does; ``hard``: hard reset."""
     @njit(**JIT)
     def forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, pooled, where,
@@ -86,35 +127,28 @@ def forward_kernel(lerp: bool, hard: bool):
         or None (every neuron starts at v0_scalar); v_out: [N]. ``pooled``, ``where`` [T, N / 4]:
         None, or the spikes' 2x2 max-pool as ``max_pool_2x2`` makes it, of planes of rows
         ``width`` long (lo and hi are then whole pairs of rows)."""
-        _forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, pooled, where,
-                 width, lerp, hard)
+        step = block_length(width, pooled is not None)
+        unkept = np.empty(step, np.float32)  # H, where the caller does not keep it
+        for start in range(lo, hi, step):
+            end = min(start + step, hi)
+            v = v_out[start:end]
+            initial_potentials(v, v0, v0_scalar, start)
+            for t in range(len(theta)):
+                charge_fire_reset(_step_row(x, t, start, end), v, _row(h, t, start, end, unkept),
+                                  s[t, start:end], theta[t], k, c, b, v_reset, lerp, hard)
+                if pooled is not None:  # the block's spikes are still in cache
+                    _pool_rows(s.view(np.uint64)[t, start // 2:end // 2], pooled[t], where[t], start,
+                               width)
     return forward
 
 
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def block_length(width, pooling):
     """Neurons per block: BLOCK, or when pooling whole pairs of rows (at least one)."""
     if not pooling:
         return BLOCK
     pair = 2 * width
     return max(pair, BLOCK // pair * pair)
-
-
-@njit(inline="always", **JIT)
-def _forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, pooled, where,
-             width, lerp, hard):
-    step = block_length(width, pooled is not None)
-    unkept = np.empty(step, np.float32)  # H, where the caller does not keep it
-    for start in range(lo, hi, step):
-        end = min(start + step, hi)
-        v = v_out[start:end]
-        initial_potentials(v, v0, v0_scalar, start)
-        for t in range(len(theta)):
-            charge_fire_reset(_step_row(x, t, start, end), v, _row(h, t, start, end, unkept),
-                              s[t, start:end], theta[t], k, c, b, v_reset, lerp, hard)
-            if pooled is not None:  # the block's spikes are still in cache
-                _pool_rows(s.view(np.uint64)[t, start // 2:end // 2], pooled[t], where[t], start,
-                           width)
 
 
 @njit(inline="always", **JIT)
@@ -171,6 +205,10 @@ def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_
     reset, dL/dtheta and dL/dk wanted, an input that was one frame for every step (then grad_x
     [1, N] receives the sum over the steps), the forward's charge (``lerp``, for H
     recomputed), and the shape parameters' gradients wanted (kinds in PARAM_KINDS)."""
+    if kind not in KINDS.values():
+        raise ValueError(f"no kernel for surrogate kind {kind!r} (KINDS: built-in shapes only)")
+    surrogate = SURROGATES[kind] if kind != LOCALZO else rect  # (LocalZO draws its own)
+
     @njit(**JIT)
     def backward(lo, hi, h, x_in, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, b,
                  v_reset, grad_x, grad_v0, gs_out, sums, grad_pooled, where, width):
@@ -182,94 +220,85 @@ def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_
         ``need_p``, columns 1.. receive sum(dL/dS dF/dp) of each step and parameter. ``grad_pooled``
         [T, N / 4]: the gradient of the forward's pooled spikes, added to dL/dS at each
         window's maximum (``where``)."""
-        _backward(lo, hi, h, x_in, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, b,
-                  v_reset, grad_x, grad_v0, gs_out, sums, grad_pooled, where, width, kind,
-                  hard, detach, need_theta, need_k, one_frame, lerp, need_p)
-    return backward
-
-
-@njit(inline="always", **JIT)
-def _backward(lo, hi, h, x_in, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, b, v_reset,
-              grad_x, grad_v0, gs_out, sums, grad_pooled, where, width, kind, hard,
-              detach, need_theta, need_k, one_frame, lerp, need_p):
-    T = len(theta)
-    step = block_length(width, grad_pooled is not None)
-    gv, g = np.empty(step, dtype=np.float32), np.empty(step, dtype=np.float32)
-    unpooled = np.empty(step, dtype=np.float32)  # dL/dS from grad_pooled
-    # per-neuron terms of the dL/dtheta[t] and dL/dk sums, summed after each loop (a float sum
-    # inside it would keep the loop from being vectorised); V[t-1] for dL/dk
-    theta_terms, k_terms = np.empty(step, np.float32), np.empty(step, np.float32)
-    p_terms = np.empty((4 if need_p else 0, step), np.float32)
-    v_prev = np.empty(step, np.float32)
-    # H recomputed (when not given), with the potential and spikes it needs on the way
-    h_block = np.empty((T if h is None else 1) * step, np.float32)  # rows of ``step``
-    v_block, s_block = np.empty(step, np.float32), np.empty(step, np.float32)
-    for start in range(lo, hi, step):
-        end = min(start + step, hi)
-        n = end - start
-        _recompute_h(x_in, start, end, v0, v0_scalar, theta, k, c, b, v_reset, lerp, hard,
-                     h_block, v_block, s_block)
-        for j in range(n):
-            gv[j] = ZERO if grad_v is None else grad_v[start + j]
-        k_terms[:n] = ZERO
-        if one_frame and grad_x is not None:
-            grad_x[0, start:end] = ZERO
-        for t in range(T - 1, -1, -1):
-            th = theta[t]
-            ht = _row(h, t, start, end, h_block[t * step:t * step + n])  # forward's or remade
-            gst, ght = _row(grad_s, t, start, end, ht), _row(grad_h, t, start, end, ht)
-            gso = _row(gs_out, t, start, end, ht)
-            if grad_pooled is not None:
-                _unpool_rows(grad_pooled[t], where[t], unpooled, start, end, width)
-            gxt = _row(grad_x, 0 if one_frame else t, start, end, ht)
-            last = p.shape[1] - 1  # a shape with fewer parameters ignores the rest
-            p0, p1, p2, p3 = p[t, 0], p[t, min(1, last)], p[t, min(2, last)], p[t, min(3, last)]
-            if kind == LOCALZO:
-                localzo_surrogate(ht, th, p0, p1, p2, start, g[:n])
-            else:
-                for j in range(n):  # the surrogate in a loop of its own: it vectorises there
-                    g[j] = surrogate(kind, ht[j] - th, p0, p1, p2, p3)
-            if need_k:
-                before = max(t - 1, 0)
-                previous_potentials(_row(h, before, start, end,
-                                         h_block[before * step:before * step + n]), t == 0,
-                                    v0, v0_scalar, start, theta[before], v_reset, hard,
-                                    v_prev[:n])
+        T = len(theta)
+        step = block_length(width, grad_pooled is not None)
+        gv, g = np.empty(step, dtype=np.float32), np.empty(step, dtype=np.float32)
+        unpooled = np.empty(step, dtype=np.float32)  # dL/dS from grad_pooled
+        # per-neuron terms of the dL/dtheta[t] and dL/dk sums, summed after each loop (a float sum
+        # inside it would keep the loop from being vectorised); V[t-1] for dL/dk
+        theta_terms, k_terms = np.empty(step, np.float32), np.empty(step, np.float32)
+        p_terms = np.empty((4 if need_p else 0, step), np.float32)
+        v_prev = np.empty(step, np.float32)
+        # H recomputed (when not given), with the potential and spikes it needs on the way
+        h_block = np.empty((T if h is None else 1) * step, np.float32)  # rows of ``step``
+        v_block, s_block = np.empty(step, np.float32), np.empty(step, np.float32)
+        for start in range(lo, hi, step):
+            end = min(start + step, hi)
+            n = end - start
+            _recompute_h(x_in, start, end, v0, v0_scalar, theta, k, c, b, v_reset, lerp, hard,
+                         h_block, v_block, s_block)
             for j in range(n):
-                g_in = gv[j]
-                hv = ht[j]
-                x = hv - th
-                gs = ZERO if grad_s is None else gst[j]
+                gv[j] = ZERO if grad_v is None else grad_v[start + j]
+            k_terms[:n] = ZERO
+            if one_frame and grad_x is not None:
+                grad_x[0, start:end] = ZERO
+            for t in range(T - 1, -1, -1):
+                th = theta[t]
+                ht = _row(h, t, start, end, h_block[t * step:t * step + n])  # forward's or remade
+                gst, ght = _row(grad_s, t, start, end, ht), _row(grad_h, t, start, end, ht)
+                gso = _row(gs_out, t, start, end, ht)
                 if grad_pooled is not None:
-                    gs += unpooled[j]
-                if not detach:
-                    gs += g_in * (v_reset - hv) if hard else -g_in * th
-                d = (g_in if x < ZERO else ZERO) if hard else g_in
-                d += gs * g[j]
-                if grad_h is not None:
-                    d += ght[j]
-                if grad_x is not None:
-                    if one_frame:
-                        gxt[j] += c * d
-                    else:
-                        gxt[j] = c * d
-                if gs_out is not None:
-                    gso[j] = gs
-                if need_theta:
-                    theta_terms[j] = -gs * g[j] - (g_in if (not hard and x >= ZERO) else ZERO)
+                    _unpool_rows(grad_pooled[t], where[t], unpooled, start, end, width)
+                gxt = _row(grad_x, 0 if one_frame else t, start, end, ht)
+                last = p.shape[1] - 1  # a shape with fewer parameters ignores the rest
+                p0, p1, p2, p3 = p[t, 0], p[t, min(1, last)], p[t, min(2, last)], p[t, min(3, last)]
+                if kind == LOCALZO:
+                    localzo_surrogate(ht, th, p0, p1, p2, start, g[:n])
+                else:
+                    for j in range(n):  # the surrogate in a loop of its own: it vectorises there
+                        g[j] = surrogate(ht[j] - th, p0, p1, p2, p3)
                 if need_k:
-                    k_terms[j] += d * v_prev[j]
-                if need_p:
-                    rect_param_terms(x, p0, p1, p2, p3, gs, p_terms, j)
-                gv[j] = d * k
-            if need_theta:
-                sums[t, 0] += lane_sum(theta_terms, n)
-            for i in range(len(p_terms)):
-                sums[t, 1 + i] += lane_sum(p_terms[i], n)
-        if need_k:
-            sums[T, 0] += lane_sum(k_terms, n)
-        if grad_v0 is not None:
-            grad_v0[start:end] = gv[:n]
+                    before = max(t - 1, 0)
+                    previous_potentials(_row(h, before, start, end,
+                                             h_block[before * step:before * step + n]), t == 0,
+                                        v0, v0_scalar, start, theta[before], v_reset, hard,
+                                        v_prev[:n])
+                for j in range(n):
+                    g_in = gv[j]
+                    hv = ht[j]
+                    x = hv - th
+                    gs = ZERO if grad_s is None else gst[j]
+                    if grad_pooled is not None:
+                        gs += unpooled[j]
+                    if not detach:
+                        gs += g_in * (v_reset - hv) if hard else -g_in * th
+                    d = (g_in if x < ZERO else ZERO) if hard else g_in
+                    d += gs * g[j]
+                    if grad_h is not None:
+                        d += ght[j]
+                    if grad_x is not None:
+                        if one_frame:
+                            gxt[j] += c * d
+                        else:
+                            gxt[j] = c * d
+                    if gs_out is not None:
+                        gso[j] = gs
+                    if need_theta:
+                        theta_terms[j] = -gs * g[j] - (g_in if (not hard and x >= ZERO) else ZERO)
+                    if need_k:
+                        k_terms[j] += d * v_prev[j]
+                    if need_p:
+                        rect_param_terms(x, p0, p1, p2, p3, gs, p_terms, j)
+                    gv[j] = d * k
+                if need_theta:
+                    sums[t, 0] += lane_sum(theta_terms, n)
+                for i in range(len(p_terms)):
+                    sums[t, 1 + i] += lane_sum(p_terms[i], n)
+            if need_k:
+                sums[T, 0] += lane_sum(k_terms, n)
+            if grad_v0 is not None:
+                grad_v0[start:end] = gv[:n]
+    return backward
 
 
 @njit(**{**JIT, "fastmath": {"contract", "reassoc"}})
@@ -281,7 +310,7 @@ def lane_sum(a, n):
     return total
 
 
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def _row(a, t, start, end, stand_in):
     """a[t, start:end], or ``stand_in`` where ``a`` is None."""
     if a is None:
@@ -289,7 +318,7 @@ def _row(a, t, start, end, stand_in):
     return a[t, start:end]
 
 
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def _recompute_h(x_in, start, end, v0, v0_scalar, theta, k, c, b, v_reset, lerp, hard,
                  h_block, v_block, s_block):
     """Where the forward did not keep H (then its input ``x_in`` is given, else None): H of the
@@ -305,7 +334,7 @@ def _recompute_h(x_in, start, end, v0, v0_scalar, theta, k, c, b, v_reset, lerp,
                           v_reset, lerp, hard)
 
 
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def previous_potentials(h_before, first, v0, v0_scalar, start, th_before, v_reset, hard, out):
     """out = V[t-1] of the neurons from ``start`` on, made from H[t-1] (``h_before``) or, at the
     ``first`` step, V0; in a loop over one row (it vectorises)."""
