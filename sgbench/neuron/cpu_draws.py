@@ -59,14 +59,23 @@ def localzo_surrogate(h, th, delta, samples, seed, start, g):
     pairs, key = U32((m + 1) // 2), mix32(U32(np.int32(seed)))
     scale = ONE / (F32(samples) * TWO * delta)
     g[:] = ZERO
-    for q in range(np.int32(pairs)):
-        second = scale if 2 * q + 1 < m else ZERO  # an odd m leaves the last pair's second out
-        for j in range(len(g)):
-            a = mix32(U32(key ^ U32(U32(U32(start + j) * pairs) + U32(q))))
-            z1, z2 = half_normal_pair(a, mix32(U32(a ^ GOLDEN)))
-            x = abs(h[j] - th)
-            g[j] += (z1 * scale if x < delta * z1 else ZERO) + (
-                z2 * second if x < delta * z2 else ZERO)
+    for q in range(m // 2):
+        _add_pair(h, th, delta, key, U32(U32(start) * pairs + U32(q)), pairs, scale, scale, g)
+    if m % 2:  # an odd m leaves the last pair's second draw out
+        _add_pair(h, th, delta, key, U32(U32(start) * pairs + U32(m // 2)), pairs, scale, ZERO,
+                  g)
+
+
+@njit(**JIT)
+def _add_pair(h, th, delta, key, first, pairs, scale, second, g):
+    """g[j] += scale z1 [|x_j| < delta z1] + second z2 [|x_j| < delta z2], (z1, z2) the pair of
+    counter ``first + j pairs`` (in 32 bits, so the loop vectorises)."""
+    for j in range(np.int32(len(g))):
+        a = mix32(U32(key ^ U32(first + U32(j) * pairs)))
+        z1, z2 = half_normal_pair(a, mix32(U32(a ^ GOLDEN)))
+        x = abs(h[j] - th)
+        g[j] += (z1 * scale if x < delta * z1 else ZERO) + (
+            z2 * second if x < delta * z2 else ZERO)
 
 
 @njit(**JIT)
