@@ -36,7 +36,7 @@ from numba import njit
 
 from .cpu_draws import localzo_sample, localzo_surrogate  # noqa: F401 (localzo_sample: tests)
 from .cpu_math import BLOCK, HALF, HALF_PI, JIT, ONE, TWO, ZERO, fast_exp, fast_tanh
-from .cpu_pool import (_pool_rows, _unpool_rows, max_pool_2x2,  # noqa: F401 (models/pool.py)
+from .cpu_pool import (_pool_spike_rows, _unpool_rows, max_pool_2x2,  # noqa: F401 (models/pool.py)
                        max_pool_2x2_backward)
 
 # the built-in shapes with a kernel here (shapes.py gives the same formulas in torch); the index
@@ -140,8 +140,7 @@ def forward_kernel(lerp: bool, hard: bool):
                     charge_fire_reset(xt, v, h[t, start:end], st, theta[t], k, c, b, v_reset,
                                       lerp, hard)
                 if pooled is not None:  # the block's spikes are still in cache
-                    _pool_rows(s.view(np.uint64)[t, start // 2:end // 2], pooled[t], where[t],
-                               start, width)
+                    _pool_spike_rows(s[t, start:end], pooled[t], where[t], start, width)
     return forward
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .cpu_math import JIT, ZERO, _float_from_bits
+from .cpu_math import JIT, ONE, TWO, ZERO, _float_from_bits
+
+THREE = np.float32(3.0)
 
 LOW_WORD = np.uint64(0xFFFFFFFF)
 
@@ -47,16 +49,23 @@ def _halves(word):
 
 
 @njit(inline="always", **JIT)
-def _pool_rows(pairs, out, where, start, width):
-    """``max_pool_2x2`` of the rows ``width`` long in ``pairs`` (as pairs), the neurons from
-    ``start`` (a multiple of 2 width) of planes of an even height; out and where: all pooled
-    rows, in which these begin at start / 4."""
+def _pool_spike_rows(spikes, out, where, start, width):
+    """``max_pool_2x2`` of spikes (0 or 1) in rows ``width`` long, the neurons from ``start`` (a
+    multiple of 2 width) of planes of an even height; out and where: all pooled rows, in which
+    these begin at start / 4. The same results as ``max_pool_2x2`` for such input, in a loop
+    that stays short and simple (rows of 7 or 14 windows cost 2.4 ns a window here, against 12
+    ns through ``_pool_pair``, whose vectorised loop never runs on rows that short)."""
     half = width // 2
-    for r in range(len(pairs) // width):
+    for r in range(len(spikes) // (2 * width)):
+        top = spikes[2 * r * width:(2 * r + 1) * width]
+        bottom = spikes[(2 * r + 1) * width:(2 * r + 2) * width]
         at = start // 4 + r * half
-        _pool_pair(pairs[2 * r * half:(2 * r + 1) * half],
-                   pairs[(2 * r + 1) * half:(2 * r + 2) * half], out[at:at + half],
-                   where[at:at + half])
+        pooled, place = out[at:at + half], where[at:at + half]
+        for col in range(half):
+            a, b, c, d = top[2 * col], top[2 * col + 1], bottom[2 * col], bottom[2 * col + 1]
+            pooled[col] = max(max(a, b), max(c, d))
+            # the first 1 in row-major order, 0 where there is none
+            place[col] = np.uint8((ONE - a) * (b + (ONE - b) * (TWO * c + (ONE - c) * THREE * d)))
 
 
 @njit(**JIT)
@@ -80,11 +89,17 @@ def _unpool_pair(grad, where, top, bottom):
 
 @njit(inline="always", **JIT)
 def _unpool_rows(grad, where, rows, start, end, width):
-    """``_pool_rows`` backward: rows[:end - start] (every element written) receive the gradient
-    of the pooled rows of the neurons [start, end)."""
+    """``_pool_spike_rows`` backward: rows[:end - start] (every element written) receive the
+    gradient of the pooled rows of the neurons [start, end), in a loop over the windows."""
     half = width // 2
     for r in range((end - start) // (2 * width)):
         at = start // 4 + r * half
-        _unpool_pair(grad[at:at + half], where[at:at + half],
-                     rows[2 * r * width:(2 * r + 1) * width],
-                     rows[(2 * r + 1) * width:(2 * r + 2) * width])
+        g, place = grad[at:at + half], where[at:at + half]
+        top = rows[2 * r * width:(2 * r + 1) * width]
+        bottom = rows[(2 * r + 1) * width:(2 * r + 2) * width]
+        for col in range(half):
+            value, k = g[col], place[col]
+            top[2 * col] = value if k == 0 else ZERO
+            top[2 * col + 1] = value if k == 1 else ZERO
+            bottom[2 * col] = value if k == 2 else ZERO
+            bottom[2 * col + 1] = value if k == 3 else ZERO
