@@ -19,9 +19,10 @@ dL/dV stay in cache. Floats are kept in float32 as in the torch backend.
 Each kernel variant is a closure of its factory (``forward_kernel``, ``backward_kernel``): its
 flags and surrogate are constants there, so numba drops the branches not taken. Helpers are plain
 jitted functions that LLVM inlines; numba's own inlining (``inline="always"``) is kept for the
-few where LLVM's was measured slower (the forward step, pooling) and the surrogates (so a
-kernel's loop sees its formula), as numba's inliner costs compile time: ~5 s a backward variant
-when it inlined every helper, ~1 s now (a clean test run compiles about a hundred variants).
+surrogates (so a kernel's loop sees its formula), the forward step's helpers and pooling (where
+LLVM's inlining measured slower) and the rectangle's parameter terms, as numba's inliner costs
+compile time: ~5 s a backward variant when it inlined every helper, ~1 s now (a clean test run
+compiles about a hundred variants).
 
 Numba's disk cache keys a compiled kernel on its own file only; kernel_cache.py extends the key
 to every kernel module (cpu_*.py), so a kernel that inlines a helper from another one is
