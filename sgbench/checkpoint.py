@@ -16,7 +16,6 @@ import math
 import os
 import random
 import signal
-import stat
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .files import check_target, current_umask
+from .files import check_opened, check_target, current_umask
 
 
 class StopRequested(Exception):
@@ -110,6 +109,11 @@ def checkpoint_path(out_dir: Path, cfg: dict[str, Any], identity: dict[str, Any]
     return out_dir / f"{name}{SUFFIX}"
 
 
+def run_key_of(checkpoint: Path) -> str:
+    """The run's key: its checkpoint's name without the suffix."""
+    return checkpoint.name[:-len(SUFFIX)]
+
+
 class RunLock:
     """One process at a time runs a configuration and seed into a folder: an exclusive
     ``flock`` on ``<run_key>.lock``, which holds the holder's pid for the message. The kernel
@@ -144,12 +148,7 @@ class RunLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
         except OSError as exc:
             raise UserError(f"cannot take the run lock {self.path}: {exc.strerror}") from None
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
-            os.close(fd)
-            check_target(self.path)
-            raise UserError(f"cannot take the run lock {self.path}: not a file of sgbench's own")
-        return fd
+        return check_opened(fd, self.path, "take the run lock")
 
     def _write_pid(self) -> None:
         try:

@@ -158,6 +158,17 @@ def write_atomic(path: Path, data: str | bytes, ours: Callable[[Path], bool] | N
     return path
 
 
+def check_opened(fd: int, path: Path, doing: str) -> int:
+    """``fd``, opened on ``path`` without following a link and without blocking, if it is a
+    regular file without other hard links; else closed, and the refusal in one line."""
+    st = os.fstat(fd)
+    if stat.S_ISREG(st.st_mode) and st.st_nlink <= 1:  # 0: unlinked meanwhile (the caller sees)
+        return fd
+    os.close(fd)
+    check_target(path)  # says which, where the file is still there
+    raise UserError(f"cannot {doing} {path}: not a file of sgbench's own")
+
+
 def open_new_or_own(path: Path, mode: str = "a"):
     """Open a file sgbench appends to beside its records (a log) without following a link
     someone planted there (O_NOFOLLOW), nor opening a special file (O_NONBLOCK, then checked)
@@ -169,11 +180,7 @@ def open_new_or_own(path: Path, mode: str = "a"):
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc} (a link is never "
                         f"followed)") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
-        os.close(fd)
-        check_target(path)  # says which
-        raise UserError(f"cannot write {path}: not a file of sgbench's own")
+    check_opened(fd, path, "write")
     if "a" not in mode:
         os.ftruncate(fd, 0)
     os.set_blocking(fd, True)

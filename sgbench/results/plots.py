@@ -20,6 +20,8 @@ from ..files import contains, write_atomic
 from .compare import summarize
 from .show import snapshot
 
+MADE_BY = "sgbench"  # in each figure's metadata: an existing file with it is sgbench's to replace
+
 KINDS = ("rank", "accuracy-vs-T", "pareto", "curves", "grad-decay", "cd", "bayes", "firing",
          "membrane", "coverage")
 ONE_RECORD = ("firing", "membrane", "coverage")
@@ -449,9 +451,6 @@ def draw(kind: str, records: list[dict[str, Any]], task: str | None, out: Path,
     finally:
         plt.close(fig)
     return write_atomic(out, image.getvalue(), contains(MADE_BY))
-
-
-MADE_BY = "sgbench"  # in each figure's metadata: an existing file with it is sgbench's to replace
 
 
 def pick_task(records: list[dict[str, Any]], task: str | None) -> str:

@@ -73,7 +73,7 @@ def job_state(out: Path, job: Job) -> JobState:
     of an older version (a method or task file edited since) are not its results."""
     folder = out / job.id
     every = load_records(folder)[0] if folder.is_dir() else []
-    records = sorted(_this_version(job, every), key=lambda r: r["created"])
+    records = sorted(_this_version(job, every), key=lambda r: r["created"]) if every else []
     finished = [r for r in records if r["status"] in FINISHED]
     if finished:
         return JobState(job, "done", finished[-1])

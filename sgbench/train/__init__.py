@@ -37,7 +37,7 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> tuple[dict[str, An
     setup = prepare(req)
     try:
         reporter = with_logs(reporter or SilentReporter(), req.log, setup.out_dir,
-                             setup.checkpoint.name[:-len(checkpoint.SUFFIX)]) \
+                             checkpoint.run_key_of(setup.checkpoint)) \
             if setup.dist.is_main else SilentReporter()
         with checkpoint.graceful_stop():  # the handlers stay until the record is on disk
             outcome = train_and_measure(req, setup, reporter)

@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import record as rec
 from ..environment import capture_env
-from ..checkpoint import SUFFIX
+from ..checkpoint import run_key_of
 from ..config import config_sha256
 from ..errors import formatted_traceback
 from ..results.flags import search_report
@@ -50,7 +50,7 @@ def make_record(req: RunRequest, setup: Setup, out: Outcome, wall_s: float) -> d
         "error_traceback": formatted_traceback(out.exception) if out.exception else None,
         "resumed_from": out.resumed_from,
         "checkpoint": setup.checkpoint.name if setup.checkpoint.is_file() else None,
-        "run_key": setup.checkpoint.name[:-len(SUFFIX)],  # configuration and seed
+        "run_key": run_key_of(setup.checkpoint),  # configuration and seed
         "method": {"name": cls.name, "params": dataclasses.asdict(setup.params),
                    "fidelity": cls.fidelity, "kinds": list(cls.kinds), "citation": cls.citation,
                    "source_sha256": method_source_sha256(cls),

@@ -181,7 +181,7 @@ def run_key(req: RunRequest) -> str:
     params = parse_params(method_cls, req.params)
     cfg = _resolve(req, method_cls)
     path = checkpoint.checkpoint_path(Path("."), cfg, _identity(req, method_cls, params, cfg))
-    return path.name[:-len(checkpoint.SUFFIX)]
+    return checkpoint.run_key_of(path)
 
 
 def prepare(req: RunRequest) -> Setup:
@@ -194,7 +194,7 @@ def prepare(req: RunRequest) -> Setup:
     out_dir = ensure_writable(Path(req.out_dir))
     identity = _identity(req, method_cls, params, cfg)
     ckpt = checkpoint.checkpoint_path(out_dir, cfg, identity)
-    key = ckpt.name[:-len(checkpoint.SUFFIX)]
+    key = checkpoint.run_key_of(ckpt)
     lock = checkpoint.RunLock(out_dir / f"{key}.lock")
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 writes
         lock.acquire()
@@ -207,7 +207,7 @@ def prepare(req: RunRequest) -> Setup:
 
 
 def _prepare_locked(req, method_cls, params, energy, cfg, out_dir, ckpt, identity, lock):
-    done = finished_record(out_dir, ckpt.name[:-len(checkpoint.SUFFIX)])
+    done = finished_record(out_dir, checkpoint.run_key_of(ckpt))
     if done is not None:  # checked holding the lock: two runs never both train
         raise AlreadyFinished(*done)
     resume = req.resume and ckpt.is_file()  # none yet (a stop in epoch 1): start from the start
