@@ -67,6 +67,25 @@ def test_env_reports_versions_but_no_hostname():
     assert socket.gethostname() not in values and "hostname" not in env
 
 
+def test_env_names_the_processor_the_kernels_are_compiled_for():
+    """Issue 32: the processor and its widest vector instructions, as LLVM sees the host."""
+    from llvmlite import binding
+
+    from sgbench.environment import machine_label
+
+    env = json.loads(invoke("env", "--device", "cpu").stdout)
+    assert env["cpu_arch"] == binding.get_host_cpu_name()
+    features = binding.get_host_cpu_features()
+    if features.get("avx512f"):
+        assert (env["vector_isa"], env["vector_bits"]) == ("AVX-512", 512)
+    elif features.get("avx2"):
+        assert (env["vector_isa"], env["vector_bits"]) == ("AVX2", 256)
+    label = machine_label(env)
+    assert label.startswith(env["device_name"]) and env["cpu_arch"] in label
+    gpu = {"device": "cuda:0", "device_name": "NVIDIA H100", "cpu_arch": "znver4"}
+    assert machine_label(gpu) == "NVIDIA H100"  # a GPU is named alone
+
+
 def test_bench_neuron_prints_all_candidates_side_by_side():
     result = invoke("bench", "neuron", "--neurons", "2000", "--repeats", "2", "--json")
     assert result.exit_code == 0, result.output

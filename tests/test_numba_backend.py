@@ -71,9 +71,12 @@ def test_each_variant_matches_the_torch_reference(case):
                                        learn_p=not fixed, grads=grads))
 
 
-def test_a_layer_split_over_threads_gives_what_one_thread_gives():
-    x = torch.randn(T, 40_000) * 1.5
-    theta, p, shape, dyn = torch.ones(T), torch.full((T, 1), 2.0), get_shape("atan"), Dynamics(c=0.5)
+@pytest.mark.parametrize("shape, params", [("atan", [2.0]), ("localzo", [0.5, 5.0, 3.0])])
+def test_a_layer_split_over_threads_gives_what_one_thread_gives(shape, params):
+    """40,002 neurons: the second thread's range starts at an odd neuron (LocalZO with an odd m
+    shares a pair between neurons 2P and 2P + 1)."""
+    x = torch.randn(T, 40_002) * 1.5
+    theta, p, shape, dyn = torch.ones(T), torch.tensor([params] * T), get_shape(shape), Dynamics(c=0.5)
     results = []
     before = torch.get_num_threads()
     for threads in (1, 2):
@@ -81,7 +84,7 @@ def test_a_layer_split_over_threads_gives_what_one_thread_gives():
         try:
             xs = x.clone().requires_grad_()
             s, v, h = NumbaSequenceFn.apply(xs, 0.0, 0.5, theta, p, shape, dyn)
-            (s * torch.linspace(-1, 1, 40_000)).sum().backward()
+            (s * torch.linspace(-1, 1, 40_002)).sum().backward()
         finally:
             torch.set_num_threads(before)
         results.append((s, v, h, xs.grad))
@@ -321,14 +324,43 @@ def test_a_stepwise_rule_without_gradients_runs_the_kernels_and_trains_as_on_tor
     assert not torch.equal(fused[4], torch.ones(T))  # the running thresholds moved, once
 
 
-def _kernel_draws(x, delta, samples, seed):
-    """LocalZO's surrogate as the kernels draw it for the neurons of x, in order."""
+def _kernel_draws(x, delta, samples, seed, start=0):
+    """LocalZO's surrogate as the kernels draw it for the neurons of x, in order (the first
+    being neuron ``start``)."""
     from sgbench.neuron.cpu_kernels import localzo_sample
 
     g = np.empty(x.numel(), np.float32)
     localzo_sample(x.detach().reshape(-1).numpy(), *(np.float32(q) for q in (delta, samples, seed)),
-                   0, g)
+                   start, g)
     return torch.from_numpy(g).view(x.shape)
+
+
+@pytest.mark.parametrize("samples", [1, 4, 5])
+def test_the_kernels_localzo_draws_of_a_neuron_do_not_depend_on_where_its_block_starts(samples):
+    """A neuron's draws depend on its index only: drawn for a range starting at any neuron (odd
+    ones too: with an odd m, neurons 2P and 2P + 1 share pair P's two draws), they are the
+    ones drawn for the whole layer."""
+    x = torch.linspace(-1.5, 1.5, 301)
+    whole = _kernel_draws(x, 0.5, samples, 9)
+    assert whole.count_nonzero() > 50
+    for cut in (1, 2, 7, 150):
+        parts = torch.cat([_kernel_draws(x[:cut], 0.5, samples, 9),
+                           _kernel_draws(x[cut:], 0.5, samples, 9, start=cut)])
+        assert torch.equal(parts, whole)
+
+
+def test_the_kernels_logarithm_is_within_three_ulp():
+    """``fast_log`` (2 atanh, cpu_math.py) on the uniforms LocalZO's radii take and beyond."""
+    from numba import njit
+
+    from sgbench.neuron.cpu_math import fast_log
+
+    logs = njit(lambda x: [fast_log(v) for v in x])
+    x = np.concatenate([(np.arange(0, 1 << 24, 997, dtype=np.float32) + 0.5) / (1 << 24),
+                        np.geomspace(1e-30, 1e30, 10_001).astype(np.float32)])
+    exact = np.log(x.astype(np.float64))
+    ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(np.array(logs(x), np.float64) - exact) / ulp) <= 3
 
 
 def test_localzo_on_the_kernels_is_the_torch_arithmetic_with_the_kernels_draws():
@@ -344,7 +376,7 @@ def test_localzo_on_the_kernels_is_the_torch_arithmetic_with_the_kernels_draws()
     assert not torch.allclose(runs[0][3], runs[1][3])  # torch's own stream: other draws
 
 
-@pytest.mark.parametrize("samples", [1, 5])
+@pytest.mark.parametrize("samples", [1, 2, 5])
 def test_the_kernels_localzo_draws_are_seeded_and_average_to_a_gaussian(samples):
     """Paper Sec. 4: E[g(x)] = N(x; 0, delta^2), whatever the number m of samples (here over
     neurons; each neuron and seed draws anew); the same seed, the same draws."""

@@ -54,7 +54,7 @@ def bench_neuron_cmd(
     import torch
 
     from ..bench.neuron import bench_neuron
-    from ..environment import capture_env
+    from ..environment import capture_env, machine_label
     from ..train import pick_device
 
     if not (1 <= T <= MAX_T and neurons >= 1 and 1 <= repeats <= MAX_REPEATS):
@@ -79,7 +79,7 @@ def bench_neuron_cmd(
                       "time / memory bound",
                       title=f"forward+backward, T={result['T']}, {result['neurons_per_step']:,} "
                             f"neurons/step, {result['dtype']}, {result['surrogate']}, "
-                            f"{env['device_name']}; memory bound: a copy of the same bytes "
+                            f"{machine_label(env)}; memory bound: a copy of the same bytes "
                             f"in the same rounds, {result['memory_bound_s'] * 1e3:.2f} ms")
         for row in result["results"]:
             table.add_row(row["candidate"], f"{row['median_s'] * 1e3:.2f}",
@@ -103,7 +103,7 @@ def bench_train_cmd(
 ) -> None:
     """Training-step time of ResNet-19 on CIFAR-shaped random data, per method."""
     from ..bench.neuron import bench_train
-    from ..environment import capture_env
+    from ..environment import capture_env, machine_label
     from ..registry import load_method
     from ..train import pick_device
 
@@ -123,7 +123,7 @@ def bench_train_cmd(
         return
     table = Table("method", "backend", "median (ms)", "min (ms)", f"time / {names[0]}",
                   title=f"training step, {result['model']}, batch {batch}, T={T}, "
-                        f"{result['env']['device_name']}")
+                        f"{machine_label(result['env'])}")
     for row in result["results"]:
         table.add_row(row["method"], str(row["backend"]), f"{row['median_s'] * 1e3:.1f}",
                       f"{row['min_s'] * 1e3:.1f}", f"{row['time_vs_first']:.2f}x")
@@ -146,7 +146,7 @@ def bench_epoch_cmd(
     """Training steps of a task as sgbench runs them (its data path included), interleaved with
     the same network on SpikingJelly's neurons and on a plain PyTorch LIF loop."""
     from ..bench.epoch import bench_epoch
-    from ..environment import capture_env
+    from ..environment import capture_env, machine_label
     from ..train import pick_device
 
     check_steps(steps)
@@ -161,7 +161,7 @@ def bench_epoch_cmd(
     table = Table("candidate", "median step (ms)", "samples/s", "time / sgbench",
                   title=f"training step, {result['task']} v{result['version']}, batch "
                         f"{result['batch']}, T={result['T']}, {result['method']}, "
-                        f"{result['threads']} thread(s), {result['env']['device_name']}")
+                        f"{result['threads']} thread(s), {machine_label(result['env'])}")
     for row in result["results"]:
         table.add_row(row["candidate"], f"{row['median_s'] * 1e3:.1f}",
                       f"{row['samples_per_s']:,.0f}", f"{row['time_vs_sgbench']:.2f}x")
@@ -191,7 +191,7 @@ def bench_methods_cmd(
     """Every method's training step on a task, interleaved in one process, against the first's
     (atan's): which methods leave the fast path, and what each costs."""
     from ..bench.epoch import bench_methods
-    from ..environment import capture_env
+    from ..environment import capture_env, machine_label
     from ..registry import builtin_names
     from ..train import pick_device
 
@@ -209,7 +209,7 @@ def bench_methods_cmd(
     table = Table("method", "backend", "median step (ms)", f"time / {names[0]}",
                   title=f"training step, {result['task']} v{result['version']}, batch "
                         f"{result['batch']}, T={result['T']}, {result['threads']} thread(s), "
-                        f"{result['env']['device_name']}, interleaved")
+                        f"{machine_label(result['env'])}, interleaved")
     for row in sorted(result["results"], key=lambda r: r["vs_first"]):
         table.add_row(row["method"], row["backend"] or "—", f"{row['median_s'] * 1e3:.1f}",
                       f"{row['vs_first']:.2f}x")

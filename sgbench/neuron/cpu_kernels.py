@@ -35,8 +35,9 @@ import functools
 import numpy as np
 from numba import njit
 
-from .cpu_draws import localzo_sample, localzo_surrogate  # noqa: F401 (localzo_sample: tests)
-from .cpu_math import BLOCK, HALF, HALF_PI, JIT, ONE, TWO, ZERO, fast_exp, fast_tanh
+from .cpu_draws import (WORK_ROWS, localzo_sample,  # noqa: F401 (localzo_sample: tests)
+                        localzo_surrogate)
+from .cpu_math import BLOCK, DRAWS_BLOCK, HALF, HALF_PI, JIT, ONE, TWO, ZERO, fast_exp, fast_tanh
 from .cpu_pool import (_pool_spike_rows, _unpool_rows, max_pool_2x2,  # noqa: F401 (models/pool.py)
                        max_pool_2x2_backward)
 
@@ -128,7 +129,7 @@ def forward_kernel(lerp: bool, hard: bool):
         or None (every neuron starts at v0_scalar); v_out: [N]. ``pooled``, ``where`` [T, N / 4]:
         None, or the spikes' 2x2 max-pool as ``max_pool_2x2`` makes it, of planes of rows
         ``width`` long (lo and hi are then whole pairs of rows)."""
-        step = block_length(width, pooled is not None)
+        step = block_length(width, pooled is not None, BLOCK)
         for start in range(lo, hi, step):
             end = min(start + step, hi)
             v = v_out[start:end]
@@ -146,12 +147,12 @@ def forward_kernel(lerp: bool, hard: bool):
 
 
 @njit(**JIT)
-def block_length(width, pooling):
-    """Neurons per block: BLOCK, or when pooling whole pairs of rows (at least one)."""
+def block_length(width, pooling, base):
+    """Neurons per block: ``base``, or when pooling whole pairs of rows (at least one)."""
     if not pooling:
-        return BLOCK
+        return base
     pair = 2 * width
-    return max(pair, BLOCK // pair * pair)
+    return max(pair, base // pair * pair)
 
 
 @njit(inline="always", **JIT)
@@ -227,7 +228,9 @@ def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_
         [T, N / 4]: the gradient of the forward's pooled spikes, added to dL/dS at each
         window's maximum (``where``)."""
         T = len(theta)
-        step = block_length(width, grad_pooled is not None)
+        step = block_length(width, grad_pooled is not None,
+                            DRAWS_BLOCK if kind == LOCALZO else BLOCK)
+        work = np.empty((WORK_ROWS, step + 2 if kind == LOCALZO else 0), np.float32)  # draws'
         gv, g = np.empty(step, dtype=np.float32), np.empty(step, dtype=np.float32)
         unpooled = np.empty(step, dtype=np.float32)  # dL/dS from grad_pooled
         # per-neuron terms of the dL/dtheta[t] and dL/dk sums, summed after each loop (a float sum
@@ -259,7 +262,7 @@ def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_
                 last = p.shape[1] - 1  # a shape with fewer parameters ignores the rest
                 p0, p1, p2, p3 = p[t, 0], p[t, min(1, last)], p[t, min(2, last)], p[t, min(3, last)]
                 if kind == LOCALZO:
-                    localzo_surrogate(ht, th, p0, p1, p2, start, g[:n])
+                    localzo_surrogate(ht, th, p0, p1, p2, start, g[:n], work)
                 else:
                     for j in range(n):  # the surrogate in a loop of its own: it vectorises there
                         g[j] = surrogate(ht[j] - th, p0, p1, p2, p3)

@@ -1,6 +1,6 @@
 """Arithmetic the CPU kernels share, compiled by Numba: the JIT settings (the disk cache made
-safe by kernel_cache.py), float32 bit casts, and exp, tanh and log for float32 as polynomials
-(Cephes), so the loops that call them stay vectorised (a call to libm would not be).
+safe by kernel_cache.py), float32 bit casts, and exp, tanh and log for float32 as polynomials,
+so the loops that call them stay vectorised (a call to libm would not be).
 
 The kernel modules (cpu_*.py) inline these functions; kernel_cache.py keys every kernel's cache
 entry on all of their files, so an edit here recompiles the kernels that inline it.
@@ -17,7 +17,12 @@ from numba.extending import intrinsic
 from . import kernel_cache
 
 F32 = np.float32
-BLOCK = 2048  # neurons a kernel loop takes at a time (its rows stay in cache)
+# Neurons a kernel loop takes at a time, t being the outer loop. Short rows let the hardware
+# prefetchers stream every row of a block at once (on an AMD EPYC, a backward pass over 2M
+# neurons: 12.4 -> 9.8 ms at 128 against 2,048, the forward 3.0 -> 2.4 ms); LocalZO's draws,
+# bound by arithmetic, pay for each block's setup and keep long ones.
+BLOCK = 128
+DRAWS_BLOCK = 2048
 ZERO, ONE, TWO = F32(0.0), F32(1.0), F32(2.0)
 HALF, HALF_PI = F32(0.5), F32(math.pi / 2)
 
@@ -68,24 +73,25 @@ def fast_tanh(y):
     return ONE - TWO / (fast_exp(TWO * y) + ONE)
 
 
-# logf as in Cephes (Moshier 1989): within a few ulp
-LOG_POLY = tuple(F32(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1,
-                                  -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
-                                  2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1))
+# log(x) = e ln 2 + 2 atanh(s), s = (m - 1) / (m + 1), x = m 2^e with m in [sqrt(1/2), sqrt 2)
+# (Abramowitz & Stegun 4.1.27): 2 atanh(s) = s (2 + w P(w)), w = s^2, |s| <= 0.1716, with P's
+# three coefficients fitted by least squares to the series' tail (near 2/3, 2/5, 2/7). Within
+# 3 ulp of log; a division and three multiply-adds where Cephes' logf has nine multiply-adds in a
+# chain (0.80 -> 0.55 ns a logarithm in a vectorised loop on an AMD EPYC).
+LOG_TAIL = (F32(0.66666794), F32(0.3997653), F32(0.29884964))
 SQRT_HALF = F32(0.707106781186547524)
 
 
 @njit(inline="always", **JIT)
 def fast_log(x):
-    """log(x) for a normal float32 0 < x < 2 (Cephes' logf, branch-free)."""
+    """log(x) for a normal float32 x > 0 (branch-free)."""
     bits = _bits_from_float(x)
     e = F32(np.int32(np.int32(bits >> np.int32(23)) - np.int32(126)))
     m = _float_from_bits(np.int32((bits & np.int32(0x007FFFFF)) | np.int32(0x3F000000)))
-    small = m < SQRT_HALF  # m in [0.5, 1): shift to [sqrt(1/2), sqrt 2) - 1
+    small = m < SQRT_HALF  # m in [0.5, 1): into [sqrt(1/2), sqrt 2)
     e = e - ONE if small else e
-    m = m + m - ONE if small else m - ONE
-    z = m * m
-    poly = LOG_POLY[0]
-    for c in LOG_POLY[1:]:
-        poly = poly * m + c
-    return m + (poly * m * z - HALF * z + LN2_LO * e) + LN2_HI * e
+    m = m + m if small else m
+    s = (m - ONE) / (m + ONE)
+    w = s * s
+    tail = LOG_TAIL[0] + w * (LOG_TAIL[1] + w * LOG_TAIL[2])
+    return s * (TWO + w * tail) + LN2_LO * e + LN2_HI * e

@@ -37,17 +37,20 @@ SHAPE_SOURCE = {
     "exponential": """
         return p[0] * expf(-p[1] * fabsf(x));""",
     # LocalZO's sample of neuron i (delta, samples m, the step's seed): the draws of the numba
-    # kernels (cpu_kernels.py, ``localzo_surrogate``), from the same counter-based generator
+    # kernels (cpu_draws.py, ``localzo_surrogate``), from the same counter-based generator
     "localzo": """
-        unsigned m = (unsigned)p[1], pairs = (m + 1u) / 2u, key = mix32((unsigned)p[2]);
-        float scale = 1.f / (p[1] * 2.f * p[0]), ax = fabsf(x), g = 0.f;
-        for (unsigned q = 0; q < pairs; ++q) {
-            unsigned a = mix32(key ^ ((unsigned)i * pairs + q));
-            float2 z = half_normal_pair(a, mix32(a ^ 0x9E3779B9u));
-            float second = 2u * q + 1u < m ? scale : 0.f;
-            g += (ax < p[0] * z.x ? z.x * scale : 0.f) + (ax < p[0] * z.y ? z.y * second : 0.f);
+        unsigned m = (unsigned)p[1], full = m / 2u, key = mix32((unsigned)p[2]);
+        float ax = fabsf(x), g = 0.f;
+        for (unsigned q = 0; q < full; ++q) {
+            float2 z = half_normal_pair(key, (unsigned)i * full + q);
+            g += (ax < p[0] * z.x ? z.x : 0.f) + (ax < p[0] * z.y ? z.y : 0.f);
         }
-        return g;""",
+        if (m & 1u) {  // neurons 2P and 2P + 1 share pair P: z1 for the even one, z2 the odd
+            float2 z = half_normal_pair(mix32(key ^ 0x85EBCA6Bu), (unsigned)(i >> 1));
+            float zi = (i & 1) ? z.y : z.x;
+            g += ax < p[0] * zi ? zi : 0.f;
+        }
+        return g * (1.f / (p[1] * 2.f * p[0]));""",
 }
 
 # dF/dp of the primitive F (shapes.py) where the kernel sums the parameters' gradients itself
@@ -63,27 +66,26 @@ PARAM_SOURCE = {
 }
 MAX_P = 4  # shape parameters a kernel sums (the rectangle's four)
 
-# LocalZO's generator (cpu_kernels.py gives the reasons and sources): lowbias32, Cephes' logf
-# and sinf / cosf on [-pi/4, pi/4], Box-Muller pairs of |z|
+# LocalZO's generator (cpu_draws.py and cpu_math.py give the reasons and sources): lowbias32,
+# the logarithm as 2 atanh, Cephes' sinf / cosf on [-pi/4, pi/4], the Box-Muller pair of |z|
+# of a key and counter
 RANDOM_DRAWS = r"""
 HD unsigned mix32(unsigned x) {
     x ^= x >> 16; x *= 0x7FEB352Du; x ^= x >> 15; x *= 0x846CA68Bu; return x ^ (x >> 16);
 }
-HD float cephes_log(float x) {
+HD float fast_log(float x) {
     int bits = float_bits(x);
     float e = (float)((bits >> 23) - 126);
     float m = bits_float((bits & 0x007FFFFF) | 0x3F000000);
     bool small = m < 0.707106781186547524f;
     e = small ? e - 1.f : e;
-    m = small ? m + m - 1.f : m - 1.f;
-    float z = m * m, poly = 7.0376836292e-2f;
-    poly = poly * m - 1.1514610310e-1f; poly = poly * m + 1.1676998740e-1f;
-    poly = poly * m - 1.2420140846e-1f; poly = poly * m + 1.4249322787e-1f;
-    poly = poly * m - 1.6668057665e-1f; poly = poly * m + 2.0000714765e-1f;
-    poly = poly * m - 2.4999993993e-1f; poly = poly * m + 3.3333331174e-1f;
-    return m + (poly * m * z - 0.5f * z + -2.12194440e-4f * e) + 0.693359375f * e;
+    m = small ? m + m : m;
+    float s = (m - 1.f) / (m + 1.f), w = s * s;
+    float tail = 0.66666794f + w * (0.3997653f + w * 0.29884964f);
+    return s * (2.f + w * tail) + -2.12194440e-4f * e + 0.693359375f * e;
 }
-HD float2 half_normal_pair(unsigned a, unsigned b) {
+HD float2 half_normal_pair(unsigned key, unsigned counter) {
+    unsigned a = mix32(key ^ counter), b = mix32(a ^ 0x9E3779B9u);
     float u = ((float)(int)(a >> 8) + 0.5f) * 5.9604644775390625e-8f;
     float f = ((float)(int)(b >> 8) * 5.9604644775390625e-8f - 0.5f) * 2.f * 0.785398163397448f;
     float f2 = f * f;
@@ -92,7 +94,7 @@ HD float2 half_normal_pair(unsigned a, unsigned b) {
     float cos_f = 1.f - 0.5f * f2 + f2 * f2 * ((2.443315711809948e-5f * f2
                                                 - 1.388731625493765e-3f) * f2
                                                + 4.166664568298827e-2f);
-    float r = sqrtf(-2.f * cephes_log(u)) * 0.707106781186547524f;
+    float r = sqrtf(-2.f * fast_log(u)) * 0.707106781186547524f;
     return make_float2(r * (cos_f - sin_f), r * (cos_f + sin_f));
 }
 """

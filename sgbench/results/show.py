@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
+from ..environment import machine_label
 from ..errors import UsageError, UserError
 
 DEEP_LAYERS = 3  # as measure.diagnostics (DS-ATGO's deeper layers)
@@ -77,7 +78,7 @@ def identity_table(record: dict[str, Any]) -> Table:
             ("recipe", _mapping(train)),
             ("commit", f"{git.get('commit') or 'unknown'}"
                        + (" (uncommitted changes)" if git.get("dirty") else "")),
-            ("device", f"{env.get('device_name') or env.get('device') or '—'}, "
+            ("device", f"{machine_label(env)}, "
                        f"{env.get('torch_threads', '—')} torch thread(s), neuron backend "
                        f"{env.get('neuron_backend', '—')}"),
             ("versions", ", ".join(f"{k} {env[k]}" for k in ("sgbench", "python", "torch",
