@@ -76,7 +76,8 @@ def test_a_layer_split_over_threads_gives_what_one_thread_gives(shape, params):
     """40,002 neurons: the second thread's range starts at an odd neuron (LocalZO with an odd m
     shares a pair between neurons 2P and 2P + 1)."""
     x = torch.randn(T, 40_002) * 1.5
-    theta, p, shape, dyn = torch.ones(T), torch.tensor([params] * T), get_shape(shape), Dynamics(c=0.5)
+    theta, p, dyn = torch.ones(T), torch.tensor([params] * T), Dynamics(c=0.5)
+    shape = get_shape(shape)
     results = []
     before = torch.get_num_threads()
     for threads in (1, 2):

@@ -12,9 +12,10 @@ V = H - theta S. Backward, with x = H - theta[t] and g the surrogate:
     dL/dV[t-1] = k dL/dH
 
 Each call handles the neurons [lo, hi): the caller splits a layer over threads (the kernels release
-the GIL). Within a range, neurons go in blocks of BLOCK (whole pairs of rows when pooling) with t
-as the outer loop, so the inner loop runs over consecutive neurons (vectorisable) while V and
-dL/dV stay in cache. Floats are kept in float32 as in the torch backend.
+the GIL). Within a range, neurons go in blocks of BLOCK (DRAWS_BLOCK in LocalZO's backward;
+whole pairs of rows when pooling) with t as the outer loop, so the inner loop runs over
+consecutive neurons (vectorisable) while V and dL/dV stay in cache (cpu_math.py says why the
+blocks are short). Floats are kept in float32 as in the torch backend.
 
 Each kernel variant is a closure of its factory (``forward_kernel``, ``backward_kernel``): its
 flags and surrogate are constants there, so numba drops the branches not taken. Helpers are plain
