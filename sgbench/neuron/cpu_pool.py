@@ -80,26 +80,23 @@ def max_pool_2x2_backward(lo, hi, grad_out, where, grad_in):
 @njit(inline="always", **JIT)
 def _unpool_pair(grad, where, top, bottom):
     """Two rows of ``max_pool_2x2_backward`` (every element written) from one output row, in a
-    loop over the input columns (consecutive stores vectorise)."""
-    for j in range(top.shape[0]):
-        value, off = grad[j >> 1], where[j >> 1]
-        top[j] = value if off == (j & 1) else ZERO
-        bottom[j] = value if off == 2 + (j & 1) else ZERO
+    loop over the windows (on the short rows of the kernels' blocks, 10 % faster than a loop over
+    the input columns)."""
+    for col in range(grad.shape[0]):
+        value, k = grad[col], where[col]
+        top[2 * col] = value if k == 0 else ZERO
+        top[2 * col + 1] = value if k == 1 else ZERO
+        bottom[2 * col] = value if k == 2 else ZERO
+        bottom[2 * col + 1] = value if k == 3 else ZERO
 
 
 @njit(inline="always", **JIT)
 def _unpool_rows(grad, where, rows, start, end, width):
     """``_pool_spike_rows`` backward: rows[:end - start] (every element written) receive the
-    gradient of the pooled rows of the neurons [start, end), in a loop over the windows."""
+    gradient of the pooled rows of the neurons [start, end)."""
     half = width // 2
     for r in range((end - start) // (2 * width)):
         at = start // 4 + r * half
-        g, place = grad[at:at + half], where[at:at + half]
-        top = rows[2 * r * width:(2 * r + 1) * width]
-        bottom = rows[(2 * r + 1) * width:(2 * r + 2) * width]
-        for col in range(half):
-            value, k = g[col], place[col]
-            top[2 * col] = value if k == 0 else ZERO
-            top[2 * col + 1] = value if k == 1 else ZERO
-            bottom[2 * col] = value if k == 2 else ZERO
-            bottom[2 * col + 1] = value if k == 3 else ZERO
+        _unpool_pair(grad[at:at + half], where[at:at + half],
+                     rows[2 * r * width:(2 * r + 1) * width],
+                     rows[(2 * r + 1) * width:(2 * r + 2) * width])
