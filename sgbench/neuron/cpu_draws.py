@@ -7,7 +7,8 @@ import math
 import numpy as np
 from numba import njit
 
-from .cpu_math import DRAWS_BLOCK, F32, HALF, JIT, ONE, SQRT_HALF, TWO, ZERO, fast_log
+from .cpu_math import (DRAWS_BLOCK, F32, HALF, JIT, JIT_INTERLEAVED, ONE, SQRT_HALF, TWO, ZERO,
+                       fast_log)
 
 
 # g(x) = (1 / m) sum_i |z_i| [|x| < delta |z_i|] / (2 delta), z_i ~ N(0, 1) drawn per neuron,
@@ -41,7 +42,7 @@ def mix32(x):
     return U32(x ^ (x >> U32(16)))
 
 
-@njit(**JIT)
+@njit(**JIT_INTERLEAVED)
 def draw_pairs(key, first, stride, radius, angle):
     """Pairs first, first + stride, ... (counters in 32 bits): radius[i] = sqrt(-2 log u) /
     sqrt 2 with u = (a's top 24 bits + 1/2) / 2^24, angle[i] = phi - pi/4 with phi = pi/2 (b's
@@ -67,7 +68,7 @@ def half_normal_pair(radius, f):
     return radius * (cos_f - sin_f), radius * (cos_f + sin_f)
 
 
-@njit(**JIT)
+@njit(**JIT_INTERLEAVED)
 def localzo_surrogate(h, th, delta, samples, seed, start, g, work):
     """g[:] = LocalZO's sample at x = h - th of the neurons from ``start`` on (the shape's
     parameters delta, samples m and the step's seed); ``work``: scratch [WORK_ROWS, len(g) + 2]."""
@@ -90,7 +91,7 @@ def localzo_surrogate(h, th, delta, samples, seed, start, g, work):
         g[j] *= scale
 
 
-@njit(**JIT)
+@njit(**JIT_INTERLEAVED)
 def _add_shared_draws(key, start, delta, distance, work, g):
     """An odd m's last draw: neuron n takes z1 (n even) or z2 (n odd) of shared pair n // 2."""
     n = np.int32(len(g))

@@ -25,6 +25,10 @@ LLVM's inlining measured slower) and the rectangle's parameter terms, as numba's
 compile time: ~5 s a backward variant when it inlined every helper, ~1 s now (a clean test run
 compiles about a hundred variants).
 
+The backward kernels of the shapes built on exp (ON_EXP) and LocalZO's draws compile with four
+vectors interleaved in each loop (cpu_math.InterleavedLoops): their arithmetic is a long chain
+of dependent operations that one vector an iteration leaves waiting on latency.
+
 Numba's disk cache keys a compiled kernel on its own file only; kernel_cache.py extends the key
 to every kernel module (cpu_*.py), so a kernel that inlines a helper from another one is
 compiled again when that helper changes.
@@ -38,7 +42,8 @@ from numba import njit
 
 from .cpu_draws import (WORK_ROWS, localzo_sample,  # noqa: F401 (localzo_sample: tests)
                         localzo_surrogate)
-from .cpu_math import BLOCK, DRAWS_BLOCK, HALF, HALF_PI, JIT, ONE, TWO, ZERO, fast_exp, fast_tanh
+from .cpu_math import (BLOCK, DRAWS_BLOCK, HALF, HALF_PI, JIT, ONE, TWO, ZERO,
+                       JIT_INTERLEAVED, fast_exp, fast_tanh)
 from .cpu_pool import (_pool_spike_rows, _unpool_rows, max_pool_2x2,  # noqa: F401 (models/pool.py)
                        max_pool_2x2_backward)
 
@@ -47,6 +52,9 @@ from .cpu_pool import (_pool_spike_rows, _unpool_rows, max_pool_2x2,  # noqa: F4
 KINDS = {"rect": 0, "triangle": 1, "ramp": 2, "sigmoid": 3, "atan": 4, "superspike": 5,
          "dspike": 6, "exponential": 7, "localzo": 8}
 LOCALZO = 8  # a random surrogate: drawn per neuron, step and sample (cpu_draws.py)
+# the kinds built on exp (sigmoid, dspike, exponential), whose backward kernels interleave four
+# vectors a loop (cpu_math.InterleavedLoops); the others measured the same or slower so
+ON_EXP = (3, 6, 7)
 # the kinds whose parameter gradients sum(dL/dS dF/dp) the backward kernel makes itself (the
 # learnable widths and thresholds of PSG+PDA and TrSG); others leave them to Shape.param_grads
 PARAM_KINDS = (0,)
@@ -217,7 +225,7 @@ def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_
         raise ValueError(f"no kernel for surrogate kind {kind!r} (KINDS: built-in shapes only)")
     surrogate = SURROGATES[kind] if kind != LOCALZO else rect  # (LocalZO draws its own)
 
-    @njit(**JIT)
+    @njit(**(JIT_INTERLEAVED if kind in ON_EXP else JIT))
     def backward(lo, hi, h, x_in, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, b,
                  v_reset, grad_x, grad_v0, gs_out, sums, grad_pooled, where, width):
         """BPTT of the neurons [lo, hi). ``h`` [T, N]: the forward's H, or None: then H is

@@ -9,14 +9,19 @@ one) a miss: numba compiles the kernel again and writes the entry anew (through 
 and a rename, so the damaged file is replaced), and the run says so in one line. It also keys
 the entries of sgbench's kernel modules (``cpu_*.py``) on all of those files, not only the one
 that defines the kernel: kernels inline helpers from the others, and numba alone would keep
-running a stale compiled copy after such a helper changed. ``usable``
+running a stale compiled copy after such a helper changed. And it keys a kernel that closes
+over another jitted function (a backward kernel over its surrogate) on that function's name:
+numba hashes a closure's contents, and a dispatcher pickles with a new id in every process, so
+such a kernel never found its entry and was compiled again in every process. ``usable``
 tells whether any cache folder is writable for a source file; where none is, the kernels are
 compiled in every process without a cache, and the run says that too.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+import pickle
 import stat
 import sys
 
@@ -87,6 +92,32 @@ def harden() -> None:
         return stamp, tuple(own_stamp(_File(path)) for path in KERNEL_FILES)
 
     source.get_source_stamp = stamp_of_all_kernel_files
+    own_key = caching.Cache._index_key
+
+    def key_naming_jitted_cells(self, sig, codegen):
+        func = self._py_func
+        ours = os.path.realpath(func.__code__.co_filename) in KERNEL_FILES
+        if func.__closure__ is None or not ours:
+            return own_key(self, sig, codegen)
+        cells = tuple(_stable(cell.cell_contents) for cell in func.__closure__)
+        return (sig, codegen.magic_tuple(), (_digest(func.__code__.co_code),
+                                             _digest(pickle.dumps(cells))))
+
+    caching.Cache._index_key = key_naming_jitted_cells
+
+
+def _stable(value):
+    """A closure cell's value as the cache key sees it: a jitted function by its name (its
+    source is in the kernel files, whose stamps the key holds), anything else as it is."""
+    from numba.core.dispatcher import Dispatcher
+
+    if isinstance(value, Dispatcher):
+        return f"{value.py_func.__module__}.{value.py_func.__qualname__}"
+    return value
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class _File:
