@@ -52,9 +52,9 @@ from .cpu_pool import (_pool_spike_rows, _unpool_rows, max_pool_2x2,  # noqa: F4
 KINDS = {"rect": 0, "triangle": 1, "ramp": 2, "sigmoid": 3, "atan": 4, "superspike": 5,
          "dspike": 6, "exponential": 7, "localzo": 8}
 LOCALZO = 8  # a random surrogate: drawn per neuron, step and sample (cpu_draws.py)
-# the kinds built on exp (sigmoid, dspike, exponential), whose backward kernels interleave four
-# vectors a loop (cpu_math.InterleavedLoops); the others measured the same or slower so
-ON_EXP = (3, 6, 7)
+# the kinds built on exp, whose backward kernels interleave four vectors a loop
+# (cpu_math.InterleavedLoops); the cheaper shapes measured the same or slower with it
+ON_EXP = tuple(KINDS[name] for name in ("sigmoid", "dspike", "exponential"))
 # the kinds whose parameter gradients sum(dL/dS dF/dp) the backward kernel makes itself (the
 # learnable widths and thresholds of PSG+PDA and TrSG); others leave them to Shape.param_grads
 PARAM_KINDS = (0,)

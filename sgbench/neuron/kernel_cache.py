@@ -99,9 +99,11 @@ def harden() -> None:
         ours = os.path.realpath(func.__code__.co_filename) in KERNEL_FILES
         if func.__closure__ is None or not ours:
             return own_key(self, sig, codegen)
-        cells = tuple(_stable(cell.cell_contents) for cell in func.__closure__)
-        return (sig, codegen.magic_tuple(), (_digest(func.__code__.co_code),
-                                             _digest(pickle.dumps(cells))))
+        try:
+            cells = pickle.dumps(tuple(_stable(cell.cell_contents) for cell in func.__closure__))
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return own_key(self, sig, codegen)
+        return (sig, codegen.magic_tuple(), (_digest(func.__code__.co_code), _digest(cells)))
 
     caching.Cache._index_key = key_naming_jitted_cells
 
