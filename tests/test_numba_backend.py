@@ -231,11 +231,13 @@ def test_interleaved_loops_take_four_vectors_at_a_time_and_leave_llvm_as_it_was(
 
 
 @pytest.mark.parametrize("case", ["pooled only", "spikes used too", "odd size", "two threads",
-                                  "one frame", "scaled output"])
+                                  "one frame", "scaled output", "channels last",
+                                  "channels last, one frame"])
 def test_a_neuron_followed_by_a_2x2_max_pool_pools_in_its_own_pass_exactly(case):
     """models/pool.py's fusion: the same pooled spikes and the same gradients as the neuron and
     the pool run one after the other; the neuron's own output stays all its spikes. A scaled
-    output (TrSG's theta S, theta learned) pools as theta times the pooled spikes."""
+    output (TrSG's theta S, theta learned) pools as theta times the pooled spikes. Channels-last
+    storage (a conv with channels-last weights) is pooled in place, its output channels-last."""
     from torch import nn
 
     from sgbench.models.pool import MaxPool2d, pool_in_neurons
@@ -243,15 +245,19 @@ def test_a_neuron_followed_by_a_2x2_max_pool_pools_in_its_own_pass_exactly(case)
     from sgbench.registry import load_method
 
     side = {"odd size": 7, "two threads": 128}.get(case, 8)  # 128: enough neurons to split
+    channels_last, one_frame = case.startswith("channels last"), case.endswith("one frame")
+    channels = 3 if channels_last else 2
     torch.manual_seed(0)
     # one frame: the same input at every step (stride 0), which the static conv hands on as such
-    x = torch.randn(3, 2, side, side) * 1.5 if case == "one frame" else \
-        torch.randn(T, 3, 2, side, side) * 1.5
-    upstream = torch.randn(T, 3, 2, side // 2, side // 2)
+    x = torch.randn(3, channels, side, side) * 1.5 if one_frame else \
+        torch.randn(T, 3, channels, side, side) * 1.5
+    upstream = torch.randn(T, 3, channels, side // 2, side // 2)
     runs = []
     for fused in (False, True):
-        conv = Conv2d(2, 2, 1, step_mode="m")
-        nn.init.eye_(conv.weight.view(2, 2)), nn.init.zeros_(conv.bias)
+        conv = Conv2d(channels, channels, 1, step_mode="m")
+        nn.init.eye_(conv.weight.view(channels, channels)), nn.init.zeros_(conv.bias)
+        if channels_last:
+            conv.to(memory_format=torch.channels_last)
         net = nn.Sequential(conv, _neuron(), MaxPool2d(2, 2, step_mode="m"))
         if case == "scaled output":
             trsg = load_method("trsg")
@@ -264,7 +270,7 @@ def test_a_neuron_followed_by_a_2x2_max_pool_pools_in_its_own_pass_exactly(case)
         before = torch.get_num_threads()
         torch.set_num_threads(2 if case == "two threads" else 1)
         try:
-            out = net(leaf.expand(T, *x.shape) if case == "one frame" else leaf)
+            out = net(leaf.expand(T, *x.shape) if one_frame else leaf)
             loss = (out * upstream).sum()
             if case == "spikes used too":
                 loss = loss + (seen[0] * torch.arange(side, dtype=torch.float32)).sum()
@@ -273,7 +279,8 @@ def test_a_neuron_followed_by_a_2x2_max_pool_pools_in_its_own_pass_exactly(case)
             torch.set_num_threads(before)
         made_by_neuron = getattr(seen[0], "max_pool_2x2", None) is not None
         assert made_by_neuron == (fused and case != "odd size")
-        assert seen[0].shape == (T, 3, 2, side, side)  # the neuron's output: all its spikes
+        assert seen[0].shape == (T, 3, channels, side, side)  # the neuron's output: all spikes
+        assert out[0].is_contiguous(memory_format=torch.channels_last) == channels_last
         runs.append((out, leaf.grad, *(q.grad for q in net[1].rule.parameters())))
     for ours, reference in zip(runs[1][:2], runs[0][:2]):
         assert torch.equal(ours, reference)
@@ -433,7 +440,7 @@ kernel = cpu_kernels.backward_kernel(4, True, False, False, False, False, True, 
 f32, rows = np.float32, np.ones((2, 64), np.float32)
 kernel(0, 64, None, rows, None, f32(0), np.ones(2, f32), np.full((2, 1), 4, f32), rows, None,
        None, f32(.5), f32(.5), f32(0), f32(0), np.empty_like(rows), None, None, np.zeros((3, 2)),
-       None, None, 0)
+       None, None, 0, 0)
 print(sum(kernel.stats.cache_hits.values()))
 """
 

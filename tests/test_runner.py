@@ -163,6 +163,19 @@ def test_the_backend_used_is_recorded_and_a_fused_one_that_cannot_run_is_an_erro
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_channels_last_runs_on_cpu_and_trains_as_the_contiguous_layout_does(tmp_path):
+    """train.channels_last takes effect on CPU (amp does not): the record says so, and training
+    follows the contiguous run up to float rounding (the convolutions sum in another order)."""
+    runs = {flag: _run(tmp_path / flag, task="digits", epochs=1, fd_weights=0, latency_repeats=1,
+                       overrides=[f"train.channels_last={flag}", "train.amp=true"])[0]
+            for flag in ("true", "false")}
+    assert runs["true"]["precision"] == {"amp": False, "channels_last": True}
+    assert runs["false"]["precision"] == {"amp": False, "channels_last": False}
+    losses = [runs[flag]["history"][0]["train_loss"] for flag in ("true", "false")]
+    assert losses[0] != losses[1]  # another layout did run
+    assert losses[0] == pytest.approx(losses[1], rel=1e-3)
+
+
 def test_a_stop_signal_leaves_a_checkpoint_and_resume_matches_a_straight_run(tmp_path):
     marker = tmp_path / "interrupt-once"
     method = _method_file(tmp_path, "stoppable", f"""

@@ -8,6 +8,8 @@ the same surrogate (its built-in class where one has the same formula, else a cu
 SpikingJelly runs on its reference path), or a Python loop over T with an autograd surrogate.
 A recurrent layer (``rsnn``) becomes, for SpikingJelly, its input layer and a
 ``LinearRecurrentContainer`` around the node (as SpikingJelly's FeedBackNet), the same function.
+sgbench stores images and feature maps as the task says (``train.channels_last``, as `sgbench
+run` does); the baselines as their users would write them, contiguous.
 Steps are interleaved (sgbench, SpikingJelly, plain, sgbench, ...) so drift in the machine
 affects each alike; medians are reported. The data wait is the time to draw a batch.
 """
@@ -151,6 +153,12 @@ class Candidate:
     optimizer: torch.optim.Optimizer
     method: Method | None = None
     times: list[float] | None = None
+    channels_last: bool = False  # images and feature maps stored channels-last
+
+    def input(self, x: Tensor) -> Tensor:
+        """A batch of images as this candidate stores them."""
+        return x.contiguous(memory_format=torch.channels_last) \
+            if self.channels_last and x.dim() == 4 else x
 
 
 def _candidate(name: str, cfg: dict[str, Any], data, device: torch.device, seed: int,
@@ -164,9 +172,14 @@ def _candidate(name: str, cfg: dict[str, Any], data, device: torch.device, seed:
         method.attach(model, cfg["T"])
     elif name == "spikingjelly":
         spikingjelly_recurrence(model)
-    model.to(device).train()
+    from ..train import Precision
+
+    # sgbench's candidate stores its tensors as `sgbench run` does; the baselines contiguous
+    channels_last = method is not None and Precision.for_device(cfg["train"], device).channels_last
+    model.to(device, memory_format=torch.channels_last if channels_last else
+             torch.preserve_format).train()
     return Candidate(name, model, make_optimizer(model, cfg["train"], method or Method()),
-                     method, [])
+                     method, [], channels_last)
 
 
 def spikingjelly_recurrence(model: nn.Module) -> None:
@@ -198,7 +211,7 @@ def _step(c: Candidate, x: Tensor, y: Tensor, cfg: dict[str, Any], loss_fn, sync
     sync()
     start = time.perf_counter()
     with nullcontext() if c.method is not None else static.stock_layers():
-        out = c.model(encode(x, cfg["T"], cfg["data"]["encoding"]))
+        out = c.model(encode(c.input(x), cfg["T"], cfg["data"]["encoding"]))
     loss = loss_fn(out, y)
     aux = c.method.aux_loss(c.model) if c.method is not None else None
     c.optimizer.zero_grad(set_to_none=True)
@@ -334,6 +347,7 @@ def _summary(cfg, method, sg_label, candidates, data_times, batch, n_train, dev,
         "method": method.name, "baseline_surrogate": sg_label, "device": str(dev),
         "steps": steps, "threads": torch.get_num_threads(),
         "sgbench_backend": used_backend(candidates[0].model),
+        "sgbench_channels_last": candidates[0].channels_last,
         "data_s_per_batch": data_s, "data_share": data_s / (data_s + ours),
         "epoch_s_estimate": (ours + data_s) * n_train / batch,
         "results": [{"candidate": c.name, "median_s": medians[c.name], "min_s": min(c.times),

@@ -53,29 +53,21 @@ def profile_steps(task: str, method_name: str = "atan", steps: int = 10, warmup:
                   data_dir=None, overrides=()) -> dict[str, Any]:
     """Shares of each part in the training steps of ``task`` (CPU)."""
     from ..config import resolve_task
-    from ..data import build_data, encode, loading, step_shape
-    from ..data.location import DataContext
-    from ..models import build_model
+    from ..data import encode
     from ..registry import load_method
-    from ..train import make_loss, make_optimizer
+    from ..train import make_optimizer
+    from .epoch import _candidate, _training
 
     cfg = resolve_task(task, overrides=list(overrides))
-    data = build_data(cfg["data"], DataContext.resolve(data_dir, False, cfg["T"]))
-    torch.manual_seed(0)
-    model = build_model(cfg["model"], cfg["neuron"],
-                        step_shape(data.input_shape, cfg["data"]["encoding"]), data.num_classes)
+    cpu = torch.device("cpu")
+    data, loss_fn, _, batches = _training(cfg, cpu, data_dir, 0)
     method = load_method(method_name)()
-    method.attach(model, cfg["T"])
-    model.train()
-    optimizer, loss_fn = make_optimizer(model, cfg["train"], method), make_loss(cfg["train"])
-    from .epoch import forever
-
-    batches = forever(loading.train_batches(data.train, cfg["train"]["batch_size"],
-                                            torch.Generator().manual_seed(0), 0, drop_last=True))
+    sgbench = _candidate("sgbench", cfg, data, cpu, 0, method, None, make_optimizer)
+    model, optimizer = sgbench.model, sgbench.optimizer
 
     def step() -> None:
         x, y = next(batches)
-        out = model(encode(x, cfg["T"], cfg["data"]["encoding"]))
+        out = model(encode(sgbench.input(x), cfg["T"], cfg["data"]["encoding"]))
         with torch.profiler.record_function("forward loss"):
             loss = loss_fn(out, y)
         optimizer.zero_grad(set_to_none=True)

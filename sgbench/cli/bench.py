@@ -172,7 +172,9 @@ def bench_epoch_cmd(
               f"{100 * result['data_share']:.1f}% of sgbench's step time "
               f"({result['data_s_per_batch'] * 1e3:.2f} ms a batch); an epoch ~"
               f"{result['epoch_s_estimate']:.0f} s. Baselines' surrogate: "
-              f"{result['baseline_surrogate']}.", highlight=False)
+              f"{result['baseline_surrogate']}. sgbench's feature maps: "
+              f"{'channels-last' if result['sgbench_channels_last'] else 'contiguous'} "
+              f"(the task's train.channels_last); the baselines': contiguous.", highlight=False)
 
 
 @bench_app.command("methods")

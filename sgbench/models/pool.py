@@ -53,28 +53,35 @@ class MaxPool2x2(torch.autograd.Function):
 
 
 class MaxPool2d(layer.MaxPool2d):
-    """SpikingJelly's multi-step MaxPool2d; kernel 2 and stride 2 on a contiguous float32 CPU
-    tensor run ``MaxPool2x2``, anything else PyTorch's kernel."""
+    """SpikingJelly's multi-step MaxPool2d; kernel 2 and stride 2 on a float32 CPU tensor return
+    the pool its neuron made (contiguous or channels-last), else run ``MaxPool2x2`` (contiguous),
+    anything else PyTorch's kernel."""
+
+    def two_by_two(self) -> bool:
+        """Whether this pool is the 2x2, stride-2 max-pool the kernels make."""
+        return (self.kernel_size in (2, (2, 2)) and self.stride in (2, (2, 2))
+                and self.padding in (0, (0, 0)) and self.dilation in (1, (1, 1))
+                and not self.ceil_mode and not self.return_indices)
 
     def _fast(self, x: Tensor) -> bool:
+        """Whether ``MaxPool2x2`` runs on ``x``."""
         return (optimised() and not x.is_cuda and x.dtype == torch.float32 and x.dim() >= 3
                 and x.is_contiguous() and x.shape[-1] % 2 == 0 and x.shape[-2] % 2 == 0
-                and self.kernel_size in (2, (2, 2)) and self.stride in (2, (2, 2))
-                and self.padding in (0, (0, 0)) and self.dilation in (1, (1, 1))
-                and not self.ceil_mode and not self.return_indices and numba_available())
+                and self.two_by_two() and numba_available())
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self._fast(x):
-            return super().forward(x)
         version, pooled = getattr(x, "max_pool_2x2", (None, None))  # by the neuron that made x
-        return pooled if version == x._version else MaxPool2x2.apply(x)  # x not changed since
+        if version == x._version and optimised() and self.two_by_two():  # x not changed since
+            return pooled
+        return MaxPool2x2.apply(x) if self._fast(x) else super().forward(x)
 
 
 def pool_in_neurons(model: nn.Module) -> None:
-    """Mark each engine neuron that a ``MaxPool2d`` follows in a Sequential to pool its spikes
-    in its own pass (where that pool runs ``MaxPool2x2``, it then takes the neuron's result)."""
+    """Mark each engine neuron that a 2x2 ``MaxPool2d`` follows in a Sequential to pool its
+    spikes in its own pass (the pool then takes the neuron's result)."""
     for block in model.modules():
         if isinstance(block, nn.Sequential):
             for first, second in zip(block, list(block)[1:]):
-                if isinstance(first, SpikingNeuron) and isinstance(second, MaxPool2d):
+                if isinstance(first, SpikingNeuron) and isinstance(second, MaxPool2d) \
+                        and second.two_by_two():
                     first.max_pool_after = True

@@ -133,11 +133,12 @@ def forward_kernel(lerp: bool, hard: bool):
     k = 1 - c), as the torch backend does; ``hard``: hard reset."""
     @njit(**JIT)
     def forward(lo, hi, x, v0, v0_scalar, theta, k, c, b, v_reset, s, h, v_out, pooled, where,
-                width):
+                width, depth):
         """s, h: [T, N]; x: [T, N], or [1, N] for an input that is the same at every step; v0: [N]
         or None (every neuron starts at v0_scalar); v_out: [N]. ``pooled``, ``where`` [T, N / 4]:
         None, or the spikes' 2x2 max-pool as ``max_pool_2x2`` makes it, of planes of rows
-        ``width`` long (lo and hi are then whole pairs of rows)."""
+        ``width`` long, ``depth`` values a pixel (1, or the channels of channels-last storage;
+        lo and hi are then whole pairs of rows)."""
         step = block_length(width, pooled is not None, BLOCK)
         for start in range(lo, hi, step):
             end = min(start + step, hi)
@@ -151,7 +152,8 @@ def forward_kernel(lerp: bool, hard: bool):
                     charge_fire_reset(xt, v, h[t, start:end], st, theta[t], k, c, b, v_reset,
                                       lerp, hard)
                 if pooled is not None:  # the block's spikes are still in cache
-                    _pool_spike_rows(s[t, start:end], pooled[t], where[t], start, width)
+                    _pool_spike_rows(s[t, start:end], pooled[t], where[t], start, width,
+                                     depth)
     return forward
 
 
@@ -227,7 +229,7 @@ def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_
 
     @njit(**(JIT_INTERLEAVED if kind in ON_EXP else JIT))
     def backward(lo, hi, h, x_in, v0, v0_scalar, theta, p, grad_s, grad_v, grad_h, k, c, b,
-                 v_reset, grad_x, grad_v0, gs_out, sums, grad_pooled, where, width):
+                 v_reset, grad_x, grad_v0, gs_out, sums, grad_pooled, where, width, depth):
         """BPTT of the neurons [lo, hi). ``h`` [T, N]: the forward's H, or None: then H is
         recomputed, a block at a time, from the input ``x_in`` (the forward's arithmetic, so the
         same numbers). None stands for "not given" (grad_s, grad_v, grad_h, grad_pooled) and
@@ -235,7 +237,7 @@ def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_
         dL/dtheta[t] (column 0) and, in row T, its dL/dk = sum_t <dL/dH[t], V[t-1]>; with
         ``need_p``, columns 1.. receive sum(dL/dS dF/dp) of each step and parameter. ``grad_pooled``
         [T, N / 4]: the gradient of the forward's pooled spikes, added to dL/dS at each
-        window's maximum (``where``)."""
+        window's maximum (``where``), pooled as the forward's (``width``, ``depth``)."""
         T = len(theta)
         step = block_length(width, grad_pooled is not None,
                             DRAWS_BLOCK if kind == LOCALZO else BLOCK)
@@ -265,7 +267,7 @@ def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_
                 gst, ght = _row(grad_s, t, start, end, ht), _row(grad_h, t, start, end, ht)
                 gso = _row(gs_out, t, start, end, ht)
                 if grad_pooled is not None:
-                    _unpool_rows(grad_pooled[t], where[t], unpooled, start, end, width)
+                    _unpool_rows(grad_pooled[t], where[t], unpooled, start, end, width, depth)
                 gxt = _row(grad_x, 0 if one_frame else t, start, end, ht)
                 last = p.shape[1] - 1  # a shape with fewer parameters ignores the rest
                 p0, p1, p2, p3 = p[t, 0], p[t, min(1, last)], p[t, min(2, last)], p[t, min(3, last)]

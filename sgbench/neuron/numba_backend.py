@@ -16,6 +16,7 @@ so ``--threads`` governs both backends alike.
 from __future__ import annotations
 
 import functools
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -83,13 +84,20 @@ class Layout:
     tensor of the layer is handed to the kernels as rows [R, N] in that order, so one index
     addresses the same neuron in all of them and a channels-last input is read in place."""
 
-    def __init__(self, step: Tensor):
-        self.shape = tuple(step.shape)
-        order = sorted(range(step.dim()), key=lambda d: (-step.stride(d), d))
-        dense = step.permute(order).is_contiguous()
-        self.order = order if dense else list(range(step.dim()))
-        self.inverse = [self.order.index(d) for d in range(step.dim())]
-        self.n = step.numel()
+    def __init__(self, shape: tuple[int, ...], order: list[int]):
+        self.shape, self.order = tuple(shape), list(order)
+        self.inverse = [self.order.index(d) for d in range(len(shape))]
+        self.n = math.prod(shape)
+
+    @classmethod
+    def of(cls, step: Tensor) -> "Layout":
+        """The order ``step`` is stored in: contiguous, else by decreasing stride where that
+        is dense, else contiguous (the kernels then read a copy)."""
+        order = list(range(step.dim()))
+        if not step.is_contiguous():
+            by_stride = sorted(order, key=lambda d: (-step.stride(d), d))
+            order = by_stride if step.permute(by_stride).is_contiguous() else order
+        return cls(step.shape, order)
 
     def rows(self, t: Tensor | None) -> np.ndarray | None:
         """t [R, *shape] (or [*shape], as one row) as a float32 array [R, N] (None stays None);
@@ -102,13 +110,23 @@ class Layout:
         flat = t.permute(0, *(d + 1 for d in self.order)).reshape(len(t), self.n)
         return flat.contiguous().numpy()[0] if one else flat.contiguous().numpy()
 
-    def pooled_width(self) -> int:
-        """The row length W of planes [..., H, W] stored in that order with H and W even (what
-        a 2x2 max-pool in the kernels' pass needs), else 0."""
-        if len(self.shape) < 2 or self.order != list(range(len(self.shape))):
-            return 0
-        H, W = self.shape[-2:]
-        return W if H % 2 == 0 and W % 2 == 0 and H and W else 0
+    def pool_rows(self) -> tuple[int, int]:
+        """How a 2x2 max-pool in the kernels' pass reads planes [..., H, W] (H and W even)
+        stored in this order: (row length, values a pixel), (W, 1) contiguous, (W C, C)
+        channels-last ([..., C, H, W] stored as [..., H, W, C]); (0, 0): it cannot."""
+        dims = len(self.shape)
+        if dims < 2 or any(side % 2 or not side for side in self.shape[-2:]):
+            return 0, 0
+        width = self.shape[-1]
+        if self.order == list(range(dims)):
+            return width, 1
+        if dims >= 3 and self.order == [*range(dims - 3), dims - 2, dims - 1, dims - 3]:
+            return width * self.shape[-3], self.shape[-3]
+        return 0, 0
+
+    def pooled(self) -> "Layout":
+        """The layout of the 2x2-pooled planes: H and W halved, the same order."""
+        return Layout((*self.shape[:-2], self.shape[-2] // 2, self.shape[-1] // 2), self.order)
 
     def tensor(self, a: np.ndarray) -> Tensor:
         """The inverse of ``rows``: an array [R, N] (or [N]) as a tensor [R, *shape] ([*shape])."""
@@ -138,7 +156,7 @@ class NumbaSequenceFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq, v0, k, theta, p, shape: Shape, dyn, one_frame=False, pool=False,
                 keep_h=True):
-        T, layout = theta.shape[0], Layout(x_seq if one_frame else x_seq[0])
+        T, layout = theta.shape[0], Layout.of(x_seq if one_frame else x_seq[0])
         x = layout.rows(x_seq[None] if one_frame else x_seq)
         p_in_torch = ctx.needs_input_grad[4] and not params_in_kernel(shape)
         keep_h = keep_h or p_in_torch or T > RECOMPUTE_MAX_T
@@ -149,12 +167,12 @@ class NumbaSequenceFn(torch.autograd.Function):
         k_value = float(k.detach()) if torch.is_tensor(k) else float(k)
         lerp = not torch.is_tensor(k) and k + dyn.c == 1.0  # as engine.charge
         theta_f, p_f = theta.detach().float().contiguous(), p.detach().float().contiguous()
-        width = layout.pooled_width() if pool else 0
+        width, depth = layout.pool_rows() if pool else (0, 0)
         pooled = np.empty((T, layout.n // 4), np.float32) if width else None
         where = np.empty((T, layout.n // 4), np.uint8) if width else None
         f32 = np.float32
         args = (x, layout.rows(v0_t), v0_scalar, theta_f.numpy(), f32(k_value), f32(dyn.c),
-                f32(dyn.b), f32(dyn.v_reset), s, h, v, pooled, where, width)
+                f32(dyn.b), f32(dyn.v_reset), s, h, v, pooled, where, width, depth)
         forward = kernels().forward_kernel(lerp, dyn.hard_reset)
         unit = 2 * width or 1  # a thread's share: whole pairs of rows when pooling
         split(layout.n // unit, lambda lo, hi, _: forward(lo * unit, hi * unit, *args),
@@ -163,13 +181,10 @@ class NumbaSequenceFn(torch.autograd.Function):
         ctx.save_for_backward(h_t if keep_h else x_seq, v0_t, theta_f, p_f)
         ctx.shape, ctx.dyn, ctx.k, ctx.v0_scalar = shape, dyn, k_value, v0_scalar
         ctx.k_is_tensor, ctx.layout, ctx.one_frame = torch.is_tensor(k), layout, one_frame
-        ctx.where, ctx.width, ctx.h_kept, ctx.lerp = where, width, keep_h, lerp
+        ctx.where, ctx.pool_rows, ctx.h_kept, ctx.lerp = where, (width, depth), keep_h, lerp
         ctx.set_materialize_grads(False)
         outputs = layout.tensor(s), layout.tensor(v), h_t
-        if pooled is None:
-            return outputs
-        H, W = layout.shape[-2:]
-        return *outputs, torch.from_numpy(pooled).view(T, *layout.shape[:-2], H // 2, W // 2)
+        return outputs if pooled is None else (*outputs, layout.pooled().tensor(pooled))
 
     @staticmethod
     def backward(ctx, grad_s, grad_v, grad_h, grad_pooled=None):
@@ -188,13 +203,13 @@ class NumbaSequenceFn(torch.autograd.Function):
         gs_total = np.empty((T, N), np.float32) if need_p and not p_in_kernel else None
         sums = np.zeros((torch.get_num_threads(), T + 1, 1 + p.shape[1]), np.float64)
         pooled = grad_pooled is not None
-        width = ctx.width if pooled else 0
+        width, depth = ctx.pool_rows if pooled else (0, 0)
         f32 = np.float32
         args = (h, x, layout.rows(v0_t), ctx.v0_scalar, theta.numpy(), p.numpy(),
                 layout.rows(grad_s), layout.rows(grad_v), layout.rows(grad_h), f32(ctx.k),
                 f32(dyn.c), f32(dyn.b), f32(dyn.v_reset), grad_x, grad_v0, gs_total)
-        pool_args = (grad_pooled.detach().to(torch.float32).reshape(T, -1).contiguous().numpy()
-                     if pooled else None, ctx.where if pooled else None, width)
+        pool_args = (layout.pooled().rows(grad_pooled) if pooled else None,
+                     ctx.where if pooled else None, width, depth)
         backward = kernels().backward_kernel(kernel_kind(shape), dyn.hard_reset, dyn.detach_reset,
                                              need_theta, need_k, ctx.one_frame, ctx.lerp,
                                              p_in_kernel)

@@ -67,7 +67,7 @@ def make_record(req: RunRequest, setup: Setup, out: Outcome, wall_s: float) -> d
                   "parameters": sum(p.numel() for p in setup.model.parameters()),
                   "neuron_layers": len(neurons(setup.model)),
                   "classes": setup.data.num_classes},
-        "precision": dataclasses.asdict(setup.precision),  # what was in effect (CUDA only)
+        "precision": dataclasses.asdict(setup.precision),  # what was in effect
         "distributed": {**setup.dist.describe(),
                         "batch_size_per_rank": setup.train_loader.batch_size},
         "paper_overlay": cls.paper_overlay(cfg["data"]["dataset"])
