@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sgbench.api import LayerContext, LayerRule, Method, cross_entropy, param, sgd_cosine, tdbn
+from sgbench.api import (LayerContext, LayerRule, Method, cross_entropy, param, sgd_cosine,
+                         storage_order, tdbn)
 
 
 def inverse_softplus(y: float) -> float:
@@ -71,9 +72,13 @@ class TrsgRule(LayerRule):
     def end_of_sequence(self, neuron, spikes, v):
         if not self.mp_init:
             return
-        # fired at least once in the sequence (amax: ``any`` over dim 0 is ~20x slower on CPU)
-        active = (spikes.amax(0) > 0).to(v.dtype).reshape(-1)
-        mean = (torch.dot(v.reshape(-1), active) / active.sum().clamp_min(1.0)).to(self.running_v)
+        # fired at least once in the sequence (amax: ``any`` over dim 0 is ~20x slower on CPU),
+        # both taken in the order they are stored (channels-last too), so neither is copied
+        order = storage_order(v)
+        active = (spikes.permute(0, *(d + 1 for d in order)).amax(0) > 0).to(v.dtype)
+        v = v.permute(order)
+        mean = (torch.dot(v.reshape(-1), active.reshape(-1))
+                / active.sum().clamp_min(1.0)).to(self.running_v)
         if self.deferred:
             self.pending_v.copy_(mean)
             self.pending.fill_(True)

@@ -18,6 +18,7 @@ from .method import FIDELITIES, KINDS, FixedSurrogate, LayerContext, Method
 from .neuron.capture import GradCapture
 from .neuron.moments import std_mean, var_mean
 from .neuron.node import SpikingNeuron, neurons
+from .neuron.numba_backend import storage_order
 from .neuron.rules import FixedRule, LayerRule, LearnableRule
 from .neuron.shapes import SHAPES, Shape, get_shape
 from .params import param
@@ -30,5 +31,6 @@ __all__ = [
     "SearchResult", "Shape",
     "SpikingNeuron", "UsageError", "UserError", "bayes_minimize", "coordinates", "cosine",
     "cross_entropy", "finite_difference", "first_weight_layer", "get_shape", "iterative_lif",
-    "neurons", "param", "sgd_cosine", "std_mean", "surrogate_gradient", "tdbn", "var_mean",
+    "neurons", "param", "sgd_cosine", "std_mean", "storage_order", "surrogate_gradient", "tdbn",
+    "var_mean",
 ]

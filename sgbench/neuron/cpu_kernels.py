@@ -282,14 +282,13 @@ def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_
                                              h_block[before * step:before * step + n]), t == 0,
                                         v0, v0_scalar, start, theta[before], v_reset, hard,
                                         v_prev[:n])
-                # dL/dV at the last step is grad_v's (0 without it): read here, not copied into
-                # gv first (a memset a block, ~4 % of sigmoid's backward)
-                final_step = t == T - 1
+                if t == T - 1:  # dL/dV at the last step: grad_v's, 0 without it (copied in
+                    # first: read in the loop below, behind a branch, it kept that loop from
+                    # being vectorised for the rectangle's parameter terms, 2x TrSG's step)
+                    for j in range(n):
+                        gv[j] = ZERO if grad_v is None else grad_v[start + j]
                 for j in range(n):
-                    if final_step:
-                        g_in = ZERO if grad_v is None else grad_v[start + j]
-                    else:
-                        g_in = gv[j]
+                    g_in = gv[j]
                     hv = ht[j]
                     x = hv - th
                     gs = ZERO if grad_s is None else gst[j]

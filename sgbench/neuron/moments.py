@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import torch
 
+from .numba_backend import storage_order
+
 Tensor = torch.Tensor
 
 
 class _VarMean(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h: Tensor, correction: int):
-        flat = h.reshape(-1)
+        flat = h.permute(storage_order(h)).reshape(-1)  # as stored: channels-last not copied
         n = flat.numel()
         mean = flat.sum() / n
         var = (flat - mean).square_().sum() / max(n - correction, 1)

@@ -79,6 +79,17 @@ def params_in_kernel(shape: Shape) -> bool:
     return kernel_kind(shape) in kernels().PARAM_KINDS
 
 
+def storage_order(t: Tensor) -> list[int]:
+    """The dims of ``t`` from the outermost in memory: ``t.permute(order)`` is contiguous
+    (channels-last [B, C, H, W]: [0, 2, 3, 1]); the dims in order where ``t`` is contiguous or
+    not dense (a reader then copies it)."""
+    order = list(range(t.dim()))
+    if t.is_contiguous():
+        return order
+    by_stride = sorted(order, key=lambda d: (-t.stride(d), d))
+    return by_stride if t.permute(by_stride).is_contiguous() else order
+
+
 class Layout:
     """The storage order of a layer's per-step tensor (contiguous, channels-last, ...): every
     tensor of the layer is handed to the kernels as rows [R, N] in that order, so one index
@@ -91,13 +102,8 @@ class Layout:
 
     @classmethod
     def of(cls, step: Tensor) -> "Layout":
-        """The order ``step`` is stored in: contiguous, else by decreasing stride where that
-        is dense, else contiguous (the kernels then read a copy)."""
-        order = list(range(step.dim()))
-        if not step.is_contiguous():
-            by_stride = sorted(order, key=lambda d: (-step.stride(d), d))
-            order = by_stride if step.permute(by_stride).is_contiguous() else order
-        return cls(step.shape, order)
+        """The order ``step`` is stored in (``storage_order``)."""
+        return cls(step.shape, storage_order(step))
 
     def rows(self, t: Tensor | None) -> np.ndarray | None:
         """t [R, *shape] (or [*shape], as one row) as a float32 array [R, N] (None stays None);
