@@ -205,15 +205,31 @@ def test_recomputed_deltas_follow_the_shape_parameters():
     assert not torch.allclose(node.capture.deltas(wider), node.capture.deltas(p))
 
 
-@pytest.mark.parametrize("correction", [0, 1])
-def test_the_fast_var_mean_is_torch_s_with_its_gradient(correction):
-    """sgbench/neuron/moments.py (PSG's PDA loss, DS-ATGO's thresholds) against torch.var_mean."""
+@pytest.mark.parametrize("correction,channels_last", [(0, False), (1, False), (0, True)])
+def test_the_fast_var_mean_is_torch_s_with_its_gradient(correction, channels_last):
+    """sgbench/neuron/moments.py (PSG's PDA loss, DS-ATGO's thresholds) against torch.var_mean;
+    channels-last potentials are read in place, their gradient keeps their layout."""
     from sgbench.neuron.moments import var_mean
 
-    h = (torch.randn(3, 40, dtype=torch.float64) * 2 + 1.5).requires_grad_(True)
+    h = torch.randn(6, 4, 3, 5, dtype=torch.float64) * 2 + 1.5
+    if channels_last:
+        h = h.contiguous(memory_format=torch.channels_last)
+    h = h.view(2, 3, 4, 3, 5).requires_grad_(True)
     upstream = torch.tensor([0.7, -1.3], dtype=torch.float64)
     ours = torch.stack(var_mean(h, correction=correction))
     theirs = torch.stack(torch.var_mean(h, correction=correction))
     torch.testing.assert_close(ours, theirs)
     grads = [torch.autograd.grad((out * upstream).sum(), h)[0] for out in (ours, theirs)]
     torch.testing.assert_close(*grads)
+    assert grads[0].stride() == h.stride()
+
+
+def test_storage_order_names_the_dims_from_the_outermost_in_memory():
+    from sgbench.api import storage_order
+
+    x = torch.randn(2, 3, 4, 5)
+    assert storage_order(x) == [0, 1, 2, 3]
+    channels_last = x.contiguous(memory_format=torch.channels_last)
+    assert storage_order(channels_last) == [0, 2, 3, 1]
+    assert channels_last.permute(storage_order(channels_last)).is_contiguous()
+    assert storage_order(x[:, :, ::2]) == [0, 1, 2, 3]  # not dense: as it is (a reader copies)
