@@ -164,6 +164,8 @@ class Candidate:
 def _candidate(name: str, cfg: dict[str, Any], data, device: torch.device, seed: int,
                method: Method | None, factory: Callable[[], nn.Module] | None,
                make_optimizer: Callable) -> Candidate:
+    from ..train import Precision
+
     torch.manual_seed(seed)  # the same initial weights for every candidate
     model = build_model(cfg["model"], cfg["neuron"],
                         step_shape(data.input_shape, cfg["data"]["encoding"]), data.num_classes,
@@ -172,8 +174,6 @@ def _candidate(name: str, cfg: dict[str, Any], data, device: torch.device, seed:
         method.attach(model, cfg["T"])
     elif name == "spikingjelly":
         spikingjelly_recurrence(model)
-    from ..train import Precision
-
     # sgbench's candidate stores its tensors as `sgbench run` does; the baselines contiguous
     channels_last = method is not None and Precision.for_device(cfg["train"], device).channels_last
     model.to(device, memory_format=torch.channels_last if channels_last else
