@@ -18,7 +18,7 @@ from __future__ import annotations
 import statistics
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -31,6 +31,7 @@ from ..method import FixedSurrogate, Method
 from ..models import build_model, static
 from ..neuron.node import used_backend
 from ..neuron.shapes import Shape, get_shape
+from ..train.recipe import Precision
 
 Tensor = torch.Tensor
 
@@ -153,19 +154,12 @@ class Candidate:
     optimizer: torch.optim.Optimizer
     method: Method | None = None
     times: list[float] | None = None
-    channels_last: bool = False  # images and feature maps stored channels-last
-
-    def input(self, x: Tensor) -> Tensor:
-        """A batch of images as this candidate stores them."""
-        return x.contiguous(memory_format=torch.channels_last) \
-            if self.channels_last and x.dim() == 4 else x
+    precision: Precision = field(default_factory=Precision)  # its layout (amp not applied)
 
 
 def _candidate(name: str, cfg: dict[str, Any], data, device: torch.device, seed: int,
                method: Method | None, factory: Callable[[], nn.Module] | None,
                make_optimizer: Callable) -> Candidate:
-    from ..train import Precision
-
     torch.manual_seed(seed)  # the same initial weights for every candidate
     model = build_model(cfg["model"], cfg["neuron"],
                         step_shape(data.input_shape, cfg["data"]["encoding"]), data.num_classes,
@@ -175,11 +169,11 @@ def _candidate(name: str, cfg: dict[str, Any], data, device: torch.device, seed:
     elif name == "spikingjelly":
         spikingjelly_recurrence(model)
     # sgbench's candidate stores its tensors as `sgbench run` does; the baselines contiguous
-    channels_last = method is not None and Precision.for_device(cfg["train"], device).channels_last
-    model.to(device, memory_format=torch.channels_last if channels_last else
+    precision = Precision.for_device(cfg["train"], device) if method is not None else Precision()
+    model.to(device, memory_format=torch.channels_last if precision.channels_last else
              torch.preserve_format).train()
     return Candidate(name, model, make_optimizer(model, cfg["train"], method or Method()),
-                     method, [], channels_last)
+                     method, [], precision)
 
 
 def spikingjelly_recurrence(model: nn.Module) -> None:
@@ -211,7 +205,7 @@ def _step(c: Candidate, x: Tensor, y: Tensor, cfg: dict[str, Any], loss_fn, sync
     sync()
     start = time.perf_counter()
     with nullcontext() if c.method is not None else static.stock_layers():
-        out = c.model(encode(c.input(x), cfg["T"], cfg["data"]["encoding"]))
+        out = c.model(encode(c.precision.input(x), cfg["T"], cfg["data"]["encoding"]))
     loss = loss_fn(out, y)
     aux = c.method.aux_loss(c.model) if c.method is not None else None
     c.optimizer.zero_grad(set_to_none=True)
@@ -347,7 +341,7 @@ def _summary(cfg, method, sg_label, candidates, data_times, batch, n_train, dev,
         "method": method.name, "baseline_surrogate": sg_label, "device": str(dev),
         "steps": steps, "threads": torch.get_num_threads(),
         "sgbench_backend": used_backend(candidates[0].model),
-        "sgbench_channels_last": candidates[0].channels_last,
+        "sgbench_channels_last": candidates[0].precision.channels_last,
         "data_s_per_batch": data_s, "data_share": data_s / (data_s + ours),
         "epoch_s_estimate": (ours + data_s) * n_train / batch,
         "results": [{"candidate": c.name, "median_s": medians[c.name], "min_s": min(c.times),

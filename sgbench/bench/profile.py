@@ -67,7 +67,7 @@ def profile_steps(task: str, method_name: str = "atan", steps: int = 10, warmup:
 
     def step() -> None:
         x, y = next(batches)
-        out = model(encode(sgbench.input(x), cfg["T"], cfg["data"]["encoding"]))
+        out = model(encode(sgbench.precision.input(x), cfg["T"], cfg["data"]["encoding"]))
         with torch.profiler.record_function("forward loss"):
             loss = loss_fn(out, y)
         optimizer.zero_grad(set_to_none=True)

@@ -187,7 +187,7 @@ class NumbaSequenceFn(torch.autograd.Function):
         ctx.save_for_backward(h_t if keep_h else x_seq, v0_t, theta_f, p_f)
         ctx.shape, ctx.dyn, ctx.k, ctx.v0_scalar = shape, dyn, k_value, v0_scalar
         ctx.k_is_tensor, ctx.layout, ctx.one_frame = torch.is_tensor(k), layout, one_frame
-        ctx.where, ctx.pool_rows, ctx.h_kept, ctx.lerp = where, (width, depth), keep_h, lerp
+        ctx.where, ctx.h_kept, ctx.lerp = where, keep_h, lerp
         ctx.set_materialize_grads(False)
         outputs = layout.tensor(s), layout.tensor(v), h_t
         return outputs if pooled is None else (*outputs, layout.pooled().tensor(pooled))
@@ -209,7 +209,7 @@ class NumbaSequenceFn(torch.autograd.Function):
         gs_total = np.empty((T, N), np.float32) if need_p and not p_in_kernel else None
         sums = np.zeros((torch.get_num_threads(), T + 1, 1 + p.shape[1]), np.float64)
         pooled = grad_pooled is not None
-        width, depth = ctx.pool_rows if pooled else (0, 0)
+        width, depth = layout.pool_rows() if pooled else (0, 0)  # pooled: the forward's
         f32 = np.float32
         args = (h, x, layout.rows(v0_t), ctx.v0_scalar, theta.numpy(), p.numpy(),
                 layout.rows(grad_s), layout.rows(grad_v), layout.rows(grad_h), f32(ctx.k),
