@@ -11,6 +11,7 @@ import torch
 from spikingjelly.activation_based import functional
 from torch import nn
 
+from .fd_local import local_losses
 from .probe import Probe, untouched
 
 Tensor = torch.Tensor
@@ -37,28 +38,33 @@ def surrogate_gradient(model: nn.Module, probe: Probe, layer: nn.Module) -> Tens
 
 @torch.no_grad()
 def finite_difference(model: nn.Module, probe: Probe, layer: nn.Module, eps: float,
-                      coords: Tensor) -> Tensor:
+                      coords: Tensor, local: bool = True) -> Tensor:
     """The central difference of the loss for each weight of ``layer`` in ``coords`` (flat); the
-    model's buffers (running statistics, rule state) are restored after every forward."""
+    model's buffers (running statistics, rule state) are restored after every forward. ``local``:
+    recompute only what a weight reaches where the model allows it (``fd_local``)."""
     weight = layer.weight
     with untouched(model):
         buffers = [(b, b.clone()) for b in model.buffers()]
 
-        def loss_at(index: tuple, value: Tensor) -> float:
-            weight[index] = value
-            loss = float(probe.loss(model))
+        def restored(result):
             functional.reset_net(model)
             for buf, saved in buffers:
                 buf.copy_(saved)
+            return result
+
+        def full_loss(index: tuple, value: Tensor) -> float:
+            original = weight[index].clone()
+            weight[index] = value
+            loss = restored(float(probe.loss(model)))
+            weight[index] = original
             return loss
 
+        loss_at = (local_losses(model, probe, layer, restored) if local else None) or full_loss
         diffs = []
         for flat in coords.tolist():
             index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), weight.shape))
-            original = weight[index].clone()
-            up, down = loss_at(index, original + eps), loss_at(index, original - eps)
-            weight[index] = original
-            diffs.append((up - down) / (2 * eps))
+            w = weight[index].clone()
+            diffs.append((loss_at(index, w + eps) - loss_at(index, w - eps)) / (2 * eps))
     return torch.tensor(diffs, dtype=torch.float64)
 
 
