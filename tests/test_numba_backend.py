@@ -419,6 +419,34 @@ def test_localzo_on_the_kernels_is_the_torch_arithmetic_with_the_kernels_draws()
     assert not torch.allclose(runs[0][3], runs[1][3])  # torch's own stream: other draws
 
 
+@pytest.mark.parametrize("samples", [4, 5])
+def test_localzo_draws_only_where_a_gradient_reaches_and_loses_nothing(samples):
+    """The kernels skip LocalZO's draws where dL/dS is 0 (after a 2x2 max-pool, 3 in 4 neurons
+    at the last step; a hard reset carries the gradient on to earlier steps): the gradients are
+    those of the torch arithmetic with every one of the kernels' draws."""
+    from torch import nn
+
+    from sgbench.models.pool import MaxPool2d, pool_in_neurons
+
+    torch.manual_seed(0)
+    x = torch.randn(T, 3, 2, 8, 8) * 1.5
+    upstream = torch.randn(T, 3, 2, 4, 4) * (torch.rand(T, 3, 2, 4, 4) < 0.7)  # zeros too
+    kernel_stream = dataclasses.replace(get_shape("localzo"), grad=_kernel_draws)
+    grads = []
+    for backend in ("auto", "torch"):
+        node = _neuron(backend=backend)
+        node.rule = FixedRule("localzo" if backend == "auto" else kernel_stream,
+                              [0.5, float(samples), 41.0])
+        net = nn.Sequential(node, MaxPool2d(2, 2, step_mode="m"))
+        pool_in_neurons(net)
+        leaf = x.clone().requires_grad_()
+        (net(leaf) * upstream).sum().backward()
+        assert node.used_backend == ("numba" if backend == "auto" else "torch")
+        grads.append(leaf.grad)
+    assert grads[0].count_nonzero() > grads[0].numel() // 8
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("samples", [1, 2, 5])
 def test_the_kernels_localzo_draws_are_seeded_and_average_to_a_gaussian(samples):
     """Paper Sec. 4: E[g(x)] = N(x; 0, delta^2), whatever the number m of samples (here over

@@ -29,7 +29,7 @@ U24 = F32(1.0 / (1 << 24))
 SIN_POLY = (F32(-1.9515295891e-4), F32(8.3321608736e-3), F32(-1.6666654611e-1))
 COS_POLY = (F32(2.443315711809948e-5), F32(-1.388731625493765e-3), F32(4.166664568298827e-2))
 QUARTER_PI = F32(math.pi / 4)
-WORK_ROWS = 4  # rows of the scratch ``localzo_surrogate`` takes
+WORK_ROWS = 4  # float rows of the scratch ``localzo_surrogate`` takes (and its index rows)
 
 
 @njit(**JIT)
@@ -43,14 +43,14 @@ def mix32(x):
 
 
 @njit(**JIT_INTERLEAVED)
-def draw_pairs(key, first, stride, radius, angle):
-    """Pairs first, first + stride, ... (counters in 32 bits): radius[i] = sqrt(-2 log u) /
-    sqrt 2 with u = (a's top 24 bits + 1/2) / 2^24, angle[i] = phi - pi/4 with phi = pi/2 (b's
-    top 24 bits) / 2^24. The logarithm has a loop of its own: each loop's dependency chain is
-    shorter, and on a CPU whose out-of-order window the long chain filled, that is faster (1.53
-    -> 1.26 ns a draw at m = 5 on an AMD EPYC, the same numbers)."""
+def draw_pairs(key, counters, radius, angle):
+    """The pairs of ``counters`` (32 bits): radius[i] = sqrt(-2 log u) / sqrt 2 with u = (a's
+    top 24 bits + 1/2) / 2^24, angle[i] = phi - pi/4 with phi = pi/2 (b's top 24 bits) / 2^24.
+    The logarithm has a loop of its own: each loop's dependency chain is shorter, and on a CPU
+    whose out-of-order window the long chain filled, that is faster (1.53 -> 1.26 ns a draw at
+    m = 5 on an AMD EPYC, the same numbers)."""
     for i in range(np.int32(len(radius))):
-        a = mix32(U32(key ^ U32(first + U32(i) * stride)))
+        a = mix32(U32(key ^ counters[i]))
         b = mix32(U32(a ^ GOLDEN))
         radius[i] = (F32(np.int32(a >> U32(8))) + HALF) * U24  # u, for now
         angle[i] = (F32(np.int32(b >> U32(8))) * U24 - HALF) * TWO * QUARTER_PI
@@ -69,50 +69,60 @@ def half_normal_pair(radius, f):
 
 
 @njit(**JIT_INTERLEAVED)
-def localzo_surrogate(h, th, delta, samples, seed, start, g, work):
+def localzo_surrogate(h, th, delta, samples, seed, start, need, g, work, index, counters):
     """g[:] = LocalZO's sample at x = h - th of the neurons from ``start`` on (the shape's
-    parameters delta, samples m and the step's seed); ``work``: scratch [WORK_ROWS, len(g) + 2]."""
+    parameters delta, samples m and the step's seed) where need[j] != 0, and 0 where need[j] is
+    0: the backward kernel passes dL/dS there, which multiplies g, so the draws it would throw
+    away are not made (after a 2x2 max-pool, 3 in 4 neurons get no dL/dS at the last step). A
+    neuron's draws are its own (its counters), so the ones made are those a full pass makes.
+    Scratch: ``work`` [WORK_ROWS, len(g)] floats, ``index`` and ``counters`` [len(g)]."""
     n, m = np.int32(len(g)), np.int32(samples)
-    full, key = U32(m // 2), mix32(U32(np.int32(seed)))
-    distance, radius, angle = work[0, :n], work[1, :n], work[2, :n]
-    for j in range(n):
-        distance[j] = abs(h[j] - th)
+    count = np.int32(0)
+    for j in range(n):  # the neurons to draw for, in order
         g[j] = ZERO
-    for q in range(m // 2):
-        draw_pairs(key, U32(U32(start) * full + U32(q)), full, radius, angle)
-        for j in range(n):
-            z1, z2 = half_normal_pair(radius[j], angle[j])
-            g[j] += ((z1 if distance[j] < delta * z1 else ZERO)
-                     + (z2 if distance[j] < delta * z2 else ZERO))
+        index[count] = j
+        count += np.int32(1) if need[j] != ZERO else np.int32(0)
+    full, key = U32(m // 2), mix32(U32(np.int32(seed)))
+    distance, total, radius, angle = work[0, :count], work[1, :count], work[2, :count], \
+        work[3, :count]
+    chosen, counter = index[:count], counters[:count]
+    for k in range(count):
+        distance[k] = abs(h[chosen[k]] - th)
+        total[k] = ZERO
+    for q in range(m // 2):  # neuron j's pair q: counter (start + j) (m // 2) + q
+        for k in range(count):
+            counter[k] = U32(U32(U32(start) + U32(chosen[k])) * full + U32(q))
+        draw_pairs(key, counter, radius, angle)
+        for k in range(count):
+            z1, z2 = half_normal_pair(radius[k], angle[k])
+            total[k] += ((z1 if distance[k] < delta * z1 else ZERO)
+                         + (z2 if distance[k] < delta * z2 else ZERO))
     if m % 2:
-        _add_shared_draws(key, start, delta, distance, work, g)
+        _add_shared_draws(key, start, delta, chosen, distance, radius, angle, counter, total)
     scale = ONE / (F32(samples) * TWO * delta)
-    for j in range(n):
-        g[j] *= scale
+    for k in range(count):
+        g[chosen[k]] = total[k] * scale
 
 
 @njit(**JIT_INTERLEAVED)
-def _add_shared_draws(key, start, delta, distance, work, g):
+def _add_shared_draws(key, start, delta, chosen, distance, radius, angle, counter, total):
     """An odd m's last draw: neuron n takes z1 (n even) or z2 (n odd) of shared pair n // 2."""
-    n = np.int32(len(g))
-    first = start // 2
-    count = (start + n - 1) // 2 - first + 1
-    radius, angle, both = work[1, :count], work[2, :count], work[3]
-    draw_pairs(mix32(U32(key ^ SHARED)), U32(first), U32(1), radius, angle)
-    for i in range(count):  # (z1, z2) into the two rows: this loop vectorises, an interleaved
-        radius[i], angle[i] = half_normal_pair(radius[i], angle[i])  # store would not
-    for i in range(count):
-        both[2 * i], both[2 * i + 1] = radius[i], angle[i]
-    odd = start % 2
-    for j in range(n):
-        z = both[j + odd]
-        g[j] += z if distance[j] < delta * z else ZERO
+    for k in range(len(chosen)):
+        counter[k] = U32(U32(U32(start) + U32(chosen[k])) >> U32(1))
+    draw_pairs(mix32(U32(key ^ SHARED)), counter, radius, angle)
+    for k in range(len(chosen)):
+        z1, z2 = half_normal_pair(radius[k], angle[k])
+        z = z2 if (start + chosen[k]) & 1 else z1
+        total[k] += z if distance[k] < delta * z else ZERO
 
 
 @njit(**JIT)
 def localzo_sample(x, delta, samples, seed, start, g):
     """``localzo_surrogate`` at x (theta 0): the kernels' draws, for tests and benchmarks."""
-    work = np.empty((WORK_ROWS, DRAWS_BLOCK + 2), np.float32)
+    work = np.empty((WORK_ROWS, DRAWS_BLOCK), np.float32)
+    index, counters = np.empty(DRAWS_BLOCK, np.int32), np.empty(DRAWS_BLOCK, np.uint32)
+    need = np.ones(DRAWS_BLOCK, np.float32)
     for lo in range(0, len(x), DRAWS_BLOCK):
         hi = min(lo + DRAWS_BLOCK, len(x))
-        localzo_surrogate(x[lo:hi], ZERO, delta, samples, seed, start + lo, g[lo:hi], work)
+        localzo_surrogate(x[lo:hi], ZERO, delta, samples, seed, start + lo, need[:hi - lo],
+                          g[lo:hi], work, index, counters)

@@ -206,6 +206,18 @@ def charge_fire_reset(xt, v, ht, st, th, k, c, b, v_reset, lerp, hard):
 
 
 @njit(inline="always", **JIT)
+def _spike_grad(grad_s, gst, grad_pooled, unpooled, g_in, hv, th, v_reset, hard, detach, j):
+    """dL/dS[t] of neuron j: from the spikes' own gradient (``grad_s``, None: none), the
+    pooled spikes' (``grad_pooled``, unpooled), and the reset through V[t] unless detached."""
+    gs = ZERO if grad_s is None else gst[j]
+    if grad_pooled is not None:
+        gs += unpooled[j]
+    if not detach:
+        gs += g_in * (v_reset - hv) if hard else -g_in * th
+    return gs
+
+
+@njit(inline="always", **JIT)
 def rect_param_terms(x, left, right, area_left, area_right, gs, out, j):
     """out[:, j] = gs dF/dp of the rectangle's primitive (shapes.py, ``_rect_primitive``) with
     respect to left, right, area_left and area_right at x = H - theta."""
@@ -241,7 +253,10 @@ def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_
         T = len(theta)
         step = block_length(width, grad_pooled is not None,
                             DRAWS_BLOCK if kind == LOCALZO else BLOCK)
-        work = np.empty((WORK_ROWS, step + 2 if kind == LOCALZO else 0), np.float32)  # draws'
+        draws = step if kind == LOCALZO else 0  # the draws' scratch, and dL/dS made first
+        work = np.empty((WORK_ROWS, draws), np.float32)
+        index, counters = np.empty(draws, np.int32), np.empty(draws, np.uint32)
+        spike_grad = np.empty(draws, np.float32)
         gv, g = np.empty(step, dtype=np.float32), np.empty(step, dtype=np.float32)
         unpooled = np.empty(step, dtype=np.float32)  # dL/dS from grad_pooled
         # per-neuron terms of the dL/dtheta[t] and dL/dk sums, summed after each loop (a float sum
@@ -271,8 +286,17 @@ def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_
                 gxt = _row(grad_x, 0 if one_frame else t, start, end, ht)
                 last = p.shape[1] - 1  # a shape with fewer parameters ignores the rest
                 p0, p1, p2, p3 = p[t, 0], p[t, min(1, last)], p[t, min(2, last)], p[t, min(3, last)]
-                if kind == LOCALZO:
-                    localzo_surrogate(ht, th, p0, p1, p2, start, g[:n], work)
+                if t == T - 1:  # dL/dV at the last step: grad_v's, 0 without it (copied in
+                    # first: read in the loop below, behind a branch, it kept that loop from
+                    # being vectorised for the rectangle's parameter terms, 2x TrSG's step)
+                    for j in range(n):
+                        gv[j] = ZERO if grad_v is None else grad_v[start + j]
+                if kind == LOCALZO:  # dL/dS first: no draws where it is 0 (cpu_draws.py)
+                    for j in range(n):
+                        spike_grad[j] = _spike_grad(grad_s, gst, grad_pooled, unpooled, gv[j],
+                                                    ht[j], th, v_reset, hard, detach, j)
+                    localzo_surrogate(ht, th, p0, p1, p2, start, spike_grad[:n], g[:n], work,
+                                      index, counters)
                 else:
                     for j in range(n):  # the surrogate in a loop of its own: it vectorises there
                         g[j] = surrogate(ht[j] - th, p0, p1, p2, p3)
@@ -282,20 +306,15 @@ def backward_kernel(kind: int, hard: bool, detach: bool, need_theta: bool, need_
                                              h_block[before * step:before * step + n]), t == 0,
                                         v0, v0_scalar, start, theta[before], v_reset, hard,
                                         v_prev[:n])
-                if t == T - 1:  # dL/dV at the last step: grad_v's, 0 without it (copied in
-                    # first: read in the loop below, behind a branch, it kept that loop from
-                    # being vectorised for the rectangle's parameter terms, 2x TrSG's step)
-                    for j in range(n):
-                        gv[j] = ZERO if grad_v is None else grad_v[start + j]
                 for j in range(n):
                     g_in = gv[j]
                     hv = ht[j]
                     x = hv - th
-                    gs = ZERO if grad_s is None else gst[j]
-                    if grad_pooled is not None:
-                        gs += unpooled[j]
-                    if not detach:
-                        gs += g_in * (v_reset - hv) if hard else -g_in * th
+                    if kind == LOCALZO:  # the value its draws were made for
+                        gs = spike_grad[j]
+                    else:
+                        gs = _spike_grad(grad_s, gst, grad_pooled, unpooled, g_in, hv, th,
+                                         v_reset, hard, detach, j)
                     d = (g_in if x < ZERO else ZERO) if hard else g_in
                     d += gs * g[j]
                     if grad_h is not None:
