@@ -29,7 +29,7 @@ U24 = F32(1.0 / (1 << 24))
 SIN_POLY = (F32(-1.9515295891e-4), F32(8.3321608736e-3), F32(-1.6666654611e-1))
 COS_POLY = (F32(2.443315711809948e-5), F32(-1.388731625493765e-3), F32(4.166664568298827e-2))
 QUARTER_PI = F32(math.pi / 4)
-WORK_ROWS = 4  # float rows of the scratch ``localzo_surrogate`` takes (and its index rows)
+WORK_ROWS = 4  # float rows of the scratch ``localzo_surrogate`` takes
 
 
 @njit(**JIT)
