@@ -13,6 +13,7 @@ perturbed forward takes 13.5-13.9 ms instead of 30-36 (docs/benchmarks.md).
 from __future__ import annotations
 
 import copy
+import functools
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -222,11 +223,10 @@ def local_losses(model: nn.Module, probe, layer: nn.Module,
     base = restored(base_pass(model, probe, seg)) if seg is not None else None
     if base is None:
         return None
-    current: list[ChannelPart] = []  # the channel of the last weight (coordinates come sorted)
+    part = functools.lru_cache(maxsize=1)(  # the last weight's channel (coordinates are sorted)
+        lambda channel: ChannelPart(seg, base, channel))
 
     def loss_at(index: tuple, value: Tensor) -> float:
-        if not current or current[0].channel != index[0]:
-            current[:] = [ChannelPart(seg, base, index[0])]
-        return restored(current[0].loss(model, probe, index, value))
+        return restored(part(index[0]).loss(model, probe, index, value))
 
     return loss_at
