@@ -312,8 +312,9 @@ def step_seconds(method: str, task: str, T: int | None = None, params=(),
                  device: str = "cpu", steps: int = 5, warmup: int = 2, data_dir=None
                  ) -> dict[str, Any]:
     """One configuration as a run trains it (its recipe under ``protocol``, the method at
-    ``params``): the median seconds of a training step, and the batches of an epoch's training
-    and testing (in training batches) over its epochs."""
+    ``params``): the median seconds of a training step, the batches of an epoch's training
+    and testing (in training batches) over its epochs, and the seconds of the method's
+    between-epoch work (``adapt`` on the probe batch, once, after the timed steps)."""
     from ..config import resolve_task
     from ..params import parse_params
     from ..registry import load_method
@@ -330,7 +331,22 @@ def step_seconds(method: str, task: str, T: int | None = None, params=(),
     batch = cfg["train"]["batch_size"]
     return {"step_s": statistics.median(candidate.times),
             "train_batches": -(-len(data.train) // batch),
-            "test_batches": -(-len(data.test) // batch), "epochs": cfg["train"]["epochs"]}
+            "test_batches": -(-len(data.test) // batch), "epochs": cfg["train"]["epochs"],
+            "adapt_s": _adapt_seconds(rule, candidate.model, cfg, data, loss_fn, dev, sync)}
+
+
+def _adapt_seconds(method: Method, model: nn.Module, cfg: dict[str, Any], data, loss_fn,
+                   device: torch.device, sync) -> float:
+    """One call of the method's between-epoch work on the probe batch a run would use."""
+    from ..measure.probe import Probe
+
+    probe = Probe.from_dataset(data.train, cfg["train"]["batch_size"], cfg["T"],
+                               cfg["data"]["encoding"], loss_fn, method.aux_loss, device)
+    sync()
+    start = time.perf_counter()
+    method.adapt(model, 0, probe)
+    sync()
+    return time.perf_counter() - start
 
 
 def _summary(cfg, method, sg_label, candidates, data_times, batch, n_train, dev, steps):

@@ -108,7 +108,8 @@ def _estimate_table(times: dict) -> None:
     out.print(table)
     out.print(f"{duration(times['job_seconds'])} of job time: about "
               f"{duration(times['wall_seconds'])} on {times['workers']} worker(s). Timed steps "
-              "count training and testing only (not diagnostics or latency): a lower bound.",
+              "count training, testing and the method's between-epoch work (not diagnostics "
+              "or latency): a lower bound.",
               highlight=False)
 
 

@@ -4,8 +4,9 @@ Each pending job's time comes from what was measured for its configuration (meth
 parameters, protocol, epochs, overrides; any seed): the median wall time of the sweep's
 finished jobs of it, else a few training steps timed now (``bench.epoch.step_seconds``) times
 the steps of its epochs, plus testing (a forward pass, taken as a third of a training step per
-batch). The second leaves out what a run does besides training and testing (diagnostics,
-latency), so it is a lower bound. The sweep's wall time assumes the jobs share the workers
+batch) and the method's between-epoch work timed once (Dspike's finite differences, A2SG's
+search) at every epoch. The second leaves out what a run does besides (diagnostics, latency),
+so it is a lower bound. The sweep's wall time assumes the jobs share the workers
 evenly, and is never less than its longest job.
 """
 from __future__ import annotations
@@ -34,10 +35,11 @@ class Estimate:
 
 
 def job_seconds(timing: dict[str, Any]) -> float:
-    """Training and testing time of a job from one timed step (``step_seconds``)."""
+    """Training, testing and between-epoch time of a job from one timed step and one timed
+    ``adapt`` (``step_seconds``)."""
     per_epoch = timing["step_s"] * (timing["train_batches"]
                                     + FORWARD_SHARE * timing["test_batches"])
-    return per_epoch * timing["epochs"]
+    return (per_epoch + timing.get("adapt_s", 0.0)) * timing["epochs"]
 
 
 def estimate(all_states: list[JobState], workers: int,
