@@ -39,7 +39,7 @@ def job_seconds(timing: dict[str, Any]) -> float:
     ``adapt`` (``step_seconds``)."""
     per_epoch = timing["step_s"] * (timing["train_batches"]
                                     + FORWARD_SHARE * timing["test_batches"])
-    return (per_epoch + timing.get("adapt_s", 0.0)) * timing["epochs"]
+    return (per_epoch + timing["adapt_s"]) * timing["epochs"]
 
 
 def estimate(all_states: list[JobState], workers: int,
