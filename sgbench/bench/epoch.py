@@ -170,8 +170,7 @@ def _candidate(name: str, cfg: dict[str, Any], data, device: torch.device, seed:
         spikingjelly_recurrence(model)
     # sgbench's candidate stores its tensors as `sgbench run` does; the baselines contiguous
     precision = Precision.for_device(cfg["train"], device) if method is not None else Precision()
-    model.to(device, memory_format=torch.channels_last if precision.channels_last else
-             torch.preserve_format).train()
+    precision.place(model, device).train()
     return Candidate(name, model, make_optimizer(model, cfg["train"], method or Method()),
                      method, [], precision)
 

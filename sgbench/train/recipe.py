@@ -103,6 +103,11 @@ class Precision:
         cuda = device.type == "cuda"
         return cls(train["amp"] and cuda, train["channels_last"])
 
+    def place(self, model: nn.Module, device: torch.device) -> nn.Module:
+        """``model`` on ``device``, its weights stored channels-last where that is on."""
+        return model.to(device, memory_format=torch.channels_last if self.channels_last else
+                        torch.preserve_format)
+
     def input(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.dim() == 4:
             return x.contiguous(memory_format=torch.channels_last)

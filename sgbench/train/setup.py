@@ -228,8 +228,7 @@ def _prepare_locked(req, method_cls, params, energy, cfg, out_dir, ckpt, identit
     check_model_takes_data(model.to(device), data, cfg, device)
     check_backend(cfg["neuron"]["backend"], cfg["neuron"]["require_fused"], device)
     precision = Precision.for_device(cfg["train"], device)
-    model.to(device, memory_format=torch.channels_last if precision.channels_last else
-             torch.preserve_format)
+    precision.place(model, device)
     optimizer = make_optimizer(model, cfg["train"], method)
     loss_fn = make_loss(cfg["train"], model)
     probe = Probe.from_dataset(data.train, cfg["train"]["batch_size"], cfg["T"],
