@@ -260,6 +260,30 @@ def test_dspike_moves_its_temperature_towards_the_best_cosine(monkeypatch):
     assert [float(n.rule.b) for n in neurons(model)] == [3.5, 3.5]
 
 
+def test_dspike_differences_a_fresh_draw_of_its_fd_weights_each_epoch(monkeypatch):
+    from sgbench.methods import dspike
+
+    torch.manual_seed(0)
+    model = convnet((1, 6, 6), 3, SpikingNeuron, channels=[8, 4])  # 72 first-layer weights
+    probe, layer = _probe(model), first_weight_layer(model)
+    seen = []
+
+    def differenced(model, probe, layer, eps, coords):
+        seen.append(coords.tolist())
+        return torch.ones(len(coords), dtype=torch.float64)
+
+    monkeypatch.setattr(dspike, "finite_difference", differenced)
+    for params, epochs in (({}, (0, 1)), ({"fd_weights": 0}, (0,))):
+        cls = load_method("dspike")
+        method = cls(cls.Params(**params))
+        method.attach(model, 2)
+        for epoch in epochs:
+            method.adapt(model, epoch, probe)
+    default_0, default_1, whole = seen
+    assert len(default_0) == len(set(default_0)) == 48 and default_0 != default_1
+    assert whole == list(range(layer.weight.numel()))
+
+
 # -- TET ---------------------------------------------------------------------------------------------
 def test_tet_loss_is_the_paper_formula():
     torch.manual_seed(0)
