@@ -17,7 +17,7 @@ The paper's b0, step and eps were not readable: b0 = 3, step 0.5, eps 0.1 are sg
 choices (parameters; smaller steps measure mostly the loss's jumps).
 
 Deviation: Alg. 1 differences every first-layer weight, two forwards each, so its cost grows with
-that layer (144 weights on the Fashion tasks: 22-27 % of an epoch; 3,584 on sfmnist: four
+that layer (144 weights on the Fashion tasks: 10-27 % of an epoch; 3,584 on sfmnist: four
 epochs' worth). sgbench differences ``fd_weights`` = 48 weights by default, drawn afresh each
 epoch, so the search costs 96 forwards of the probe batch whatever the network; ``fd_weights=0``
 is the paper's whole layer. Measured (docs/methods.md, section 9): the temperature that 48 drawn
