@@ -21,8 +21,8 @@ that layer (144 weights on the Fashion tasks: 10-27 % of an epoch; 3,584 on sfmn
 epochs' worth). sgbench differences ``fd_weights`` = 48 weights by default, drawn afresh each
 epoch, so the search costs 96 forwards of the probe batch whatever the network; ``fd_weights=0``
 is the paper's whole layer. Measured (docs/methods.md, section 9): the temperature that 48 drawn
-weights choose gives up less of the whole layer's cosine than choosing on another probe batch of
-the same size does, which Alg. 1 leaves to chance anyway.
+weights choose gives up, on average, a third as much of the whole layer's cosine as choosing on
+another probe batch of the same size does, which Alg. 1 leaves to chance anyway.
 """
 from dataclasses import dataclass
 
