@@ -339,8 +339,7 @@ def _adapt_seconds(method: Method, model: nn.Module, cfg: dict[str, Any], data, 
     """One call of the method's between-epoch work on the probe batch a run would use."""
     from ..measure.probe import Probe
 
-    probe = Probe.from_dataset(data.train, cfg["train"]["batch_size"], cfg["T"],
-                               cfg["data"]["encoding"], loss_fn, method.aux_loss, device)
+    probe = Probe.for_run(cfg, data.train, loss_fn, method.aux_loss, device)
     sync()
     start = time.perf_counter()
     method.adapt(model, 0, probe)

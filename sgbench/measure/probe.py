@@ -66,13 +66,21 @@ class Probe:
 
     @classmethod
     def from_dataset(cls, dataset, size: int, T: int, encoding: str, loss_fn, aux_loss,
-                     device: torch.device) -> "Probe":
+                     device: torch.device, skip: int = 0) -> "Probe":
+        """``size`` samples of ``dataset`` in a fixed order (``skip``: after the first ones)."""
         generator = torch.Generator().manual_seed(PROBE_SEED)
-        index = torch.randperm(len(dataset), generator=generator)[:size]
+        index = torch.randperm(len(dataset), generator=generator)[skip:skip + size]
         x, y = samples(dataset, index)
         x, y = encode(x.to(device), T, encoding), y.to(device)
         digest = hashlib.sha256(",".join(map(str, index.tolist())).encode()).hexdigest()
         return cls(x, y, loss_fn, aux_loss, digest)
+
+    @classmethod
+    def for_run(cls, cfg: dict[str, Any], dataset, loss_fn, aux_loss, device: torch.device,
+                skip: int = 0) -> "Probe":
+        """The probe a run of the resolved task ``cfg`` uses: a training batch of ``dataset``."""
+        return cls.from_dataset(dataset, cfg["train"]["batch_size"], cfg["T"],
+                                cfg["data"]["encoding"], loss_fn, aux_loss, device, skip)
 
     def describe(self) -> dict[str, Any]:
         return {"size": int(self.y.shape[0]), "split": "train", "mode": "train, no update",

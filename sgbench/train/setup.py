@@ -231,8 +231,7 @@ def _prepare_locked(req, method_cls, params, energy, cfg, out_dir, ckpt, identit
     precision.place(model, device)
     optimizer = make_optimizer(model, cfg["train"], method)
     loss_fn = make_loss(cfg["train"], model)
-    probe = Probe.from_dataset(data.train, cfg["train"]["batch_size"], cfg["T"],
-                               cfg["data"]["encoding"], loss_fn, method.aux_loss, device)
+    probe = Probe.for_run(cfg, data.train, loss_fn, method.aux_loss, device)
     generator = torch.Generator().manual_seed(req.seed)
     train_loader, test_loader = _loaders(cfg, data, generator, dist_info)
     return Setup(method_cls, params, method, cfg, energy, device, out_dir, data, model,

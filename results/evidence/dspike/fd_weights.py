@@ -23,9 +23,7 @@ import torch
 
 from sgbench.alloc import tune_allocator
 from sgbench.api import cosine, finite_difference, first_weight_layer, neurons, surrogate_gradient
-from sgbench.data import encode
-from sgbench.data.loading import samples
-from sgbench.measure.probe import PROBE_SEED, Probe
+from sgbench.measure.probe import Probe
 from sgbench.train.loop import train_epoch
 from sgbench.train.setup import RunRequest, prepare
 
@@ -34,13 +32,10 @@ DRAWS = 2000
 
 
 def second_probe(setup) -> Probe:
-    """The probe's size in the next images of the probe's own permutation."""
-    p, n = setup.probe, setup.probe.y.shape[0]
-    index = torch.randperm(len(setup.data.train),
-                           generator=torch.Generator().manual_seed(PROBE_SEED))[n:2 * n]
-    x, y = samples(setup.data.train, index)
-    x = encode(x.to(setup.device), setup.cfg["T"], setup.cfg["data"]["encoding"])
-    return Probe(x, y.to(setup.device), p.loss_fn, p.aux_loss, "second")
+    """A probe of the run's size: the next images of the probe's own order."""
+    p = setup.probe
+    return Probe.for_run(setup.cfg, setup.data.train, p.loss_fn, p.aux_loss, setup.device,
+                         skip=p.y.shape[0])
 
 
 def gradients(setup, probe, candidates):
@@ -60,9 +55,8 @@ def set_b(model, b: float) -> None:
         node.rule.b.fill_(b)
 
 
-def choice(fd, sg, index=None):
-    scores = {b: cosine(g if index is None else g[index], fd if index is None else fd[index])
-              for b, g in sg.items()}
+def choice(fd, sg, index=slice(None)):
+    scores = {b: cosine(g[index], fd[index]) for b, g in sg.items()}
     return max(scores, key=lambda b: -2 if scores[b] is None else scores[b]), scores
 
 
